@@ -1,0 +1,40 @@
+"""Enumerations used by the MLP schemas. Each member has a one-line description."""
+
+from __future__ import annotations
+
+from fastmoe_cfg.config.base import DescribedEnum
+
+
+class ActivationType(DescribedEnum):
+    """The activation function of the MLP's hidden layer."""
+
+    gelu = "gelu", "GELU, tanh approximation: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) (Fast-LLM's gelu, HF's gelu_pytorch_tanh)."
+    gelu_exact = "gelu_exact", "GELU, exact erf form: 0.5·x·(1 + erf(x/√2)) (HF's gelu)."
+    silu = "silu", "SiLU (swish): x·sigmoid(x); with gated, SwiGLU."
+    relu = "relu", "ReLU: max(x, 0)."
+    squared_relu = "squared_relu", "Squared ReLU: max(x, 0)²."
+    identity = "identity", "No activation: x (with gated, a bilinear GLU)."
+
+
+class RoutingType(DescribedEnum):
+    """How the router assigns tokens to experts."""
+
+    aux_loss = "aux_loss", "Top-k of the router logits, weights = softmax over the selected logits, balanced by the auxiliary load-balancing loss."
+    sinkhorn = "sinkhorn", "Balanced assignment by Sinkhorn iterations in training (no gradient through the choice); top-k of the scores in inference."
+
+
+class MoEImplementation(DescribedEnum):
+    """How the experts are executed. All implementations compute the same function."""
+
+    auto = "auto", "Triton dropless when the input is on a CUDA device and Triton is installed, else the torch dropless path."
+    dropless = "dropless", "Sort tokens by expert and run one grouped matrix multiplication per layer; no token is dropped."
+    looped = "looped", "Loop over experts, gathering each expert's tokens (simple, slow with many experts)."
+
+
+class MLPRecomputeLevel(DescribedEnum):
+    """What the backward pass recomputes instead of keeping in memory."""
+
+    none = "none", "Keep every activation for backward."
+    activation = "activation", "Recompute the activation function's output."
+    activation_and_input = "activation_and_input", "Recompute the activation and the (normalized) MLP input."
+    full = "full", "Recompute the whole layer in backward (torch.utils.checkpoint)."

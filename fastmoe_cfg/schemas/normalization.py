@@ -1,0 +1,43 @@
+"""Normalization layers: `type: layer_norm` (default), `rms_norm` or `none`."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from fastmoe_cfg.config.base import Config, field
+from fastmoe_cfg.schemas.parameter import ParameterConfig
+
+
+class NormalizationConfig(Config):
+    """A normalization layer over the hidden dimension."""
+
+    __default_variant__: ClassVar[str] = "layer_norm"
+
+    type: str | None = field(None, tier="core", desc="The normalization: layer_norm (default), rms_norm or none.")
+
+
+@NormalizationConfig.register("none")
+class NoNormalizationConfig(NormalizationConfig):
+    """No normalization: the input passes through unchanged."""
+
+
+class AffineNormalizationConfig(NormalizationConfig):
+    """A normalization with a learnable per-feature weight (base of layer_norm and rms_norm)."""
+
+    epsilon: float = field(1e-5, tier="architecture", gt=0, desc="Added to the variance before the square root.")
+    zero_centered: bool = field(
+        False, tier="architecture", desc="Store the weight as an offset from 1: the output is multiplied by (1 + weight)."
+    )
+    weight: ParameterConfig = field(default_factory=ParameterConfig, tier="architecture", desc="The per-feature weight (default initialization: ones, or zeros when zero_centered).")
+
+
+@NormalizationConfig.register("layer_norm")
+class LayerNormalizationConfig(AffineNormalizationConfig):
+    """Layer normalization: (x - mean(x)) / sqrt(var(x) + epsilon) · weight + bias."""
+
+    bias: ParameterConfig = field(default_factory=ParameterConfig, tier="architecture", desc="The per-feature bias (default initialization: zeros).")
+
+
+@NormalizationConfig.register("rms_norm")
+class RMSNormalizationConfig(AffineNormalizationConfig):
+    """RMS normalization: x / sqrt(mean(x²) + epsilon) · weight."""
