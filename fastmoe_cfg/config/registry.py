@@ -79,9 +79,10 @@ def _pin_type_field(base: type[Config], variant: type[Config], name: str) -> Non
     variant.__pydantic_fields__ = fields
 
 
-def _all_config_classes() -> list[type[Config]]:
+def all_config_classes() -> list[type[Config]]:
     from fastmoe_cfg.config.base import Config
 
+    """Every subclass of Config defined so far, parents before children."""
     seen: list[type[Config]] = []
     stack = [Config]
     while stack:
@@ -95,7 +96,7 @@ def _all_config_classes() -> list[type[Config]]:
 
 def _rebuild_built_configs() -> None:
     """A variant registered after first use (a late plugin) must reach the built validators."""
-    built = [klass for klass in _all_config_classes() if klass.__pydantic_complete__]
+    built = [klass for klass in all_config_classes() if klass.__pydantic_complete__]
     for klass in built:
         klass.model_rebuild(force=True)
 

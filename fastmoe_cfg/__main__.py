@@ -1,0 +1,3 @@
+from fastmoe_cfg.cli import main
+
+main()

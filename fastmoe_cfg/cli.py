@@ -1,0 +1,237 @@
+"""The `fastmoe-cfg` command line. Thin: parse arguments, call the library, render.
+
+Exit codes: 0 ok, 1 invalid config, 2 usage error. No Python traceback
+reaches the user. Never imports torch.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import sys
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+
+from fastmoe_cfg.config.errors import ConfigError, Problem
+
+app = typer.Typer(
+    name="fastmoe-cfg",
+    help="Validate, explain and document mixture-of-experts MLP configs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+
+
+class OutputFormat(str, enum.Enum):
+    text = "text"
+    json = "json"
+
+
+class TierChoice(str, enum.Enum):
+    core = "core"
+    architecture = "architecture"
+    feature = "feature"
+    performance = "performance"
+    expert = "expert"
+    deprecated = "deprecated"
+
+
+class DType(str, enum.Enum):
+    bf16 = "bf16"
+    fp16 = "fp16"
+    fp32 = "fp32"
+    fp8 = "fp8"
+
+
+class VariantChoice(str, enum.Enum):
+    moe = "moe"
+    mlp = "mlp"
+
+
+def _check_overrides(values: Optional[List[str]]) -> List[str]:
+    from fastmoe_cfg.config.overrides import OverrideSyntaxError, parse_override
+
+    for value in values or []:
+        try:
+            parse_override(value)
+        except OverrideSyntaxError as exc:
+            raise typer.BadParameter(str(exc)) from None
+    return values or []
+
+
+_FILE = typer.Argument(..., exists=True, dir_okay=False, readable=True, help="YAML config file.")
+_SET = typer.Option(
+    None, "--set", "-s", metavar="KEY=VALUE", callback=_check_overrides,
+    help="Override a value (dotted KEY relative to --key; VALUE is YAML). Repeatable.",
+)
+_KEY = typer.Option(None, "--key", "-k", metavar="PATH", help="Dotted path of the MLP config inside the file, e.g. model.mlp.")
+_FORMAT = typer.Option(OutputFormat.text, "--format", "-f", help="text for people, json for programs.")
+
+
+def _load(path: Path, key: Optional[str], overrides: List[str]) -> Any:
+    from fastmoe_cfg import load_config
+
+    return load_config(path, key=key, overrides=overrides)
+
+
+def _print_problems(problems: List[Problem], out: Any = None) -> None:
+    """Each problem as one line, then a code frame of its YAML line with a caret."""
+    out = out or sys.stdout
+    lines_by_file: dict[str, List[str]] = {}
+    for problem in problems:
+        out.write(problem.render() + "\n")
+        if problem.file is None or problem.line is None or problem.override is not None:
+            continue
+        if problem.file not in lines_by_file:
+            try:
+                lines_by_file[problem.file] = Path(problem.file).read_text(encoding="utf-8", errors="replace").splitlines()
+            except OSError:
+                lines_by_file[problem.file] = []
+        lines = lines_by_file[problem.file]
+        if 0 < problem.line <= len(lines):
+            gutter = f"{problem.line:>5} | "
+            out.write(gutter + lines[problem.line - 1].expandtabs(1) + "\n")
+            out.write(" " * (len(gutter) - 2) + "| " + " " * max((problem.column or 1) - 1, 0) + "^\n")
+
+
+@app.command()
+def validate(
+    files: List[Path] = typer.Argument(..., exists=True, dir_okay=False, readable=True, help="YAML config files."),
+    overrides: Optional[List[str]] = _SET,
+    key: Optional[str] = _KEY,
+    output_format: OutputFormat = _FORMAT,
+) -> None:
+    """Check config files; print every problem with its file:line:col and a code frame.
+
+    Exit code 0 when every file is valid, 1 when any is not.
+
+    Example:
+
+        fastmoe-cfg validate examples/mixtral_8x7b.yaml --set experts_per_token=4
+    """
+    all_problems: List[Problem] = []
+    valid: List[tuple[Path, Any]] = []
+    for path in files:
+        try:
+            valid.append((path, _load(path, key, overrides or [])))
+        except ConfigError as exc:
+            all_problems.extend(exc.problems)
+    if output_format is OutputFormat.json:
+        sys.stdout.write(json.dumps([problem.to_json() for problem in all_problems], indent=2) + "\n")
+    else:
+        _print_problems(all_problems)
+        for path, config in valid:
+            sys.stdout.write(f"{path}: valid ({type(config).__name__}, type: {config.type})\n")
+        if all_problems:
+            count = len(all_problems)
+            sys.stdout.write(f"{count} problem{'s' if count != 1 else ''} found\n")
+    raise typer.Exit(1 if all_problems else 0)
+
+
+@app.command()
+def explain(
+    file: Path = _FILE,
+    tier: Optional[List[TierChoice]] = typer.Option(None, "--tier", "-t", help="Show only fields of this tier. Repeatable."),
+    show_all: bool = typer.Option(False, "--all", "-a", help="Show every field: expert tier and nested sub-fields too."),
+    hidden_size: Optional[int] = typer.Option(None, "--hidden-size", min=1, help="Model hidden size: adds parameter, FLOP and memory counts."),
+    dtype: DType = typer.Option(DType.bf16, "--dtype", help="Weight dtype for the memory figures."),
+    overrides: Optional[List[str]] = _SET,
+    key: Optional[str] = _KEY,
+    output_format: OutputFormat = _FORMAT,
+) -> None:
+    """Show the resolved config: value, where it came from (set / default / derived), tier, description.
+
+    With --hidden-size, also the parameter counts (total and active per token),
+    forward FLOPs per token and per-expert weight memory.
+
+    Example:
+
+        fastmoe-cfg explain examples/mixtral_8x7b.yaml --hidden-size 4096
+    """
+    from fastmoe_cfg.explain import explain_rows, render_explain
+    from fastmoe_cfg.schemas.counts import count_layer
+
+    try:
+        config = _load(file, key, overrides or [])
+    except ConfigError as exc:
+        _print_problems(exc.problems, sys.stderr)
+        raise typer.Exit(1) from None
+    tiers = {choice.value for choice in tier} if tier else None
+    rows = explain_rows(config, tiers=tiers, expand=show_all)
+    counts = count_layer(config, hidden_size, dtype.value) if hidden_size is not None else None
+    if output_format is OutputFormat.json:
+        payload = {
+            "file": str(file),
+            "class": type(config).__name__,
+            "type": config.type,
+            "fields": [row.to_json() for row in rows],
+            "summary": counts.to_json() if counts is not None else None,
+        }
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+        return
+    render_explain(config, rows, counts, title=str(file))
+
+
+@app.command()
+def schema(
+    output: Optional[Path] = typer.Option(None, "--output", "-o", dir_okay=False, help="Write to this file instead of stdout."),
+) -> None:
+    """Print the JSON Schema (draft 2020-12) of MLP configs, for editors and other tools.
+
+    Example (then point yaml-language-server at it with
+    `# yaml-language-server: $schema=fastmoe.schema.json`):
+
+        fastmoe-cfg schema -o fastmoe.schema.json
+    """
+    from fastmoe_cfg.config.schema import json_schema
+    from fastmoe_cfg.schemas import MLPBaseConfig
+
+    text = json.dumps(json_schema(MLPBaseConfig, title="fastmoe_cfg MLP config"), indent=2) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        sys.stderr.write(f"wrote {output}\n")
+
+
+@app.command()
+def init(
+    variant: VariantChoice = typer.Option(VariantChoice.moe, "--type", help="moe (mixture of experts) or mlp (dense)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", dir_okay=False, help="Write to this file instead of stdout."),
+    force: bool = typer.Option(False, "--force", help="Overwrite --output if it exists."),
+) -> None:
+    """Write a commented starter config that validates.
+
+    Example:
+
+        fastmoe-cfg init --type moe -o moe.yaml && fastmoe-cfg validate moe.yaml
+    """
+    from fastmoe_cfg.starter import starter_yaml
+
+    text = starter_yaml(variant.value)
+    if output is None:
+        sys.stdout.write(text)
+        return
+    if output.exists() and not force:
+        raise typer.BadParameter(f"{output} exists; pass --force to overwrite it", param_hint="--output")
+    output.write_text(text, encoding="utf-8")
+    sys.stderr.write(f"wrote {output}\n")
+
+
+def main() -> None:
+    """Console entry point: no traceback ever reaches the user."""
+    try:
+        app()
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        raise SystemExit(130) from None
+    except Exception as exc:  # a bug: say so plainly, without a traceback
+        sys.stderr.write(f"fastmoe-cfg: internal error: {type(exc).__name__}: {exc}\n")
+        raise SystemExit(1) from None

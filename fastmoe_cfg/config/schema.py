@@ -1,0 +1,48 @@
+"""JSON Schema export (draft 2020-12) of a config class.
+
+Every property carries `x-tier`; derived defaults carry `x-derived` and
+classes with cross-field rules `x-rules` (each in words). A dynamic base is a
+`oneOf` of its variants: non-default variants require `type`, so a document
+without `type` matches exactly the default variant. Editors use it through
+yaml-language-server (`# yaml-language-server: $schema=...`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastmoe_cfg.config.base import Config
+from fastmoe_cfg.config.registry import all_config_classes
+
+DRAFT = "https://json-schema.org/draft/2020-12/schema"
+
+
+def json_schema(root: type[Config], *, title: str | None = None) -> dict[str, Any]:
+    schema = root.model_json_schema()
+    classes = {klass.__name__: klass for klass in all_config_classes()}
+    definitions = schema.get("$defs", {})
+    for name, definition in [*definitions.items(), (root.__name__, schema)]:
+        klass = classes.get(name)
+        if klass is not None and "properties" in definition:
+            _annotate(klass, definition)
+    result: dict[str, Any] = {"$schema": DRAFT, "title": title or root.__name__}
+    if root.__doc__:
+        result["description"] = " ".join(root.__doc__.split())
+    result.update((key, value) for key, value in schema.items() if key not in ("title", "description"))
+    return result
+
+
+def _annotate(klass: type[Config], definition: dict[str, Any]) -> None:
+    variant = klass.__variant_name__
+    if variant is not None:
+        base = next(base for base in klass.__mro__ if isinstance(base, type) and issubclass(base, Config) and base.is_dynamic())
+        if variant != base.__default_variant__:
+            required = definition.setdefault("required", [])
+            if "type" not in required:
+                required.insert(0, "type")
+    for derived in klass.derived_defaults():
+        if derived.field in definition["properties"]:
+            definition["properties"][derived.field]["x-derived"] = derived.doc
+    rules = [rule.doc for rule in klass.rules()]
+    if rules:
+        definition["x-rules"] = rules

@@ -1,0 +1,166 @@
+"""What `fastmoe-cfg explain` shows: one row per field of a resolved config.
+
+`explain_rows` is plain data (also the `--format json` output);
+`render_explain` draws it with rich, grouped by tier.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass
+from typing import Any, Iterable
+
+from fastmoe_cfg.config.base import TIER_ORDER, Config, Tier
+from fastmoe_cfg.config.errors import format_number
+from fastmoe_cfg.schemas.counts import LayerCounts
+
+
+@dataclass(frozen=True)
+class ExplainRow:
+    path: str
+    value: Any  # plain JSON data
+    display: str
+    source: str  # set | default | derived
+    tier: str
+    description: str
+    derived: str | None = None  # how a derived value was computed
+    depth: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        del data["display"], data["depth"]
+        return data
+
+
+def format_value(value: Any) -> str:
+    """A value as it would be written in YAML flow style."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    if isinstance(value, float):
+        return format_number(value)
+    if isinstance(value, Config):
+        return format_value(value.to_dict())
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{key}: {format_value(item)}" for key, item in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(format_value(item) for item in value) + "]"
+    return str(value)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Config):
+        return value.to_dict(resolved=True)
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value
+
+
+def _sorted_fields(config: Config) -> list[str]:
+    klass = type(config)
+    return sorted(klass.__pydantic_fields__, key=lambda name: (TIER_ORDER.index(klass.field_tier(name)), name))
+
+
+def explain_rows(config: Config, *, tiers: Iterable[str] | None = None, expand: bool = False) -> list[ExplainRow]:
+    """Rows sorted by tier then name; nested configs expanded (indented) when `expand`.
+
+    Without `tiers`, the expert tier shows only when `expand` is set.
+    """
+    wanted = set(tiers) if tiers else None
+    rows: list[ExplainRow] = []
+    _collect(config, "", 0, wanted, expand, rows)
+    return rows
+
+
+def _collect(config: Config, prefix: str, depth: int, wanted: set[str] | None, expand: bool, rows: list[ExplainRow]) -> None:
+    klass = type(config)
+    derived_docs = {derived.field: derived.doc for derived in klass.derived_defaults()}
+    for name in _sorted_fields(config):
+        tier = klass.field_tier(name)
+        if wanted is not None and tier.value not in wanted:
+            continue
+        if wanted is None and not expand and tier is Tier.expert:
+            continue
+        value = getattr(config, name)
+        source = config.provenance(name)
+        shown = format_value(value)
+        if isinstance(value, Config):
+            shown = type(value).__name__ if expand else (shown if shown != "{}" else "(defaults)")
+        info = klass.__pydantic_fields__[name]
+        rows.append(
+            ExplainRow(
+                path=prefix + name,
+                value=_plain(value),
+                display=shown,
+                source=source,
+                tier=tier.value,
+                description=info.description or "",
+                derived=derived_docs.get(name) if source == "derived" else None,
+                depth=depth,
+            )
+        )
+        if expand and isinstance(value, Config):
+            _collect(value, f"{prefix}{name}.", depth + 1, wanted, expand, rows)
+
+
+def summary_lines(counts: LayerCounts) -> list[tuple[str, str]]:
+    lines = [
+        ("total parameters", f"{counts.total_parameters:,}"),
+        ("active parameters per token", f"{counts.active_parameters:,}"),
+        ("forward FLOPs per token", f"{counts.flops_per_token:,}"),
+    ]
+    if counts.parameters_per_expert:
+        mib = counts.bytes_per_expert / 2**20
+        lines += [
+            ("router parameters", f"{counts.router_parameters:,}"),
+            ("parameters per routed expert", f"{counts.parameters_per_expert:,}"),
+            (f"weight memory per expert ({counts.dtype})", f"{counts.bytes_per_expert:,} bytes ({mib:,.1f} MiB)"),
+        ]
+        if counts.shared_parameters:
+            lines.append(("shared expert parameters", f"{counts.shared_parameters:,}"))
+    if counts.norm_parameters:
+        lines.append(("norm parameters", f"{counts.norm_parameters:,}"))
+    return lines
+
+
+def render_explain(config: Config, rows: list[ExplainRow], counts: LayerCounts | None, *, title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    table = Table(title=f"{title}: {type(config).__name__} (type: {getattr(config, 'type', None)})", title_justify="left")
+    table.add_column("field", no_wrap=True)
+    table.add_column("value", overflow="fold")
+    table.add_column("source")
+    table.add_column("description", ratio=1)
+    current_tier = None
+    for row in rows:
+        if row.depth == 0 and row.tier != current_tier:
+            if current_tier is not None:
+                table.add_section()
+            current_tier = row.tier
+            table.add_row(f"[bold]{row.tier}[/bold]", "", "", f"[dim]{Tier(row.tier).description}[/dim]")
+        description = row.description if row.derived is None else f"{row.description} Derived: {row.derived}"
+        name = "  " * (row.depth + 1) + row.path.rsplit(".", 1)[-1] if row.depth else "  " + row.path
+        if row.depth:
+            description = f"[{row.tier}] {description}"
+        table.add_row(name, _escape(row.display), row.source, _escape(description))
+    console.print(table)
+    if counts is None:
+        console.print("Pass --hidden-size N to see parameter counts, FLOPs per token and memory per expert.")
+        return
+    summary = Table(title=f"per layer, hidden_size={counts.hidden_size}", title_justify="left", show_header=False)
+    summary.add_column("quantity")
+    summary.add_column("value", justify="right")
+    for label, value in summary_lines(counts):
+        summary.add_row(label, value)
+    console.print(summary)
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)

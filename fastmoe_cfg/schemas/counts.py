@@ -1,0 +1,103 @@
+"""Parameter, FLOP and memory counts computed from a config alone (no torch).
+
+Conventions: FLOPs are 2 × the multiply-adds of the matmuls of one token's
+forward pass (router, experts, shared experts); norms, activations and the
+weighted sum are not counted. "Active" parameters are those one token
+touches: router, router scales, its `experts_per_token` routed experts, the
+shared experts and the norms, biases included.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from fastmoe_cfg.schemas.linear import AffineLinearConfig
+from fastmoe_cfg.schemas.mlp import MLPBaseConfig, MoEMLPConfig
+from fastmoe_cfg.schemas.normalization import LayerNormalizationConfig, NormalizationConfig, RMSNormalizationConfig
+from fastmoe_cfg.schemas.parameter import OptionalParameterConfig
+
+DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1}
+
+
+@dataclass(frozen=True)
+class LayerCounts:
+    hidden_size: int
+    total_parameters: int
+    active_parameters: int
+    flops_per_token: int
+    router_parameters: int = 0
+    parameters_per_expert: int = 0
+    shared_parameters: int = 0
+    norm_parameters: int = 0
+    dtype: str = "bf16"
+    bytes_per_expert: int = 0
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def norm_parameters(norm: NormalizationConfig | None, hidden_size: int) -> int:
+    if isinstance(norm, LayerNormalizationConfig):
+        return 2 * hidden_size
+    if isinstance(norm, RMSNormalizationConfig):
+        return hidden_size
+    return 0
+
+
+def has_bias(layer: AffineLinearConfig, config: MLPBaseConfig) -> bool:
+    """A linear's bias exists when `bias.enabled` says so, else when `add_linear_biases` does."""
+    return config.add_linear_biases if layer.bias.enabled is None else layer.bias.enabled
+
+
+def _enabled(parameter: OptionalParameterConfig) -> bool:
+    return bool(parameter.enabled)
+
+
+def mlp_parameters(config: MLPBaseConfig, hidden_size: int, intermediate_size: int) -> int:
+    """Weights and biases of one MLP of the given width (layer_1 doubles its rows when gated)."""
+    rows_1 = intermediate_size * (2 if config.gated else 1)
+    count = hidden_size * rows_1 + intermediate_size * hidden_size
+    count += rows_1 if has_bias(config.layer_1, config) else 0
+    count += hidden_size if has_bias(config.layer_2, config) else 0
+    return count
+
+
+def mlp_flops(config: MLPBaseConfig, hidden_size: int, intermediate_size: int) -> int:
+    rows_1 = intermediate_size * (2 if config.gated else 1)
+    return 2 * (hidden_size * rows_1 + intermediate_size * hidden_size)
+
+
+def count_layer(config: MLPBaseConfig, hidden_size: int, dtype: str = "bf16") -> LayerCounts:
+    norms = norm_parameters(config.pre_norm, hidden_size) + norm_parameters(config.post_norm, hidden_size)
+    if not isinstance(config, MoEMLPConfig):
+        dense = mlp_parameters(config, hidden_size, config.intermediate_size)
+        return LayerCounts(
+            hidden_size=hidden_size,
+            total_parameters=dense + norms,
+            active_parameters=dense + norms,
+            flops_per_token=mlp_flops(config, hidden_size, config.intermediate_size),
+            norm_parameters=norms,
+            dtype=dtype,
+        )
+    routed = config.experts - config.shared_experts
+    router = hidden_size * routed
+    router += norm_parameters(config.router_normalization, hidden_size)
+    router += hidden_size if _enabled(config.router_scale) else 0
+    router += routed if _enabled(config.router_per_expert_scale) else 0
+    per_expert = mlp_parameters(config, hidden_size, config.intermediate_size)
+    shared_width = config.shared_experts * config.intermediate_size
+    shared = mlp_parameters(config, hidden_size, shared_width) if config.shared_experts else 0
+    flops = 2 * hidden_size * routed + config.experts_per_token * mlp_flops(config, hidden_size, config.intermediate_size)
+    flops += mlp_flops(config, hidden_size, shared_width) if config.shared_experts else 0
+    return LayerCounts(
+        hidden_size=hidden_size,
+        total_parameters=router + routed * per_expert + shared + norms,
+        active_parameters=router + config.experts_per_token * per_expert + shared + norms,
+        flops_per_token=flops,
+        router_parameters=router,
+        parameters_per_expert=per_expert,
+        shared_parameters=shared,
+        norm_parameters=norms,
+        dtype=dtype,
+        bytes_per_expert=per_expert * DTYPE_BYTES[dtype],
+    )
