@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import difflib
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Protocol, Sequence
 
 if TYPE_CHECKING:
@@ -35,6 +35,7 @@ class Problem:
     column: int | None = None
     suggestion: str | None = None
     override: str | None = None
+    order: int = field(default=0, compare=False, repr=False)  # command-line position of an override
 
     @property
     def where(self) -> str:
@@ -50,10 +51,12 @@ class Problem:
         return ": ".join([*parts, text])
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        del data["order"]
+        return data
 
     def sort_key(self) -> tuple[Any, ...]:
-        return (self.override is not None, self.file or "", self.line or 0, self.column or 0)
+        return (self.override is not None, self.order, self.file or "", self.line or 0, self.column or 0)
 
 
 class ConfigError(ValueError):
@@ -197,7 +200,9 @@ def _problem(error: dict[str, Any], root: type[Config], locator: Locator) -> Pro
         return locator.problem(path, "value", message=f"expected a finite number, got {format_number(value)}")
     if kind in _BOUNDS:
         symbol, key = _BOUNDS[kind]
-        return locator.problem(path, "value", message=f"must be {symbol} {ctx[key]}, got {format_number(value)}")
+        bound = ctx[key]
+        bound = int(bound) if isinstance(bound, float) and bound.is_integer() else bound
+        return locator.problem(path, "value", message=f"must be {symbol} {bound}, got {format_number(value)}")
     message = error["msg"]
     return locator.problem(path, "value", message=message[:1].lower() + message[1:])
 

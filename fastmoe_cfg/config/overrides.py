@@ -34,21 +34,21 @@ def apply_overrides(source: Source, overrides: Iterable[str]) -> Source:
         copy.deepcopy(source.data), source.file, dict(source.positions), list(source.problems),
         source.prefix, dict(source.overrides), set(source.bad_paths),
     )
-    for text in overrides:
+    for order, text in enumerate(overrides):
         try:
             path, raw = parse_override(text)
         except OverrideSyntaxError as exc:
-            raise ConfigError([*result.problems, Problem(str(exc).split(": ", 1)[1], override=text)]) from None
-        _apply_one(result, text, path, raw)
+            raise ConfigError([*result.problems, Problem(str(exc).split(": ", 1)[1], override=text, order=order)]) from None
+        _apply_one(result, text, path, raw, order)
     return result
 
 
-def _apply_one(source: Source, text: str, path: Path, raw: str) -> None:
+def _apply_one(source: Source, text: str, path: Path, raw: str, order: int) -> None:
     shown = format_path(source.prefix + path)
     parsed = parse_yaml(raw, file=None)
     if parsed.problems:
         for problem in parsed.problems:
-            source.problems.append(Problem(problem.message, shown, override=text))
+            source.problems.append(Problem(problem.message, shown, override=text, order=order))
         return
     if source.data is None:
         source.data = {}
@@ -61,12 +61,13 @@ def _apply_one(source: Source, text: str, path: Path, raw: str) -> None:
         node = node[part]
         if not isinstance(node, dict):
             where = format_path(source.prefix + path[: depth + 1])
-            source.problems.append(Problem(f"cannot set {shown}: {where} is {describe(node)}, not a mapping", shown, override=text))
+            source.problems.append(Problem(f"cannot set {shown}: {where} is {describe(node)}, not a mapping", shown, override=text, order=order))
             return
     if not isinstance(node, dict):
-        source.problems.append(Problem(f"cannot set {shown}: the document is {describe(node)}, not a mapping", shown, override=text))
+        source.problems.append(Problem(f"cannot set {shown}: the document is {describe(node)}, not a mapping", shown, override=text, order=order))
         return
     node[path[-1]] = parsed.data
+    source.overrides.pop(path, None)  # a later override of the same path takes its place in the order
     for written in [written for written in source.positions if written[: len(path)] == path]:
         del source.positions[written]
     source.bad_paths = {bad for bad in source.bad_paths if bad[: len(path)] != path}

@@ -68,6 +68,13 @@ def register_variant(base: type[Config], name: str, variant: type[Config]) -> No
     _rebuild_built_configs()
 
 
+def unregister_variant(base: type[Config], name: str) -> None:
+    """Remove a variant (for tests and plugin reloads); validators are rebuilt without it."""
+    if base.__variants__ is not None and name in base.__variants__:
+        del base.__variants__[name]
+        _rebuild_built_configs()
+
+
 def _pin_type_field(base: type[Config], variant: type[Config], name: str) -> None:
     """Give the variant a `type: Literal[name] = name` field with the base's description."""
     declared = base.__pydantic_fields__.get("type")
@@ -95,10 +102,17 @@ def all_config_classes() -> list[type[Config]]:
 
 
 def _rebuild_built_configs() -> None:
-    """A variant registered after first use (a late plugin) must reach the built validators."""
-    built = [klass for klass in all_config_classes() if klass.__pydantic_complete__]
-    for klass in built:
-        klass.model_rebuild(force=True)
+    """A variant registered after first use (a late plugin) must reach the built validators.
+
+    Every built validator is reset to pydantic's not-yet-built state (as with
+    `defer_build`), so each is rebuilt, from the current registry, on next use.
+    """
+    from pydantic._internal._mock_val_ser import set_model_mocks
+
+    for klass in all_config_classes():
+        if klass.__pydantic_complete__:
+            set_model_mocks(klass)
+            klass.__pydantic_complete__ = False
 
 
 def variant_union_schema(base: type[Config], handler: Any) -> core_schema.CoreSchema:

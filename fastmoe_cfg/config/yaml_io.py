@@ -64,7 +64,8 @@ class Source:
         for length in range(len(path), -1, -1):
             if path[:length] in self.overrides:
                 override = self.overrides[path[:length]]
-                return Problem(path=format_path(self.prefix + path), override=override, **fields)
+                order = list(self.overrides).index(path[:length])
+                return Problem(path=format_path(self.prefix + path), override=override, order=order, **fields)
         position = self._position(path, kind)
         line, column = (position.line, position.column) if position else (None, None)
         return Problem(path=format_path(self.prefix + path), file=self.file, line=line, column=column, **fields)

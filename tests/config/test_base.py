@@ -1,0 +1,155 @@
+"""The Config base: tiers, strictness, enums, derived defaults and provenance, dump."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from pydantic import ValidationError
+
+from fastmoe_cfg.config.base import Config, Derived, Rule, Tier, field
+from fastmoe_cfg.config.errors import ConfigError
+from fastmoe_cfg.schemas import (
+    ActivationType,
+    LayerNormalizationConfig,
+    MLPBaseConfig,
+    MLPConfig,
+    MoEMLPConfig,
+    RoutingType,
+)
+
+
+def test_field_without_tier_fails_at_class_definition() -> None:
+    with pytest.raises(TypeError, match=r"Untiered.x: every config field needs a tier"):
+
+        class Untiered(Config):
+            x: int = 3
+
+
+def test_field_helper_carries_tier_description_and_constraints() -> None:
+    info = MoEMLPConfig.model_fields["experts"]
+    assert info.json_schema_extra == {"x-tier": "architecture"}
+    assert info.description == "Number of experts, shared experts included."
+    assert MoEMLPConfig.field_tier("implementation") is Tier.expert
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"type": "moe", "experts": "2"},
+        {"type": "moe", "experts": 2.0},
+        {"type": "moe", "experts": True},
+        {"gated": 1},
+        {"gated": "true"},
+        {"intermediate_size": None},
+        {"lr_scale": float("inf")},
+        {"lr_scale": float("nan")},
+    ],
+)
+def test_strict_types(data: dict) -> None:
+    with pytest.raises(ConfigError):
+        MLPBaseConfig.from_dict(data)
+
+
+def test_int_is_accepted_for_float() -> None:
+    assert MoEMLPConfig(auxiliary_loss_coefficient=1).auxiliary_loss_coefficient == 1.0
+
+
+def test_enum_fields_accept_strings_from_python() -> None:
+    config = MoEMLPConfig(routing="sinkhorn", activation="gelu_exact")
+    assert config.routing is RoutingType.sinkhorn
+    assert config.activation is ActivationType.gelu_exact
+    assert config.routing == "sinkhorn"
+
+
+def test_enum_members_have_descriptions() -> None:
+    for enum_class in (ActivationType, RoutingType):
+        for member in enum_class:
+            assert member.description and member.name == member.value
+
+
+def test_frozen() -> None:
+    config = MoEMLPConfig()
+    with pytest.raises(ValidationError):
+        config.experts = 4  # type: ignore[misc]
+
+
+def test_unknown_keyword_from_python() -> None:
+    with pytest.raises(ConfigError, match=r"^expertz: unknown field \(did you mean experts\?\)$"):
+        MoEMLPConfig(expertz=4)
+
+
+@pytest.mark.parametrize(
+    "gated, explicit, expected, source",
+    [
+        (True, None, ActivationType.silu, "derived"),
+        (False, None, ActivationType.gelu, "derived"),
+        (True, "relu", ActivationType.relu, "set"),
+    ],
+)
+def test_derived_activation(gated: bool, explicit: str | None, expected: ActivationType, source: str) -> None:
+    data = {"type": "moe", "gated": gated}
+    if explicit:
+        data["activation"] = explicit
+    config = MLPBaseConfig.from_dict(data)
+    assert config.activation is expected
+    assert config.provenance("activation") == source
+    assert config.provenance("gated") == "set"
+    assert config.provenance("experts") == "default"
+
+
+def test_derived_stays_derived_after_round_trip_and_is_not_dumped() -> None:
+    config = MoEMLPConfig(gated=True)
+    assert config.to_dict() == {"type": "moe", "gated": True}
+    again = MLPBaseConfig.from_dict(config.to_dict())
+    assert again == config and again.provenance("activation") == "derived"
+    resolved = config.to_dict(resolved=True)
+    assert resolved["activation"] == "silu" and resolved["experts"] == 2
+    reloaded = MLPBaseConfig.from_dict(resolved)
+    assert reloaded == config and reloaded.provenance("activation") == "set"
+
+
+def test_provenance_is_not_part_of_equality() -> None:
+    assert MoEMLPConfig(gated=True) == MoEMLPConfig(gated=True, activation="silu")
+    assert hash(MoEMLPConfig(gated=True)) == hash(MoEMLPConfig(gated=True, activation="silu"))
+    assert MoEMLPConfig() != MLPConfig()
+
+
+def test_variant_selection_and_default_variant() -> None:
+    assert type(MLPBaseConfig.from_dict({})) is MLPConfig
+    assert type(MLPBaseConfig.from_dict({"type": "moe"})) is MoEMLPConfig
+    assert type(MoEMLPConfig(pre_norm={}).pre_norm) is LayerNormalizationConfig
+    assert MoEMLPConfig().type == "moe"
+    assert sorted(MLPBaseConfig.variants()) == ["mlp", "moe"]
+
+
+def test_variant_rejects_other_type_when_validated_directly() -> None:
+    with pytest.raises(ConfigError, match=r"^type: expected 'moe', got string 'mlp'$"):
+        MoEMLPConfig.from_dict({"type": "mlp"})
+
+
+def test_rules_and_derived_defaults_are_declared_as_data() -> None:
+    (rule,) = MoEMLPConfig.rules()
+    assert isinstance(rule, Rule) and rule.fields == ("experts_per_token", "shared_experts", "experts")
+    assert "experts_per_token + shared_experts <= experts" in rule.doc
+    (derived,) = MoEMLPConfig.derived_defaults()
+    assert isinstance(derived, Derived) and derived.doc == "silu if gated, else gelu."
+
+
+def test_custom_rule_reports_all_violations_at_once() -> None:
+    class Window(Config):
+        __rules__ = (
+            Rule(("low", "high"), lambda low, high: low < high, lambda low, high: f"must satisfy low < high ({low} >= {high})", "low < high"),
+            Rule(("high", "cap"), lambda high, cap: high <= cap, lambda high, cap: f"must satisfy high <= cap ({high} > {cap})", "high <= cap"),
+        )
+        low: float = field(0.0, tier="core", desc="Lower end.")
+        high: float = field(1.0, tier="core", desc="Upper end.")
+        cap: float = field(10.0, tier="core", desc="Cap.", allow_inf_nan=True)
+
+    with pytest.raises(ConfigError) as info:
+        Window(low=30, high=20)
+    assert str(info.value).splitlines() == [
+        "low: must satisfy low < high (30.0 >= 20.0)",
+        "high: must satisfy high <= cap (20.0 > 10.0)",
+    ]
+    assert math.isinf(Window(cap=float("inf")).cap)

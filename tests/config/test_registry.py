@@ -1,0 +1,90 @@
+"""Variants and entry-point plugins."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from fastmoe_cfg.config.base import field
+from fastmoe_cfg.config.errors import ConfigError
+from fastmoe_cfg.config.registry import ENTRY_POINT_GROUP, unregister_variant
+from fastmoe_cfg.schemas import MLPBaseConfig, MoEMLPConfig, NormalizationConfig
+from tests.conftest import ROOT, errors_of, load
+
+
+def test_late_registration_reaches_built_validators() -> None:
+    load("type: moe\npre_norm: {type: rms_norm}\n")  # validators are built now
+
+    @NormalizationConfig.register("scale_norm")
+    class ScaleNormalizationConfig(NormalizationConfig):
+        """ScaleNorm: x / ||x|| · g."""
+
+        epsilon: float = field(1e-5, tier="architecture", gt=0, desc="Added to the norm.")
+
+    try:
+        config = load("type: moe\npre_norm: {type: scale_norm, epsilon: 0.5}\n")
+        assert isinstance(config.pre_norm, ScaleNormalizationConfig) and config.pre_norm.epsilon == 0.5
+        assert config.pre_norm.type == "scale_norm"
+        assert "scale_norm" in NormalizationConfig.variants()
+        assert errors_of("type: moe\npre_norm: {type: scale_nrm}\n") == (
+            "moe.yaml:2:18: pre_norm.type: unknown type 'scale_nrm'; expected one of: layer_norm, none, rms_norm, "
+            "scale_norm (did you mean scale_norm?)"
+        )
+    finally:
+        unregister_variant(NormalizationConfig, "scale_norm")
+    assert "scale_norm" not in NormalizationConfig.variants()
+    with pytest.raises(ConfigError):
+        load("type: moe\npre_norm: {type: scale_norm}\n")
+
+
+def test_register_checks() -> None:
+    with pytest.raises(TypeError, match="must subclass it"):
+        NormalizationConfig.register("bad")(MoEMLPConfig)
+    with pytest.raises(ValueError, match="already has a variant 'moe'"):
+
+        @MLPBaseConfig.register("moe")
+        class OtherMoE(MoEMLPConfig):
+            """Another."""
+
+
+PLUGIN = '''
+"""A tiny third-party plugin: a normalization variant."""
+from fastmoe_cfg.config.base import field
+from fastmoe_cfg.schemas import NormalizationConfig
+
+
+@NormalizationConfig.register("scale_norm")
+class ScaleNormalizationConfig(NormalizationConfig):
+    """ScaleNorm: x / ||x|| * g."""
+
+    epsilon: float = field(1e-5, tier="architecture", gt=0, desc="Added to the norm.")
+'''
+
+
+def test_entry_point_plugin_is_loaded_before_the_first_lookup(tmp_path: Path) -> None:
+    (tmp_path / "fastmoe_demo_plugin.py").write_text(PLUGIN)
+    dist = tmp_path / "fastmoe_demo_plugin-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: fastmoe-demo-plugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(f"[{ENTRY_POINT_GROUP}]\nscale_norm = fastmoe_demo_plugin\n")
+    good = tmp_path / "good.yaml"
+    good.write_text("type: moe\npre_norm:\n  type: scale_norm\n  epsilon: 0.1\n")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("type: moe\npre_norm:\n  type: scale_nrm\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "fastmoe_cfg", *args], capture_output=True, text=True, env=env)
+
+    ok = run("validate", str(good))
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert ok.stdout == f"{good}: valid (MoEMLPConfig, type: moe)\n"
+    failed = run("validate", str(bad), "--format", "json")
+    assert failed.returncode == 1
+    assert "expected one of: layer_norm, none, rms_norm, scale_norm" in failed.stdout
+    assert '"suggestion": "scale_norm"' in failed.stdout
