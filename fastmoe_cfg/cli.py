@@ -60,11 +60,11 @@ def _check_overrides(values: Optional[List[str]]) -> List[str]:
         try:
             parse_override(value)
         except OverrideSyntaxError as exc:
-            raise typer.BadParameter(str(exc)) from None
+            raise typer.BadParameter(f"{value!r}: {exc}") from None
     return values or []
 
 
-_FILE = typer.Argument(..., exists=True, dir_okay=False, readable=True, help="YAML config file.")
+_FILE = typer.Argument(..., exists=True, dir_okay=False, readable=True, metavar="FILE", help="YAML config file.")
 _SET = typer.Option(
     None, "--set", "-s", metavar="KEY=VALUE", callback=_check_overrides,
     help="Override a value (dotted KEY relative to --key; VALUE is YAML). Repeatable.",
@@ -101,7 +101,9 @@ def _print_problems(problems: List[Problem], out: Any = None) -> None:
 
 @app.command()
 def validate(
-    files: List[Path] = typer.Argument(..., exists=True, dir_okay=False, readable=True, help="YAML config files."),
+    files: List[Path] = typer.Argument(
+        ..., exists=True, dir_okay=False, readable=True, metavar="FILE", help="YAML config files."
+    ),
     overrides: Optional[List[str]] = _SET,
     key: Optional[str] = _KEY,
     output_format: OutputFormat = _FORMAT,
@@ -112,6 +114,7 @@ def validate(
 
     Example:
 
+    \b
         fastmoe-cfg validate examples/mixtral_8x7b.yaml --set experts_per_token=4
     """
     all_problems: List[Problem] = []
@@ -151,6 +154,7 @@ def explain(
 
     Example:
 
+    \b
         fastmoe-cfg explain examples/mixtral_8x7b.yaml --hidden-size 4096
     """
     from fastmoe_cfg.explain import explain_rows, render_explain
@@ -183,9 +187,10 @@ def schema(
 ) -> None:
     """Print the JSON Schema (draft 2020-12) of MLP configs, for editors and other tools.
 
-    Example (then point yaml-language-server at it with
-    `# yaml-language-server: $schema=fastmoe.schema.json`):
+    Example (then point yaml-language-server at it with a first line
+    `# yaml-language-server: $schema=fastmoe.schema.json` in your YAML):
 
+    \b
         fastmoe-cfg schema -o fastmoe.schema.json
     """
     from fastmoe_cfg.config.schema import json_schema
@@ -209,6 +214,7 @@ def init(
 
     Example:
 
+    \b
         fastmoe-cfg init --type moe -o moe.yaml && fastmoe-cfg validate moe.yaml
     """
     from fastmoe_cfg.starter import starter_yaml
@@ -226,7 +232,7 @@ def init(
 def main() -> None:
     """Console entry point: no traceback ever reaches the user."""
     try:
-        app()
+        app(prog_name="fastmoe-cfg")
     except SystemExit:
         raise
     except KeyboardInterrupt:

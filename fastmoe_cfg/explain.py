@@ -131,7 +131,8 @@ def render_explain(config: Config, rows: list[ExplainRow], counts: LayerCounts |
     from rich.table import Table
 
     console = Console(highlight=False)
-    table = Table(title=f"{title}: {type(config).__name__} (type: {getattr(config, 'type', None)})", title_justify="left")
+    console.print(f"{title}: {type(config).__name__} (type: {getattr(config, 'type', None)})", markup=False)
+    table = Table()
     table.add_column("field", no_wrap=True)
     table.add_column("value", overflow="fold")
     table.add_column("source")
@@ -152,7 +153,8 @@ def render_explain(config: Config, rows: list[ExplainRow], counts: LayerCounts |
     if counts is None:
         console.print("Pass --hidden-size N to see parameter counts, FLOPs per token and memory per expert.")
         return
-    summary = Table(title=f"per layer, hidden_size={counts.hidden_size}", title_justify="left", show_header=False)
+    console.print(f"Per layer, hidden_size={counts.hidden_size}:")
+    summary = Table(show_header=False)
     summary.add_column("quantity")
     summary.add_column("value", justify="right")
     for label, value in summary_lines(counts):

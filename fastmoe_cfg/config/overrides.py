@@ -24,7 +24,7 @@ def parse_override(text: str) -> tuple[Path, str]:
     key, separator, value = text.partition("=")
     parts = tuple(part.strip() for part in key.split("."))
     if not separator or not all(parts):
-        raise OverrideSyntaxError(f"--set {text}: expected KEY=VALUE with a dotted KEY, e.g. --set experts=8")
+        raise OverrideSyntaxError("expected KEY=VALUE with a dotted KEY, e.g. --set experts=8")
     return parts, value
 
 
@@ -38,7 +38,7 @@ def apply_overrides(source: Source, overrides: Iterable[str]) -> Source:
         try:
             path, raw = parse_override(text)
         except OverrideSyntaxError as exc:
-            raise ConfigError([*result.problems, Problem(str(exc).split(": ", 1)[1], override=text, order=order)]) from None
+            raise ConfigError([*result.problems, Problem(str(exc), override=text, order=order)]) from None
         _apply_one(result, text, path, raw, order)
     return result
 

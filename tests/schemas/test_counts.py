@@ -1,0 +1,46 @@
+"""Parameter / FLOP / memory counts, against numbers computed independently here."""
+
+from __future__ import annotations
+
+from fastmoe_cfg.schemas import MLPConfig, MoEMLPConfig
+from fastmoe_cfg.schemas.counts import count_layer
+
+
+def test_mixtral_layer() -> None:
+    config = MoEMLPConfig(experts=8, experts_per_token=2, gated=True, intermediate_size=14336, add_linear_biases=False)
+    counts = count_layer(config, 4096)
+    expert = 3 * 4096 * 14336  # gate, up, down
+    router = 8 * 4096
+    assert counts.parameters_per_expert == expert == 176_160_768
+    assert counts.total_parameters == router + 8 * expert == 1_409_318_912
+    assert counts.active_parameters == router + 2 * expert == 352_354_304
+    assert counts.flops_per_token == 2 * (router + 2 * expert)
+    assert counts.bytes_per_expert == 2 * expert
+
+
+def test_shared_experts_biases_norms_and_scales() -> None:
+    hidden, inter = 64, 32
+    config = MoEMLPConfig(
+        experts=6, experts_per_token=2, shared_experts=2, intermediate_size=inter, gated=False,
+        pre_norm={"type": "rms_norm"}, post_norm={"type": "layer_norm"},
+        router_normalization={"type": "rms_norm"}, router_scale={"enabled": True},
+        router_per_expert_scale={"enabled": True}, layer_2={"bias": {"enabled": False}},
+    )
+    counts = count_layer(config, hidden, "fp32")
+    routed = 4
+    expert = hidden * inter + inter + inter * hidden  # layer_1 weight + bias, layer_2 weight (no bias)
+    shared = hidden * 2 * inter + 2 * inter + 2 * inter * hidden  # one MLP of width 2·inter
+    router = routed * hidden + hidden + hidden + routed  # linear, rms weight, router_scale, per-expert scale
+    norms = hidden + 2 * hidden
+    assert counts.total_parameters == router + routed * expert + shared + norms
+    assert counts.active_parameters == router + 2 * expert + shared + norms
+    assert counts.flops_per_token == 2 * (routed * hidden + 2 * 2 * hidden * inter + 2 * 2 * inter * hidden)
+    assert counts.bytes_per_expert == 4 * expert
+
+
+def test_dense() -> None:
+    counts = count_layer(MLPConfig(intermediate_size=11008, gated=True, add_linear_biases=False), 4096)
+    assert counts.total_parameters == counts.active_parameters == 3 * 4096 * 11008
+    assert counts.flops_per_token == 2 * 3 * 4096 * 11008
+    with_bias = count_layer(MLPConfig(intermediate_size=10), 4)
+    assert with_bias.total_parameters == 4 * 10 + 10 + 10 * 4 + 4

@@ -1,0 +1,215 @@
+"""The command line: exit codes, output texts, code frames, --help, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from fastmoe_cfg.cli import app
+from tests.conftest import ROOT
+
+EXAMPLES = ROOT / "examples"
+runner = CliRunner()
+
+BAD = """\
+type: moe
+experts: 2
+experts_per_tokn: 1
+experts_per_token: 3
+routing: sinkhorm
+"""
+
+
+def run(*args: str, cwd: Path = ROOT, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, "COLUMNS": "100", **env}
+    return subprocess.run([sys.executable, "-m", "fastmoe_cfg", *args], capture_output=True, text=True, cwd=cwd, env=environment)
+
+
+@pytest.fixture
+def bad_file(tmp_path: Path) -> Path:
+    path = tmp_path / "bad.yaml"
+    path.write_text(BAD)
+    return path
+
+
+def test_validate_ok() -> None:
+    result = runner.invoke(app, ["validate", str(EXAMPLES / "mixtral_8x7b.yaml"), str(EXAMPLES / "dense.yaml")])
+    assert result.exit_code == 0
+    assert result.output == (
+        f"{EXAMPLES / 'mixtral_8x7b.yaml'}: valid (MoEMLPConfig, type: moe)\n"
+        f"{EXAMPLES / 'dense.yaml'}: valid (MLPConfig, type: mlp)\n"
+    )
+
+
+def test_validate_prints_every_problem_with_a_code_frame(bad_file: Path) -> None:
+    result = runner.invoke(app, ["validate", str(bad_file)])
+    assert result.exit_code == 1
+    assert result.output == (
+        f"{bad_file}:3:1: experts_per_tokn: unknown field (did you mean experts_per_token?)\n"
+        "    3 | experts_per_tokn: 1\n"
+        "      | ^\n"
+        f"{bad_file}:4:1: experts_per_token: must satisfy experts_per_token + shared_experts <= experts (3 + 0 > 2)\n"
+        "    4 | experts_per_token: 3\n"
+        "      | ^\n"
+        f"{bad_file}:5:10: routing: expected one of aux_loss, sinkhorn; got string 'sinkhorm' (did you mean sinkhorn?)\n"
+        "    5 | routing: sinkhorm\n"
+        "      |          ^\n"
+        "3 problems found\n"
+    )
+
+
+def test_validate_json(bad_file: Path) -> None:
+    result = runner.invoke(app, ["validate", str(bad_file), "--format", "json"])
+    assert result.exit_code == 1
+    problems = json.loads(result.output)
+    assert problems[0] == {
+        "file": str(bad_file),
+        "line": 3,
+        "column": 1,
+        "path": "experts_per_tokn",
+        "message": "unknown field",
+        "suggestion": "experts_per_token",
+        "override": None,
+    }
+    assert [problem["line"] for problem in problems] == [3, 4, 5]
+    ok = runner.invoke(app, ["validate", str(EXAMPLES / "dense.yaml"), "--format", "json"])
+    assert ok.exit_code == 0 and json.loads(ok.output) == []
+
+
+def test_validate_key_and_overrides() -> None:
+    nested = str(EXAMPLES / "nested_model.yaml")
+    assert runner.invoke(app, ["validate", nested, "--key", "model.mlp"]).exit_code == 0
+    result = runner.invoke(app, ["validate", nested, "--key", "model.mlp", "--set", "experts=abc"])
+    assert result.exit_code == 1
+    assert result.output == "--set experts=abc: model.mlp.experts: expected an integer, got string 'abc'\n1 problem found\n"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([], "Usage: fastmoe-cfg"),
+        (["validate"], "Missing argument"),
+        (["validate", "missing.yaml"], "does not exist"),
+        (["validate", "examples/dense.yaml", "--set", "experts"], "'experts': expected KEY=VALUE with a dotted KEY"),
+        (["validate", "examples/dense.yaml", "--format", "xml"], "Invalid value for '--format'"),
+        (["explain", "examples/dense.yaml", "--tier", "core2"], "Invalid value for '--tier'"),
+        (["explain", "examples/dense.yaml", "--hidden-size", "0"], "Invalid value for '--hidden-size'"),
+        (["frobnicate"], "No such command"),
+    ],
+)
+def test_usage_errors_exit_2(args: list[str], message: str) -> None:
+    result = run(*args)
+    assert result.returncode == 2
+    assert message in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("command", ["validate", "explain", "schema", "init"])
+def test_help_has_an_example(command: str) -> None:
+    result = runner.invoke(app, [command, "--help"])
+    assert result.exit_code == 0
+    assert "Example" in result.output and f"fastmoe-cfg {command}" in result.output
+
+
+def test_garbage_file_no_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "garbage.yaml"
+    path.write_bytes(b"\x00\xff\xfe{[}: \x01")
+    result = run("validate", str(path))
+    assert result.returncode == 1
+    assert result.stdout.startswith(f"{path}:1:2: not valid UTF-8 (byte 0xff)")
+    assert result.stderr == ""
+
+
+def test_explain_golden() -> None:
+    result = run("explain", "examples/dense.yaml", "--tier", "core", "--tier", "performance")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (
+        "examples/dense.yaml: MLPConfig (type: mlp)\n"
+        "┏━━━━━━━━━━━━━━━━━━━┳━━━━━━━┳━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┓\n"
+        "┃ field             ┃ value ┃ source  ┃ description                                                ┃\n"
+        "┡━━━━━━━━━━━━━━━━━━━╇━━━━━━━╇━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┩\n"
+        "│ core              │       │         │ What everyone sets: the variant and the main choices.      │\n"
+        "│   activation      │ silu  │ derived │ Activation of the hidden layer (the gate's activation when │\n"
+        "│                   │       │         │ gated). Derived: silu if gated, else gelu.                 │\n"
+        "│   format_version  │ null  │ default │ Version of this config format (only 1 exists). None: the   │\n"
+        "│                   │       │         │ current one.                                               │\n"
+        "│   type            │ mlp   │ set     │ The MLP variant: mlp (dense, default) or moe (mixture of   │\n"
+        "│                   │       │         │ experts).                                                  │\n"
+        "├───────────────────┼───────┼─────────┼────────────────────────────────────────────────────────────┤\n"
+        "│ performance       │       │         │ Changes speed or memory only, never results.               │\n"
+        "│   recompute_level │ none  │ default │ What backward recomputes instead of storing.               │\n"
+        "└───────────────────┴───────┴─────────┴────────────────────────────────────────────────────────────┘\n"
+        "Pass --hidden-size N to see parameter counts, FLOPs per token and memory per expert.\n"
+    )
+
+
+def test_explain_summary_and_json() -> None:
+    text = run("explain", "examples/mixtral_8x7b.yaml", "--hidden-size", "4096").stdout
+    assert "│ total parameters                │                 1,409,318,912 │" in text
+    assert "│ active parameters per token     │                   352,354,304 │" in text
+    assert "│ weight memory per expert (bf16) │ 352,321,536 bytes (336.0 MiB) │" in text
+    result = runner.invoke(app, ["explain", str(EXAMPLES / "mixtral_8x7b.yaml"), "--hidden-size", "4096", "--format", "json", "--dtype", "fp32"])
+    payload = json.loads(result.output)
+    assert payload["summary"]["total_parameters"] == 8 * 3 * 4096 * 14336 + 8 * 4096
+    assert payload["summary"]["bytes_per_expert"] == 4 * 3 * 4096 * 14336
+    rows = {row["path"]: row for row in payload["fields"]}
+    assert rows["activation"] == {
+        "path": "activation", "value": "silu", "source": "set", "tier": "core",
+        "description": "Activation of the hidden layer (the gate's activation when gated).", "derived": None,
+    }
+    assert rows["experts"]["value"] == 8 and rows["shared_experts"]["source"] == "default"
+    assert "implementation" not in rows  # expert tier only with --all
+
+
+def test_explain_all_expands_nested_fields() -> None:
+    result = runner.invoke(app, ["explain", str(EXAMPLES / "moe_small.yaml"), "--all", "--format", "json"])
+    rows = {row["path"]: row for row in json.loads(result.output)["fields"]}
+    assert rows["implementation"]["tier"] == "expert"
+    assert rows["router.weight.initialization"]["value"] == {"type": "normal", "std": 0.02, "mean": 0.0, "min": None, "max": None}
+    assert rows["router.weight.initialization.std"] == {
+        "path": "router.weight.initialization.std", "value": 0.02, "source": "set", "tier": "feature",
+        "description": "Standard deviation.", "derived": None,
+    }
+    assert rows["pre_norm.epsilon"]["value"] == 1e-6
+    feature = runner.invoke(app, ["explain", str(EXAMPLES / "moe_small.yaml"), "--tier", "feature", "--format", "json"])
+    assert {row["tier"] for row in json.loads(feature.output)["fields"]} == {"feature"}
+
+
+def test_explain_invalid_file_exits_1(bad_file: Path) -> None:
+    result = run("explain", str(bad_file))
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"{bad_file}:3:1: experts_per_tokn: unknown field")
+
+
+@pytest.mark.parametrize("variant", ["moe", "mlp"])
+def test_init_writes_a_config_that_validates(tmp_path: Path, variant: str) -> None:
+    out = tmp_path / "start.yaml"
+    result = runner.invoke(app, ["init", "--type", variant, "-o", str(out)])
+    assert result.exit_code == 0
+    text = out.read_text()
+    assert text.startswith("# A starter fastmoe_cfg config")
+    assert f"type: {variant}\n" in text
+    check = runner.invoke(app, ["validate", str(out), "--format", "json"])
+    assert check.exit_code == 0 and json.loads(check.output) == []
+    again = run("init", "-o", str(out))
+    assert again.returncode == 2 and "exists; pass --force" in again.stderr
+    assert runner.invoke(app, ["init", "-o", str(out), "--force"]).exit_code == 0
+
+
+def test_init_to_stdout_lists_every_field() -> None:
+    from fastmoe_cfg.schemas import MoEMLPConfig
+
+    text = runner.invoke(app, ["init"]).output
+    for name in MoEMLPConfig.model_fields:
+        assert f"{name}: " in text, name
+
+
+def test_python_dash_m_and_console_script() -> None:
+    result = run("validate", "examples/moe_small.yaml")
+    assert result.returncode == 0 and result.stdout == "examples/moe_small.yaml: valid (MoEMLPConfig, type: moe)\n"

@@ -1,0 +1,35 @@
+"""Every file in examples/ validates, and the real models' layers have their published shapes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fastmoe_cfg import load_config
+from fastmoe_cfg.schemas import MLPConfig, MoEMLPConfig
+from tests.conftest import ROOT
+
+# Files that hold the MLP config under a key.
+KEYS = {"nested_model.yaml": "model.mlp"}
+EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
+
+
+def test_there_are_examples() -> None:
+    assert {path.name for path in EXAMPLES} >= {"moe_small.yaml", "mixtral_8x7b.yaml", "dense.yaml"}
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.name)
+def test_example_validates(path: Path) -> None:
+    load_config(path, key=KEYS.get(path.name))
+
+
+def test_mixtral() -> None:
+    config = load_config(ROOT / "examples" / "mixtral_8x7b.yaml")
+    assert isinstance(config, MoEMLPConfig)
+    assert (config.experts, config.experts_per_token, config.intermediate_size) == (8, 2, 14336)
+    assert config.gated and config.activation == "silu" and not config.add_linear_biases
+
+
+def test_dense() -> None:
+    assert isinstance(load_config(ROOT / "examples" / "dense.yaml"), MLPConfig)

@@ -1,0 +1,52 @@
+"""The config and CLI paths never import torch (nor anything under fastmoe_cfg.layers)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+# Any attempt to import torch fails loudly, whether or not torch is installed.
+BLOCK = """
+import sys
+class _Block:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith(("torch.", "triton", "fastmoe_cfg.layers")):
+            raise ImportError(f"{name} imported on a torch-free path")
+sys.meta_path.insert(0, _Block())
+"""
+
+CHECK = """
+blocked = [name for name in sys.modules if name == "torch" or name.startswith(("torch.", "triton", "fastmoe_cfg.layers"))]
+assert not blocked, blocked
+"""
+
+
+@pytest.mark.parametrize("module", ["fastmoe_cfg", "fastmoe_cfg.config", "fastmoe_cfg.schemas", "fastmoe_cfg.cli"])
+def test_import_is_torch_free(module: str) -> None:
+    code = BLOCK + f"import {module}\n" + CHECK
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["validate", "examples/mixtral_8x7b.yaml"],
+        ["validate", "examples/nested_model.yaml", "--key", "model.mlp", "--format", "json"],
+        ["explain", "examples/mixtral_8x7b.yaml", "--hidden-size", "4096", "--all"],
+        ["schema"],
+        ["init", "--type", "moe"],
+    ],
+)
+def test_cli_commands_are_torch_free(argv: list[str]) -> None:
+    code = BLOCK + (
+        "from fastmoe_cfg.cli import app\n"
+        f"try:\n    app({argv!r}, prog_name='fastmoe-cfg')\n"
+        "except SystemExit as exc:\n    assert not exc.code, exc.code\n" + CHECK
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]

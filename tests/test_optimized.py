@@ -1,0 +1,20 @@
+"""Validation does not rely on `assert`: the config and schema tests pass under `python -O`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+
+def test_config_tests_pass_under_python_dash_o() -> None:
+    result = subprocess.run(
+        [
+            sys.executable, "-O", "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/config", "tests/schemas",
+            "--ignore", "tests/config/test_properties.py",
+        ],
+        capture_output=True, text=True, cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert " passed" in result.stdout
