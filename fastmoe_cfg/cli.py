@@ -4,10 +4,10 @@ Exit codes: 0 ok, 1 invalid config, 2 usage error. No Python traceback
 reaches the user. Never imports torch.
 """
 
-from __future__ import annotations
 
 import enum
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, List, Optional
@@ -231,6 +231,9 @@ def init(
 
 def main() -> None:
     """Console entry point: no traceback ever reaches the user."""
+    # pydantic's own plugins (observability hooks) have no use in a one-shot CLI, and looking
+    # them up scans every installed distribution at start-up.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     try:
         app(prog_name="fastmoe-cfg")
     except SystemExit:

@@ -1,7 +1,5 @@
 """Enumerations used by the MLP schemas. Each member has a one-line description."""
 
-from __future__ import annotations
-
 from fastmoe_cfg.config.base import DescribedEnum
 
 

@@ -1,7 +1,5 @@
 """How a parameter is initialized: `type: normal` (default), `uniform` or `fill`."""
 
-from __future__ import annotations
-
 from typing import ClassVar
 
 from fastmoe_cfg.config.base import Config, Rule, field

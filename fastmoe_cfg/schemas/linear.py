@@ -1,7 +1,5 @@
 """Linear layers: weight only (`LinearConfig`) or weight and bias (`AffineLinearConfig`)."""
 
-from __future__ import annotations
-
 from fastmoe_cfg.config.base import Config, field
 from fastmoe_cfg.schemas.parameter import OptionalParameterConfig, ParameterConfig
 

@@ -1,7 +1,5 @@
 """The MLP configs: `type: mlp` (dense, default) and `type: moe` (mixture of experts)."""
 
-from __future__ import annotations
-
 from typing import ClassVar
 
 from fastmoe_cfg.config.base import Config, Derived, Rule, field

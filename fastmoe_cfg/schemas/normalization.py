@@ -1,7 +1,5 @@
 """Normalization layers: `type: layer_norm` (default), `rms_norm` or `none`."""
 
-from __future__ import annotations
-
 from typing import ClassVar
 
 from fastmoe_cfg.config.base import Config, field

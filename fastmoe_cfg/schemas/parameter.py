@@ -1,7 +1,5 @@
 """A learnable parameter: its initialization and learning-rate scale."""
 
-from __future__ import annotations
-
 from fastmoe_cfg.config.base import Config, field
 from fastmoe_cfg.schemas.initialization import InitializationConfig
 

@@ -7,20 +7,22 @@
 3. The rendered `ConfigError` has one line per problem, each `x.yaml:<line>:<col>: `.
 
 Every property is derandomized (same examples on every run) and keeps no example
-database, so CI runs are reproducible.
+database, so CI runs are reproducible; FASTMOE_PROPERTY_SCALE multiplies the number
+of examples.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from fastmoe_cfg.config.errors import ConfigError
@@ -40,9 +42,13 @@ FILE = "x.yaml"
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
 
 
+# More examples for a long local hunt: FASTMOE_PROPERTY_SCALE=20 python -m pytest tests/config/test_properties.py
+SCALE = float(os.environ.get("FASTMOE_PROPERTY_SCALE", "1"))
+
+
 def _settings(examples: int) -> settings:
     return settings(
-        max_examples=examples,
+        max_examples=max(1, round(examples * SCALE)),
         deadline=None,
         derandomize=True,
         database=None,
@@ -271,7 +277,8 @@ TYPE_ERRORS = ["abc", "sinkhorm", "silu ", "Silu", "-1", "0", "0.5", "1.0", "3",
                "{type: fill}", "{type: normal, min: 2, max: 1}", "{type: moe}", "{type: none, epsilon: 1}", "{enabled: 1}",
                "{initialization: 3}", "'1'", ".inf", "1e-400", "2", "64", "1e308"]
 
-KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?=\s*:(?:\s|$))")
+# A key: plain (`experts:`) or inside the quotes of JSON (`"experts":`).
+KEY_RE = re.compile(r'(?<=")[A-Za-z_][A-Za-z0-9_]*(?=":)|(?<!")\b[A-Za-z_][A-Za-z0-9_]*(?=\s*:(?:\s|$))')
 RANDOM_KEYS = ["", ".", "a..b", "type", "model", "model.mlp", "defaults", "pre_norm", "layer_1.bias", "router.weight",
                "layer_1.bias.enabled", "experts", "base", "norm", "pre_norm.epsilon", "0", "[0]", "model.mlp.type"]
 
@@ -307,17 +314,22 @@ def key_typo(draw: st.DrawFn, text: str) -> str:
     return text[: match.start()] + key + text[match.end() :]
 
 
+VALUE_RE = re.compile(r"(?<=: )[^\s,{}\[\]][^,{}\[\]\n]*")  # a scalar value, block or flow style
+
+
 def wrong_value(draw: st.DrawFn, text: str) -> str:
+    """Replace a scalar value (or, sometimes, a whole nested mapping) by a value of another type."""
+    value = draw(st.one_of(st.sampled_from(TYPE_ERRORS), st.sampled_from(BAD_VALUES), st.text(max_size=12)))
+    scalars = [match for match in VALUE_RE.finditer(text) if "#" not in text[text.rfind("\n", 0, match.start()) + 1 : match.start()]]
+    if scalars and draw(st.integers(0, 3)):
+        match = draw(st.sampled_from(scalars))
+        return text[: match.start()] + value + text[match.end() :]
     lines = _lines(text)
-    written = [index for index, line in enumerate(lines) if ":" in line and not line.lstrip().startswith("#")]
-    leaves = [index for index in written if lines[index].split(":", 1)[1].strip()]
-    candidates = leaves if leaves and draw(st.integers(0, 3)) else written
-    if not candidates:
+    parents = [index for index, line in enumerate(lines) if line.rstrip().endswith(":") and not line.lstrip().startswith("#")]
+    if not parents:
         return text
-    index = draw(st.sampled_from(candidates))
-    value = draw(st.one_of(st.sampled_from(BAD_VALUES), st.sampled_from(TYPE_ERRORS), st.text(max_size=12)))
-    head = lines[index].split(":", 1)[0]
-    lines[index] = f"{head}: {value}"
+    index = draw(st.sampled_from(parents))
+    lines[index] = f"{lines[index].rstrip()} {value}"
     return "\n".join(lines)
 
 
@@ -331,8 +343,11 @@ def quoted_key(draw: st.DrawFn, text: str) -> str:
     index = draw(st.integers(0, len(key)))
     escape = draw(st.sampled_from(["\\n", "\\r", "\\t", "\\0", "\\e", "\\x85", "\\u2028", "\\u2029", "\\N",
                                    "\\L", "\\P", "\\_", "\\ ", "\\\\", '\\"', "", "\\x1b[31m", "\\ud800"]))
-    style = draw(st.sampled_from(["double", "single", "tag", "anchor", "explicit"]))
-    if style == "double":
+    quoted = match.start() > 0 and text[match.start() - 1] == '"'
+    style = "inside" if quoted else draw(st.sampled_from(["double", "single", "tag", "anchor", "explicit"]))
+    if style == "inside":
+        replaced = key[:index] + escape + key[index:]
+    elif style == "double":
         replaced = '"' + key[:index] + escape + key[index:] + '"'
     elif style == "single":
         replaced = "'" + key[:index] + "''" + key[index:] + "'"
@@ -459,7 +474,7 @@ def base_texts(draw: st.DrawFn) -> str:
 @st.composite
 def mutated_texts(draw: st.DrawFn) -> str:
     text = draw(base_texts())
-    for _ in range(draw(st.integers(1, 3))):
+    for _ in range(draw(st.sampled_from([1, 1, 1, 2, 2, 3]))):
         text = draw(st.sampled_from(MUTATIONS))(draw, text)
     return text
 
@@ -561,7 +576,7 @@ def test_hostile_documents_raise_located_config_errors(name: str) -> None:
 # --------------------------------------------------------------------------- rendering
 def _render_lines_match(exc: ConfigError) -> None:
     rendered = str(exc)
-    lines = rendered.split("\n")
+    lines = rendered.splitlines()  # \n, and also \r, \x85, \u2028...: whatever a terminal or editor breaks on
     assert len(lines) == len(exc.problems), rendered
     for line, problem in zip(lines, exc.problems):
         assert line.startswith(f"{FILE}:{problem.line}:{problem.column}: "), line
@@ -570,6 +585,9 @@ def _render_lines_match(exc: ConfigError) -> None:
 
 @_settings(200)
 @given(mutated_texts(), keys())
+@example('"exp\\nerts": 1\n', None)  # a quoted key holding a line break
+@example("type: moe\n", "a\nb")  # a --key holding a line break
+@example("type: moe\nrouter: !<x%0Ay> {}\n", None)  # a tag whose URI decodes to a line break
 def test_rendered_error_has_one_located_line_per_problem(text: str, key: str | None) -> None:
     try:
         load_text(MLPBaseConfig, text, file=FILE, key=key)
