@@ -378,6 +378,12 @@ class Config(BaseModel):
     def __hash__(self) -> int:
         return hash((type(self), tuple(self.__dict__.values())))
 
+    def dump(self, *, resolved: bool = False) -> str:
+        """YAML text of `to_dict(resolved=...)`: loads back to an equal config (derived values stay derived)."""
+        from fastmoe_cfg.config.yaml_io import dump_yaml
+
+        return dump_yaml(self.to_dict(resolved=resolved))
+
     def to_dict(self, *, resolved: bool = False) -> dict[str, Any]:
         """Plain data for YAML/JSON: the fields that were set (every field if `resolved`).
 

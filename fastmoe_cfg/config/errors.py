@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
+import unicodedata
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Protocol, Sequence
 
@@ -46,9 +48,10 @@ class Problem:
         return self.file or ""
 
     def render(self) -> str:
+        """One line: `where: path: message (did you mean suggestion?)`; control characters escaped."""
         parts = [part for part in (self.where, self.path) if part]
         text = self.message if self.suggestion is None else f"{self.message} (did you mean {self.suggestion}?)"
-        return ": ".join([*parts, text])
+        return _one_line(": ".join([*parts, text]))
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -79,14 +82,28 @@ class Locator(Protocol):
     def problem(self, path: Path, kind: str, **fields: Any) -> Problem: ...
 
 
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
 def format_path(path: Sequence[Any]) -> str:
+    """`("layer_1", "bias", "enabled")` -> `layer_1.bias.enabled`; list items as `[i]`, odd keys quoted."""
     text = ""
     for part in path:
         if isinstance(part, int):
             text += f"[{part}]"
-        else:
-            text += f".{part}" if text else str(part)
+            continue
+        key = str(part)
+        if not _PLAIN_KEY.fullmatch(key):
+            key = '"' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        text += f".{key}" if text else key
     return text
+
+
+def _one_line(text: str) -> str:
+    return "".join(
+        char if unicodedata.category(char) not in ("Cc", "Zl", "Zp") else f"\\x{ord(char):02x}" if ord(char) < 256 else f"\\u{ord(char):04x}"
+        for char in text
+    )
 
 
 def did_you_mean(word: Any, candidates: Iterable[str]) -> str | None:

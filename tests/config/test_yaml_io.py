@@ -77,11 +77,15 @@ def test_load_dump_load_round_trip() -> None:
     auxiliary_loss_coefficient: 0.001
     """
     config = load(text)
-    dumped = dump_yaml(config.to_dict())
+    dumped = config.dump()
+    assert dumped == dump_yaml(config.to_dict())
     assert MLPBaseConfig.from_dict(parse_yaml(dumped).data) == config
     assert load(dumped) == config
     assert dumped.startswith("type: moe\n")
     assert "activation" not in dumped  # derived, not set
+    resolved = config.dump(resolved=True)
+    assert "activation: silu\n" in resolved and "implementation: auto\n" in resolved
+    assert load(resolved) == config
 
 
 def test_edit_keeps_comments_and_layout() -> None:
