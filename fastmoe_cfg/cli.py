@@ -14,6 +14,7 @@ from typing import Any, List, Optional
 
 import typer
 
+from fastmoe_cfg.config.base import Tier
 from fastmoe_cfg.config.errors import ConfigError, Problem
 
 app = typer.Typer(
@@ -30,15 +31,6 @@ app = typer.Typer(
 class OutputFormat(str, enum.Enum):
     text = "text"
     json = "json"
-
-
-class TierChoice(str, enum.Enum):
-    core = "core"
-    architecture = "architecture"
-    feature = "feature"
-    performance = "performance"
-    expert = "expert"
-    deprecated = "deprecated"
 
 
 class DType(str, enum.Enum):
@@ -139,7 +131,7 @@ def validate(
 @app.command()
 def explain(
     file: Path = _FILE,
-    tier: Optional[List[TierChoice]] = typer.Option(None, "--tier", "-t", help="Show only fields of this tier. Repeatable."),
+    tier: Optional[List[Tier]] = typer.Option(None, "--tier", "-t", help="Show only fields of this tier. Repeatable."),
     show_all: bool = typer.Option(False, "--all", "-a", help="Show every field: expert tier and nested sub-fields too."),
     hidden_size: Optional[int] = typer.Option(None, "--hidden-size", min=1, help="Model hidden size: adds parameter, FLOP and memory counts."),
     dtype: DType = typer.Option(DType.bf16, "--dtype", help="Weight dtype for the memory figures."),

@@ -148,24 +148,13 @@ def field(
     return Field(default, **kwargs)
 
 
-def _config_class_in(annotation: Any) -> type[Config] | None:
-    """The config class inside an annotation like `X`, `X | None`, or None."""
-    if isinstance(annotation, type) and issubclass(annotation, Config):
+def _class_in(annotation: Any, base: type) -> Any:
+    """The subclass of `base` inside an annotation like `X` or `X | None`, or None."""
+    if isinstance(annotation, type) and issubclass(annotation, base):
         return annotation
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         for arg in typing.get_args(annotation):
-            found = _config_class_in(arg)
-            if found is not None:
-                return found
-    return None
-
-
-def _enum_class_in(annotation: Any) -> type[enum.Enum] | None:
-    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
-        return annotation
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        for arg in typing.get_args(annotation):
-            found = _enum_class_in(arg)
+            found = _class_in(arg, base)
             if found is not None:
                 return found
     return None
@@ -265,12 +254,12 @@ class Config(BaseModel):
     def field_config_class(cls, name: str) -> type[Config] | None:
         """The config class a field holds (its base when it is dynamic), if any."""
         info = cls.__pydantic_fields__.get(name)
-        return None if info is None else _config_class_in(info.annotation)
+        return None if info is None else _class_in(info.annotation, Config)
 
     @classmethod
     def field_enum_class(cls, name: str) -> type[enum.Enum] | None:
         info = cls.__pydantic_fields__.get(name)
-        return None if info is None else _enum_class_in(info.annotation)
+        return None if info is None else _class_in(info.annotation, enum.Enum)
 
     @classmethod
     def field_default(cls, name: str) -> Any:

@@ -298,28 +298,22 @@ class _Builder:
             return value
         if kind == "null":
             return None
-        if kind == "bool":
-            if value.lower() in ("true", "false"):
-                return value.lower() == "true"
-            self._problem(node, f"{value!r} is not a boolean", path)
-            return value
-        if kind == "int":
-            parsed = _parse_int(value)
+        if kind in _PARSERS:
+            parse, expected = _PARSERS[kind]
+            parsed = parse(value)
             if parsed is None:
-                self._problem(node, f"{value!r} is not an integer", path)
+                self._problem(node, f"{value!r} is not {expected}", path)
                 return value
             return parsed
-        if kind == "float":
-            parsed_float = _parse_float(value)
-            if parsed_float is None:
-                self._problem(node, f"{value!r} is not a number", path)
-                return value
-            return parsed_float
         if kind in _NON_JSON:
             self._problem(node, f"{_NON_JSON[kind]} (got {value!r})", path)
             return value
         self._bad_tag(node, tag, path)
         return value
+
+
+def _parse_bool(text: str) -> bool | None:
+    return {"true": True, "false": False}.get(text.lower())
 
 
 def _parse_int(text: str) -> int | None:
@@ -344,6 +338,13 @@ def _parse_float(text: str) -> float | None:
         return float(clean)
     except ValueError:
         return None
+
+
+_PARSERS: dict[str, tuple[Any, str]] = {
+    "bool": (_parse_bool, "a boolean"),
+    "int": (_parse_int, "an integer"),
+    "float": (_parse_float, "a number"),
+}
 
 
 def dump_yaml(data: Mapping[str, Any]) -> str:
