@@ -305,6 +305,8 @@ class Config(BaseModel):
     def _validate_config(cls, data: Any, handler: Any) -> Any:
         if not isinstance(data, dict):
             return handler(data)
+        if cls.__variant_name__ is not None and "type" in data and data["type"] is None:
+            data = {key: value for key, value in data.items() if key != "type"}  # `type: null`: the default
         data, derived = cls._fill_derived(data)
         try:
             config = handler(data)
@@ -338,7 +340,12 @@ class Config(BaseModel):
 
     @classmethod
     def _rule_errors(cls, value_of: Callable[[str], Any], failed: set[Any]) -> list[InitErrorDetails]:
+        """Problems of the declared rules (and of the 64-bit range of integers) on fields that validated."""
         errors: list[InitErrorDetails] = []
+        for name in cls.__pydantic_fields__:
+            value = value_of(name) if name not in failed else None
+            if type(value) is int and not _INT64_MIN <= value <= _INT64_MAX:
+                errors.append(_custom_error(name, "must fit in a 64-bit integer", value))
         for rule in cls.rules():
             if failed.intersection(rule.fields):
                 continue
@@ -348,13 +355,7 @@ class Config(BaseModel):
             except Exception:  # values of unexpected types were reported by their own fields
                 continue
             if not ok:
-                errors.append(
-                    InitErrorDetails(
-                        type=PydanticCustomError(_RULE_ERROR, "{message}", {"message": rule.message(**values)}),
-                        loc=(rule.fields[0],),
-                        input=values[rule.fields[0]],
-                    )
-                )
+                errors.append(_custom_error(rule.fields[0], rule.message(**values), values[rule.fields[0]]))
         return errors
 
     # ---------------------------------------------------------- equality / dump
@@ -396,6 +397,14 @@ def _plain(value: Any, resolved: bool) -> Any:
     if isinstance(value, dict):
         return {key: _plain(item, resolved) for key, item in value.items()}
     return value
+
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _custom_error(name: str, message: str, value: Any) -> InitErrorDetails:
+    kind = PydanticCustomError(_RULE_ERROR, "{message}", {"message": message})
+    return InitErrorDetails(type=kind, loc=(name,), input=value)
 
 
 def _raw_or_default(cls: type[Config], data: dict[str, Any], name: str) -> Any:

@@ -120,11 +120,11 @@ def describe(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
-        return f"integer {value}"
+        return f"integer {format_number(value)}"
     if isinstance(value, float):
         return f"number {format_number(value)}"
     if isinstance(value, str):
-        return f"string {value!r}"
+        return f"string {shorten(repr(value))}"
     if isinstance(value, dict):
         return "a mapping"
     if isinstance(value, (list, tuple)):
@@ -132,7 +132,16 @@ def describe(value: Any) -> str:
     return type(value).__name__
 
 
+_MAX_SHOWN = 60
+
+
+def shorten(text: str) -> str:
+    return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
+
+
 def format_number(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        return f"{'-' if value < 0 else ''}<a {value.bit_length()}-bit integer>"
     if isinstance(value, float):
         if math.isnan(value):
             return ".nan"
@@ -198,7 +207,10 @@ def _problem(error: dict[str, Any], root: type[Config], locator: Locator) -> Pro
     if kind == "union_tag_invalid" and klass is not None and klass.is_dynamic():
         known = sorted(klass.variants())
         tag = value.get("type") if isinstance(value, dict) else ctx.get("tag")
-        message = f"unknown type {tag!r}; expected one of: {', '.join(known)}"
+        if isinstance(tag, str):
+            message = f"unknown type {shorten(repr(tag))}; expected one of: {', '.join(known)}"
+        else:
+            message = f"expected a variant name (one of: {', '.join(known)}), got {describe(tag)}"
         return locator.problem((*path, "type"), "value", message=message, suggestion=did_you_mean(tag, known))
     if kind == "missing":
         return locator.problem(path, "missing", message="missing required field")

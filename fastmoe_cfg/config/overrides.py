@@ -58,6 +58,7 @@ def _apply_one(source: Source, text: str, path: Path, raw: str, order: int) -> N
             break
         if node.get(part) is None:
             node[part] = {}
+            source.overrides.setdefault(path[: depth + 1], text)  # created by this override
         node = node[part]
         if not isinstance(node, dict):
             where = format_path(source.prefix + path[: depth + 1])

@@ -13,6 +13,7 @@ order.
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic.fields import FieldInfo
@@ -38,8 +39,10 @@ def load_plugins() -> None:
     for entry_point in entry_points(group=ENTRY_POINT_GROUP):
         try:
             entry_point.load()
-        except Exception as exc:  # a broken plugin must not break the built-in variants
-            _plugin_errors.append(f"plugin {entry_point.name!r} ({entry_point.value}) failed to load: {exc}")
+        except Exception as exc:  # a broken plugin must not break the built-in variants, nor go unnoticed
+            message = f"fastmoe_cfg plugin {entry_point.name!r} ({entry_point.value}) failed to load: {exc}"
+            _plugin_errors.append(message)
+            warnings.warn(message, RuntimeWarning, stacklevel=2)
 
 
 def plugin_errors() -> list[str]:
@@ -127,7 +130,7 @@ def variant_union_schema(base: type[Config], handler: Any) -> core_schema.CoreSc
             tag = value.get("type", default)
             if tag is None:
                 tag = default
-            return tag if isinstance(tag, str) else repr(tag)
+            return tag if isinstance(tag, str) else f"<{type(tag).__name__}>"  # reported as unknown
         if isinstance(value, Config):
             return value.__variant_name__
         return default  # the default variant reports "expected a mapping"

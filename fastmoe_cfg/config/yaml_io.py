@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 from typing import Any, Iterator, Mapping
 
-from fastmoe_cfg.config.errors import ConfigError, Path, Problem, did_you_mean, format_path
+from fastmoe_cfg.config.errors import ConfigError, Path, Problem, did_you_mean, format_path, shorten
 
 MAX_DEPTH = 64
 MAX_NODES = 100_000
@@ -302,11 +302,11 @@ class _Builder:
             parse, expected = _PARSERS[kind]
             parsed = parse(value)
             if parsed is None:
-                self._problem(node, f"{value!r} is not {expected}", path)
+                self._problem(node, f"{shorten(repr(value))} is not {expected}", path)
                 return value
             return parsed
         if kind in _NON_JSON:
-            self._problem(node, f"{_NON_JSON[kind]} (got {value!r})", path)
+            self._problem(node, f"{_NON_JSON[kind]} (got {shorten(repr(value))})", path)
             return value
         self._bad_tag(node, tag, path)
         return value
@@ -317,16 +317,23 @@ def _parse_bool(text: str) -> bool | None:
 
 
 def _parse_int(text: str) -> int | None:
+    """A YAML 1.2 core integer (decimal, 0x, 0o; 0b and `_` separators too) that fits in 64 bits."""
     clean = text.replace("_", "")
     sign = -1 if clean.startswith("-") else 1
     digits = clean.lstrip("+-")
+    if len(digits) > 70:  # longer than any 64-bit number in base 2, checked before converting
+        return None
     try:
+        value = None
         for prefix, base in (("0x", 16), ("0o", 8), ("0b", 2)):
             if digits.lower().startswith(prefix):
-                return sign * int(digits[2:], base)
-        return sign * int(digits, 10)
+                value = sign * int(digits[2:], base)
+                break
+        if value is None:
+            value = sign * int(digits, 10)
     except ValueError:
         return None
+    return value if -(2**63) <= value < 2**63 else None
 
 
 def _parse_float(text: str) -> float | None:
@@ -342,7 +349,7 @@ def _parse_float(text: str) -> float | None:
 
 _PARSERS: dict[str, tuple[Any, str]] = {
     "bool": (_parse_bool, "a boolean"),
-    "int": (_parse_int, "an integer"),
+    "int": (_parse_int, "a 64-bit integer"),
     "float": (_parse_float, "a number"),
 }
 

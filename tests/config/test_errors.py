@@ -130,6 +130,22 @@ CASES = {
         "type: moe\n---\ntype: mlp\n",
         "moe.yaml:2:1: invalid YAML: expected a single document in the stream but found another document",
     ),
+    "integer beyond 64 bits": (
+        "type: moe\nexperts: 0x" + "f" * 3600 + "\n",
+        "moe.yaml:2:10: experts: '0x" + "f" * 54 + "... is not a 64-bit integer",
+    ),
+    "long strings are shortened": (
+        "gated: '" + "x" * 500 + "'\n",
+        "moe.yaml:1:8: gated: expected true or false, got string 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...",
+    ),
+    "type is not a string": (
+        "type: 5\n",
+        "moe.yaml:1:7: type: expected a variant name (one of: mlp, moe), got integer 5",
+    ),
+    "odd keys are quoted and escaped": (
+        '"exp\\nerts": 1\n',
+        'moe.yaml:1:1: "exp\\x0aerts": unknown field',
+    ),
 }
 
 
@@ -167,6 +183,13 @@ def test_every_problem_at_once_sorted_by_position() -> None:
         "moe.yaml:14:19: layer_1.bias.enabled: expected true or false, got integer 1",
         "moe.yaml:15:1: experts: duplicate key (first defined at line 2)",
     ]
+
+
+def test_type_null_selects_the_default_variant() -> None:
+    from tests.conftest import load
+
+    config = load("type: null\npre_norm: {type: null}\n")
+    assert config.type == "mlp" and config.pre_norm.type == "layer_norm"
 
 
 def test_rules_run_even_when_other_fields_fail() -> None:
@@ -211,6 +234,9 @@ def test_override_errors_name_the_override() -> None:
     assert errors_of(text, overrides=("expertz=8",)) == "--set expertz=8: expertz: unknown field (did you mean experts?)"
     assert errors_of(text, overrides=("experts",)) == "--set experts: expected KEY=VALUE with a dotted KEY, e.g. --set experts=8"
     assert errors_of(text, overrides=("experts=[1",)).startswith("--set experts=[1: experts: invalid YAML:")
+    assert errors_of("type: moe\n", overrides=("experts.a=1",)) == (
+        "--set experts.a=1: experts: expected an integer, got a mapping"
+    )
     assert errors_of(text, overrides=("experts.x=1",)) == (
         "--set experts.x=1: experts.x: cannot set experts.x: experts is integer 4, not a mapping"
     )

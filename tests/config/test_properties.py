@@ -14,10 +14,8 @@ of examples.
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -37,6 +35,9 @@ from fastmoe_cfg.schemas import (
     MoEMLPConfig,
     RoutingType,
 )
+
+# ruamel warns (instead of failing) on an anchor defined twice, which duplicated lines produce.
+pytestmark = pytest.mark.filterwarnings("ignore::ruamel.yaml.error.ReusedAnchorWarning")
 
 FILE = "x.yaml"
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
@@ -126,7 +127,7 @@ COMMON_FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "activation": st.one_of(st.none(), _enum(ActivationType)),
     "add_linear_biases": st.booleans(),
     "gated": st.booleans(),
-    "intermediate_size": st.one_of(st.integers(1, 65536), st.integers(min_value=1)),
+    "intermediate_size": st.one_of(st.integers(1, 65536), st.integers(1, 2**63 - 1)),  # configs hold 64-bit ints
     "layer_1": affine_linears,
     "layer_2": affine_linears,
     "pre_norm": st.one_of(st.none(), normalizations()),
@@ -150,6 +151,9 @@ MOE_FIELDS: dict[str, st.SearchStrategy[Any]] = {
 }
 
 
+MOE_DEFAULTS = {"experts": 2, "experts_per_token": 1, "shared_experts": 0}
+
+
 @st.composite
 def expert_counts(draw: st.DrawFn) -> dict[str, int]:
     """experts in 1..64, experts_per_token >= 1, shared_experts >= 0, their sum <= experts; some keys omitted."""
@@ -162,9 +166,6 @@ def expert_counts(draw: st.DrawFn) -> dict[str, int]:
     if effective["experts_per_token"] + effective["shared_experts"] > effective["experts"]:
         omitted = set()  # an omitted key takes its default, which must keep the rule
     return {name: value for name, value in data.items() if name not in omitted}
-
-
-MOE_DEFAULTS = {"experts": 2, "experts_per_token": 1, "shared_experts": 0}
 
 
 @st.composite
@@ -272,10 +273,13 @@ BAD_VALUES = [
     "\t1", "'\\t\t'", "é", "\U0001f600", "\u2028", "\u0085", "\ufeff", "\x00", "\ud800",
 ]
 
+# An integer literal whose decimal form has more than 4300 digits (Python's int -> str limit).
+HUGE_INT = "0x" + "f" * 3600
+
 # Values of a wrong type that still parse: they reach validation.
 TYPE_ERRORS = ["abc", "sinkhorm", "silu ", "Silu", "-1", "0", "0.5", "1.0", "3", "true", "null", "[1]", "{}", "{type: x}",
                "{type: fill}", "{type: normal, min: 2, max: 1}", "{type: moe}", "{type: none, epsilon: 1}", "{enabled: 1}",
-               "{initialization: 3}", "'1'", ".inf", "1e-400", "2", "64", "1e308"]
+               "{initialization: 3}", "'1'", ".inf", "1e-400", "2", "64", "1e308", HUGE_INT, "-" + HUGE_INT, "{type: " + HUGE_INT + "}"]
 
 # A key: plain (`experts:`) or inside the quotes of JSON (`"experts":`).
 KEY_RE = re.compile(r'(?<=")[A-Za-z_][A-Za-z0-9_]*(?=":)|(?<!")\b[A-Za-z_][A-Za-z0-9_]*(?=\s*:(?:\s|$))')
@@ -510,11 +514,18 @@ def _load_mutated(text: str, key: str | None) -> None:
 
 @_settings(300)
 @given(mutated_texts(), keys())
+@example(f"gated: {HUGE_INT}\n", None)  # describe() of a huge int
+@example(f"type: moe\nexperts: -{HUGE_INT}\n", None)  # format_number() of a huge int
+@example(f"type: {HUGE_INT}\n", None)  # the variant discriminator's repr() of a huge int
 def test_mutated_texts_raise_only_located_config_errors(text: str, key: str | None) -> None:
     _load_mutated(text, key)
 
 
-_TMP = Path(tempfile.mkdtemp(prefix="fastmoe_cfg_properties_"))
+@pytest.fixture(scope="module")
+def bytes_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("bytes") / "config.yaml"
+
+
 BOMS = [b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff", b"\xef\xbb\xbf\xef\xbb\xbf"]
 
 
@@ -541,8 +552,9 @@ def mutated_bytes(draw: st.DrawFn) -> bytes:
 
 @_settings(150)
 @given(mutated_bytes(), keys())
-def test_mutated_bytes_raise_only_located_config_errors(raw: bytes, key: str | None) -> None:
-    path = _TMP / "config.yaml"
+def test_mutated_bytes_raise_only_located_config_errors(bytes_file: Path, raw: bytes, key: str | None) -> None:
+    """Bytes go through `load_file` (read_bytes -> parse_yaml_bytes), shown as x.yaml."""
+    path = bytes_file
     path.write_bytes(raw)
     try:
         config = load_file(MLPBaseConfig, path, key=key, display_name=FILE)
