@@ -230,9 +230,15 @@ def main() -> None:
         app(prog_name="fastmoe-cfg")
     except SystemExit:
         raise
+    except BrokenPipeError:  # the reader went away (`| head`): nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(0) from None
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         raise SystemExit(130) from None
+    except OSError as exc:  # disk full, permissions, ...: the system's words, no traceback
+        sys.stderr.write(f"fastmoe-cfg: error: {exc}\n")
+        raise SystemExit(1) from None
     except Exception as exc:  # a bug: say so plainly, without a traceback
         sys.stderr.write(f"fastmoe-cfg: internal error: {type(exc).__name__}: {exc}\n")
         raise SystemExit(1) from None
