@@ -285,7 +285,7 @@ class Config(BaseModel):
         except ValidationError as exc:
             from fastmoe_cfg.config.errors import ConfigError
 
-            raise ConfigError.from_validation_error(exc, type(self), data) from None
+            raise ConfigError.from_validation_error(exc, type(self)) from None
 
     # Tell pydantic this __init__ only wraps its own: it must not call it for nested validation.
     __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
@@ -298,7 +298,7 @@ class Config(BaseModel):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            raise ConfigError.from_validation_error(exc, cls, data) from None
+            raise ConfigError.from_validation_error(exc, cls) from None
 
     @model_validator(mode="wrap")
     @classmethod

@@ -70,10 +70,8 @@ class ConfigError(ValueError):
         super().__init__("\n".join(problem.render() for problem in self.problems))
 
     @classmethod
-    def from_validation_error(
-        cls, exc: ValidationError, root: type[Config], data: Any, locator: Locator | None = None
-    ) -> ConfigError:
-        return cls(problems_from_validation_error(exc, root, data, locator))
+    def from_validation_error(cls, exc: ValidationError, root: type[Config], locator: Locator | None = None) -> ConfigError:
+        return cls(problems_from_validation_error(exc, root, locator))
 
 
 class Locator(Protocol):
@@ -184,14 +182,10 @@ def _walk(root: type[Config], loc: Sequence[Any]) -> tuple[Path, type[Config] | 
     return tuple(path), owner, klass
 
 
-def problems_from_validation_error(
-    exc: ValidationError, root: type[Config], data: Any, locator: Locator | None = None
-) -> list[Problem]:
+def problems_from_validation_error(exc: ValidationError, root: type[Config], locator: Locator | None = None) -> list[Problem]:
+    """One `Problem` per pydantic error, in our words, located by `locator` (paths only without one)."""
     locator = locator or _NoLocation()
-    problems = []
-    for error in exc.errors(include_url=False):
-        problems.append(_problem(error, root, locator))
-    return problems
+    return [_problem(error, root, locator) for error in exc.errors(include_url=False)]
 
 
 def _problem(error: dict[str, Any], root: type[Config], locator: Locator) -> Problem:

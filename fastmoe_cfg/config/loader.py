@@ -12,7 +12,7 @@ from typing import Iterable, TypeVar
 from pydantic import ValidationError
 
 from fastmoe_cfg.config.base import Config
-from fastmoe_cfg.config.errors import ConfigError, Problem, format_path, problems_from_validation_error
+from fastmoe_cfg.config.errors import ConfigError, format_path, problems_from_validation_error
 from fastmoe_cfg.config.overrides import apply_overrides
 from fastmoe_cfg.config.yaml_io import Source, parse_yaml, read_yaml
 
@@ -53,7 +53,7 @@ def validate_source(cls: type[C], source: Source) -> C:
         config = cls.model_validate(source.data)
     except ValidationError as exc:
         reported = {format_path(source.prefix + path) for path in source.bad_paths}
-        for problem in problems_from_validation_error(exc, cls, source.data, source):
+        for problem in problems_from_validation_error(exc, cls, source):
             if not any(problem.path == bad or problem.path.startswith(bad + ".") for bad in reported):
                 problems.append(problem)
         raise ConfigError(problems) from None
