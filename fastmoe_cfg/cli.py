@@ -188,7 +188,7 @@ def schema(
     from fastmoe_cfg.config.schema import json_schema
     from fastmoe_cfg.schemas import MLPBaseConfig
 
-    text = json.dumps(json_schema(MLPBaseConfig, title="fastmoe_cfg MLP config"), indent=2) + "\n"
+    text = json.dumps(json_schema(MLPBaseConfig), indent=2) + "\n"
     if output is None:
         sys.stdout.write(text)
     else:

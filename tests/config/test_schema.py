@@ -75,3 +75,12 @@ def test_cli_schema_matches(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["schema", "-o", str(out)])
     assert result.exit_code == 0
     assert json.loads(out.read_text())["$defs"] == SCHEMA["$defs"]
+
+
+def test_committed_schema_is_current() -> None:
+    """docs/fastmoe.schema.json (what the examples point yaml-language-server at) matches the schemas.
+
+    Regenerate with `fastmoe-cfg schema -o docs/fastmoe.schema.json`.
+    """
+    committed = json.loads((ROOT / "docs" / "fastmoe.schema.json").read_text())
+    assert committed == json.loads(json.dumps(SCHEMA))
