@@ -9,6 +9,7 @@ import enum
 import json
 import os
 import sys
+import unicodedata
 from pathlib import Path
 from typing import Any, List, Optional
 
@@ -71,11 +72,34 @@ def _load(path: Path, key: Optional[str], overrides: List[str]) -> Any:
     return load_config(path, key=key, overrides=overrides)
 
 
+MAX_PRINTED = 100  # problems shown in text mode; --format json lists all of them
+_FRAME_WIDTH = 100  # characters of a long YAML line shown around the caret
+
+
+def _load_or_problems(path: Path, key: Optional[str], overrides: List[str]) -> tuple[Any, List[Problem]]:
+    """The config, or the problems of the file (an unreadable file is one problem, not a crash)."""
+    try:
+        return _load(path, key, overrides), []
+    except ConfigError as exc:
+        return None, exc.problems
+    except OSError as exc:
+        return None, [Problem(f"cannot read the file: {exc.strerror or exc}", file=str(path))]
+
+
+def _frame(line: str, column: int) -> tuple[str, int]:
+    """The part of a source line to show, control characters made visible, and the caret's offset in it."""
+    text = "".join("?" if unicodedata.category(char) in ("Cc", "Zl", "Zp") else char for char in line.expandtabs(1))
+    start = max(0, min(column - 1 - _FRAME_WIDTH // 2, len(text) - _FRAME_WIDTH))
+    shown = text[start : start + _FRAME_WIDTH]
+    prefix, suffix = ("..." if start > 0 else ""), ("..." if start + _FRAME_WIDTH < len(text) else "")
+    return prefix + shown + suffix, len(prefix) + column - 1 - start
+
+
 def _print_problems(problems: List[Problem], out: Any = None) -> None:
     """Each problem as one line, then a code frame of its YAML line with a caret."""
     out = out or sys.stdout
     lines_by_file: dict[str, List[str]] = {}
-    for problem in problems:
+    for problem in problems[:MAX_PRINTED]:
         out.write(problem.render() + "\n")
         if problem.file is None or problem.line is None or problem.override is not None:
             continue
@@ -86,9 +110,12 @@ def _print_problems(problems: List[Problem], out: Any = None) -> None:
                 lines_by_file[problem.file] = []
         lines = lines_by_file[problem.file]
         if 0 < problem.line <= len(lines):
+            shown, caret = _frame(lines[problem.line - 1], problem.column or 1)
             gutter = f"{problem.line:>5} | "
-            out.write(gutter + lines[problem.line - 1].expandtabs(1) + "\n")
-            out.write(" " * (len(gutter) - 2) + "| " + " " * max((problem.column or 1) - 1, 0) + "^\n")
+            out.write(gutter + shown + "\n")
+            out.write(" " * (len(gutter) - 2) + "| " + " " * max(caret, 0) + "^\n")
+    if len(problems) > MAX_PRINTED:
+        out.write(f"... and {len(problems) - MAX_PRINTED} more (--format json lists them all)\n")
 
 
 @app.command()
@@ -112,10 +139,10 @@ def validate(
     all_problems: List[Problem] = []
     valid: List[tuple[Path, Any]] = []
     for path in files:
-        try:
-            valid.append((path, _load(path, key, overrides or [])))
-        except ConfigError as exc:
-            all_problems.extend(exc.problems)
+        config, problems = _load_or_problems(path, key, overrides or [])
+        all_problems.extend(problems)
+        if config is not None:
+            valid.append((path, config))
     if output_format is OutputFormat.json:
         sys.stdout.write(json.dumps([problem.to_json() for problem in all_problems], indent=2) + "\n")
     else:

@@ -279,6 +279,16 @@ class Config(BaseModel):
             yield name, getattr(self, name)
 
     # ---------------------------------------------------------------- validation
+    def __new__(cls, /, *args: Any, **data: Any) -> Any:
+        # `MLPBaseConfig(type="moe", ...)` builds the variant `type` names (the default one without it).
+        if cls.is_dynamic() and not args:
+            name = data.get("type") or cls.__default_variant__
+            variant = cls.variants().get(name) if isinstance(name, str) else None
+            if variant is None:
+                cls.from_dict(data)  # raises the ConfigError that names the unknown type
+            return super().__new__(variant)
+        return super().__new__(cls)
+
     def __init__(self, /, **data: Any) -> None:
         try:
             super().__init__(**data)
@@ -355,7 +365,7 @@ class Config(BaseModel):
             except Exception:  # values of unexpected types were reported by their own fields
                 continue
             if not ok:
-                errors.append(_custom_error(rule.fields[0], rule.message(**values), values[rule.fields[0]]))
+                errors.append(_custom_error(rule.fields[0], rule.message(**values), values[rule.fields[0]], rule.fields))
         return errors
 
     # ---------------------------------------------------------- equality / dump
@@ -402,8 +412,9 @@ def _plain(value: Any, resolved: bool) -> Any:
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
-def _custom_error(name: str, message: str, value: Any) -> InitErrorDetails:
-    kind = PydanticCustomError(_RULE_ERROR, "{message}", {"message": message})
+def _custom_error(name: str, message: str, value: Any, fields: tuple[str, ...] = ()) -> InitErrorDetails:
+    """A problem of ours at `name`; `fields` are all the fields a rule involves (the report may blame another)."""
+    kind = PydanticCustomError(_RULE_ERROR, "{message}", {"message": message, "fields": list(fields or (name,))})
     return InitErrorDetails(type=kind, loc=(name,), input=value)
 
 

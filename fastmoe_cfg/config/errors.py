@@ -79,6 +79,10 @@ class Locator(Protocol):
 
     def problem(self, path: Path, kind: str, **fields: Any) -> Problem: ...
 
+    def origin(self, path: Path) -> str | None:
+        """"override" when a `--set` wrote the path, "file" when the file did, None otherwise."""
+        ...
+
 
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
@@ -209,6 +213,12 @@ def _problem(error: dict[str, Any], root: type[Config], locator: Locator) -> Pro
     if kind == "missing":
         return locator.problem(path, "missing", message="missing required field")
     if kind == "cfg_rule":
+        # Blame the field the user touched: an override first, then one written in the file.
+        candidates = [(*path[:-1], field) for field in ctx.get("fields", [name])]
+        for wanted in ("override", "file"):
+            blamed = next((candidate for candidate in candidates if locator.origin(candidate) == wanted), None)
+            if blamed is not None:
+                return locator.problem(blamed, "key", message=ctx["message"])
         return locator.problem(path, "key", message=ctx["message"])
     if kind == "enum":
         enum_class = owner.field_enum_class(name) if owner is not None else None
@@ -235,3 +245,6 @@ class _NoLocation:
 
     def problem(self, path: Path, kind: str, **fields: Any) -> Problem:
         return Problem(path=format_path(path), **fields)
+
+    def origin(self, path: Path) -> str | None:
+        return None

@@ -90,9 +90,9 @@ def _pin_type_field(base: type[Config], variant: type[Config], name: str) -> Non
 
 
 def all_config_classes() -> list[type[Config]]:
+    """Every subclass of Config defined so far, parents before children."""
     from fastmoe_cfg.config.base import Config
 
-    """Every subclass of Config defined so far, parents before children."""
     seen: list[type[Config]] = []
     stack = [Config]
     while stack:
@@ -132,7 +132,7 @@ def variant_union_schema(base: type[Config], handler: Any) -> core_schema.CoreSc
                 tag = default
             return tag if isinstance(tag, str) else f"<{type(tag).__name__}>"  # reported as unknown
         if isinstance(value, Config):
-            return value.__variant_name__
+            return value.__variant_name__ or f"<{type(value).__name__}>"  # an unregistered class: reported
         return default  # the default variant reports "expected a mapping"
 
     return core_schema.tagged_union_schema(choices, discriminator)

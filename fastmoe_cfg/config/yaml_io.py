@@ -14,7 +14,10 @@ existing text and keeps its comments and layout.
 
 from __future__ import annotations
 
+import errno
 import io
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 from typing import Any, Iterator, Mapping
@@ -23,7 +26,7 @@ from fastmoe_cfg.config.errors import ConfigError, Path, Problem, did_you_mean, 
 
 MAX_DEPTH = 64
 MAX_NODES = 100_000
-MAX_BYTES = 10_000_000
+MAX_BYTES = 256 * 1024  # a config is a few kilobytes; the pure-Python parser reads ~100 kB/s
 
 _CORE = "tag:yaml.org,2002:"
 _MERGE = _CORE + "merge"
@@ -70,6 +73,11 @@ class Source:
         line, column = (position.line, position.column) if position else (None, None)
         return Problem(path=format_path(self.prefix + path), file=self.file, line=line, column=column, **fields)
 
+    def origin(self, path: Path) -> str | None:
+        if any(path[:length] in self.overrides for length in range(len(path), 0, -1)):
+            return "override"
+        return "file" if path in self.positions else None
+
     def _position(self, path: Path, kind: str) -> Position | None:
         located = self.positions.get(path)
         if located is not None:
@@ -101,15 +109,22 @@ class Source:
 
 
 def read_yaml(path: str | FilePath, *, display_name: str | None = None) -> Source:
-    """Read and parse a YAML file; unreadable bytes are a located problem, never an exception."""
+    """Read and parse a YAML file; bad content is a located problem, never an exception.
+
+    Raises OSError when the file cannot be read, and for anything that is not a
+    regular file (a directory, a device such as /dev/zero, a FIFO).
+    """
     name = display_name or str(path)
-    raw = FilePath(path).read_bytes()
+    with open(path, "rb") as stream:
+        if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
+            raise IsADirectoryError(errno.EISDIR, "not a regular file", str(path))
+        raw = stream.read(MAX_BYTES + 1)
     return parse_yaml_bytes(raw, name)
 
 
 def parse_yaml_bytes(raw: bytes, file: str | None) -> Source:
     if len(raw) > MAX_BYTES:
-        return Source(None, file, problems=[Problem(f"file larger than {MAX_BYTES} bytes", file=file, line=1, column=1)])
+        return Source(None, file, problems=[Problem(f"file larger than {MAX_BYTES:,} bytes: not a config", file=file, line=1, column=1)])
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -122,16 +137,17 @@ def parse_yaml_bytes(raw: bytes, file: str | None) -> Source:
 
 def parse_yaml(text: str, file: str | None = None) -> Source:
     """Parse YAML text into plain data with positions; problems are in `Source.problems`."""
+    import warnings
+
     from ruamel.yaml import YAML
 
-    yaml = YAML(typ="rt", pure=True)
+    yaml = YAML(typ="safe", pure=True)  # composing only: nodes keep their marks; no comments needed
+    yaml.max_depth = MAX_DEPTH  # ruamel composes recursively: bound it before Python's stack
     source = Source(None, file)
     try:
-        depth_problem = _check_depth(yaml, text, file)
-        if depth_problem is not None:
-            source.problems.append(depth_problem)
-            return source
-        node = yaml.compose(text)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a reused anchor is legal YAML: the later one wins
+            node = yaml.compose(text)
     except Exception as exc:  # ruamel's errors carry a mark; anything else still gets a location
         source.problems.append(_syntax_problem(exc, text, file))
         return source
@@ -146,22 +162,6 @@ def parse_yaml(text: str, file: str | None = None) -> Source:
     return source
 
 
-def _check_depth(yaml: Any, text: str, file: str | None) -> Problem | None:
-    """Nesting is bounded before composing (ruamel composes recursively)."""
-    from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
-
-    depth = 0
-    for event in yaml.parse(text):
-        if isinstance(event, CollectionStartEvent):
-            depth += 1
-            if depth > MAX_DEPTH:
-                mark = event.start_mark
-                return Problem(f"nesting deeper than {MAX_DEPTH} levels", file=file, line=mark.line + 1, column=mark.column + 1)
-        elif isinstance(event, CollectionEndEvent):
-            depth -= 1
-    return None
-
-
 def _syntax_problem(exc: Exception, text: str, file: str | None) -> Problem:
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     if mark is not None:
@@ -172,12 +172,11 @@ def _syntax_problem(exc: Exception, text: str, file: str | None) -> Problem:
         column = position - (text.rfind("\n", 0, position) + 1) + 1
     else:
         line, column = 1, 1
-    if isinstance(exc, RecursionError):
-        detail = "nesting too deep"
-    else:
-        detail = " ".join(str(part) for part in (getattr(exc, "context", None), getattr(exc, "problem", None)) if part)
-        if not detail:
-            detail = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if type(exc).__name__ == "MaxDepthExceededError" or isinstance(exc, RecursionError):
+        return Problem(f"nesting deeper than {MAX_DEPTH} levels", file=file, line=line, column=column)
+    detail = " ".join(str(part) for part in (getattr(exc, "context", None), getattr(exc, "problem", None)) if part)
+    if not detail:
+        detail = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
     return Problem(f"invalid YAML: {detail}", file=file, line=line, column=column)
 
 
@@ -193,6 +192,14 @@ def _tag(node: Any) -> str:
 
 def _position(node: Any) -> Position:
     return Position(node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+def _value_position(node: Any, key_node: Any) -> Position:
+    """Where a value is written; an empty value (`experts:`) is placed just after its key's colon."""
+    empty = getattr(node, "value", None) == "" and getattr(node, "style", None) is None
+    if empty and key_node is not None:
+        return Position(key_node.end_mark.line + 1, key_node.end_mark.column + 2)
+    return _position(node)
 
 
 class _Builder:
@@ -218,7 +225,7 @@ class _Builder:
             what = f"more than {MAX_NODES} values after expanding aliases" if depth <= MAX_DEPTH else "nesting too deep"
             raise _TooLarge(Problem(f"document too large: {what}", file=self.source.file, line=position.line, column=position.column))
         key_position = _position(key_node) if key_node is not None else None
-        self.source.positions.setdefault(path, Located(key_position, _position(node)))
+        self.source.positions.setdefault(path, Located(key_position, _value_position(node, key_node)))
         tag = _tag(node)
         if isinstance(node, MappingNode):
             if tag != _CORE + "map":

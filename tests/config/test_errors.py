@@ -77,6 +77,10 @@ CASES = {
         "pre_norm:\n  type: rmsnorm\n",
         "moe.yaml:2:9: pre_norm.type: unknown type 'rmsnorm'; expected one of: layer_norm, none, rms_norm (did you mean rms_norm?)",
     ),
+    "empty value is located at its key": (
+        "type: moe\nexperts:\n\n# a comment\nexperts_per_token: 1\n",
+        "moe.yaml:2:9: experts: expected an integer, got null",
+    ),
     "constraint": (
         "intermediate_size: 0\n",
         "moe.yaml:1:20: intermediate_size: must be >= 1, got 0",
