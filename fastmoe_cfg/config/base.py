@@ -77,6 +77,11 @@ class DescribedEnum(enum.StrEnum):
         return member
 
     @classmethod
+    def dynamic_base(cls) -> type[Config] | None:
+        """The base whose variant this class is (itself for a base), None outside any family."""
+        return next((klass for klass in cls.__mro__ if isinstance(klass, type) and issubclass(klass, Config) and klass.is_dynamic()), None)
+
+    @classmethod
     def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
         schema = handler(source)
         # Accept the string values even though models are strict.
@@ -203,6 +208,11 @@ class Config(BaseModel):
     def is_dynamic(cls) -> bool:
         """True for a base class whose variants are chosen by `type:`."""
         return "__default_variant__" in cls.__dict__
+
+    @classmethod
+    def dynamic_base(cls) -> type[Config] | None:
+        """The base whose variant this class is (itself for a base), None outside any family."""
+        return next((klass for klass in cls.__mro__ if isinstance(klass, type) and issubclass(klass, Config) and klass.is_dynamic()), None)
 
     @classmethod
     def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:

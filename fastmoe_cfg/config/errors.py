@@ -201,7 +201,7 @@ def _problem(error: dict[str, Any], root: type[Config], locator: Locator) -> Pro
         fields = list(owner.__pydantic_fields__) if owner is not None else []
         renamed = owner.renamed_fields() if owner is not None else {}
         suggestion = renamed.get(name) if isinstance(name, str) and name in renamed else did_you_mean(name, fields)
-        return locator.problem(path, "key", message="unknown field", suggestion=suggestion)
+        return locator.problem(path, "key", message=_unknown_field(owner, name), suggestion=suggestion)
     if kind == "union_tag_invalid" and klass is not None and klass.is_dynamic():
         known = sorted(klass.variants())
         tag = value.get("type") if isinstance(value, dict) else ctx.get("tag")
@@ -238,6 +238,19 @@ def _problem(error: dict[str, Any], root: type[Config], locator: Locator) -> Pro
         return locator.problem(path, "value", message=f"must be {symbol} {bound}, got {format_number(value)}")
     message = error["msg"]
     return locator.problem(path, "value", message=message[:1].lower() + message[1:])
+
+
+def _unknown_field(owner: type[Config] | None, name: Any) -> str:
+    """`unknown field`, and when another variant of the same family has it, which one."""
+    base = owner.dynamic_base() if owner is not None else None
+    if base is None or owner is None or owner.__variant_name__ is None:
+        return "unknown field"
+    others = sorted(
+        variant_name for variant_name, variant in base.variants().items() if variant is not owner and name in variant.__pydantic_fields__
+    )
+    if not others:
+        return "unknown field"
+    return f"unknown field for type: {owner.__variant_name__} (a field of type: {' or '.join(others)})"
 
 
 class _NoLocation:

@@ -35,8 +35,8 @@ def json_schema(root: type[Config], *, title: str | None = None) -> dict[str, An
 def _annotate(klass: type[Config], definition: dict[str, Any]) -> None:
     variant = klass.__variant_name__
     if variant is not None:
-        base = next(base for base in klass.__mro__ if isinstance(base, type) and issubclass(base, Config) and base.is_dynamic())
-        if variant != base.__default_variant__:
+        base = klass.dynamic_base()
+        if base is not None and variant != base.__default_variant__:
             required = definition.setdefault("required", [])
             if "type" not in required:
                 required.insert(0, "type")

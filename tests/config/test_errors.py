@@ -40,6 +40,11 @@ CASES = {
         "type: moe\nnum_experts_per_tok: 2\n",
         "moe.yaml:2:1: num_experts_per_tok: unknown field (did you mean experts_per_token?)",
     ),
+    "field of another variant": (
+        "experts: 8\npre_norm: {type: rms_norm, bias: {}}\n",
+        "moe.yaml:1:1: experts: unknown field for type: mlp (a field of type: moe)\n"
+        "moe.yaml:2:28: pre_norm.bias: unknown field for type: rms_norm (a field of type: layer_norm)",
+    ),
     "misspelt enum": (
         "type: moe\nrouting: sinkhorm\n",
         "moe.yaml:2:10: routing: expected one of aux_loss, sinkhorn; got string 'sinkhorm' (did you mean sinkhorn?)",
