@@ -147,7 +147,7 @@ INVALID = {
     ),
     "fill needs value": ({"layer_2": {"bias": {"initialization": {"type": "fill"}}}}, "layer_2.bias.initialization.value: missing required field"),
     "format_version": ({"format_version": 2}, "format_version: must be <= 1, got 2"),
-    "dense has no experts": ({"type": "mlp", "experts": 4}, "experts: unknown field"),
+    "dense has no experts": ({"type": "mlp", "experts": 4}, "experts: unknown field for type: mlp (a field of type: moe)"),
     "enum": ({"activation": "swish"}, "activation: expected one of gelu, gelu_exact, silu, relu, squared_relu, identity; got string 'swish'"),
     "recompute enum": (
         {"recompute_level": "ful"},
