@@ -176,14 +176,17 @@ def explain(
     \b
         fastmoe-cfg explain examples/mixtral_8x7b.yaml --hidden-size 4096
     """
-    from fastmoe_cfg.explain import explain_rows, render_explain
+    from fastmoe_cfg.explain import explain_rows, explain_rules, hidden_expert_fields, render_explain
     from fastmoe_cfg.schemas.counts import count_layer
 
-    try:
-        config = _load(file, key, overrides or [])
-    except ConfigError as exc:
-        _print_problems(exc.problems, sys.stderr)
-        raise typer.Exit(1) from None
+    config, problems = _load_or_problems(file, key, overrides or [])
+    if problems:
+        if output_format is OutputFormat.json:
+            payload = {"file": str(file), "problems": [problem.to_json() for problem in problems]}
+            sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+        else:
+            _print_problems(problems, sys.stderr)
+        raise typer.Exit(1)
     tiers = {choice.value for choice in tier} if tier else None
     rows = explain_rows(config, tiers=tiers, expand=show_all)
     counts = count_layer(config, hidden_size, dtype.value) if hidden_size is not None else None
@@ -193,11 +196,13 @@ def explain(
             "class": type(config).__name__,
             "type": config.type,
             "fields": [row.to_json() for row in rows],
+            "rules": [{"path": path, "rule": doc} for path, doc in explain_rules(config)],
             "summary": counts.to_json() if counts is not None else None,
         }
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
         return
-    render_explain(config, rows, counts, title=str(file))
+    hidden = hidden_expert_fields(config) if tiers is None and not show_all else 0
+    render_explain(config, rows, counts, title=str(file), hidden_expert=hidden)
 
 
 @app.command()

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import enum
+import textwrap
 from dataclasses import asdict, dataclass
 from typing import Any, Iterable
 
@@ -24,6 +25,7 @@ class ExplainRow:
     tier: str
     description: str
     derived: str | None = None  # how a derived value was computed
+    value_description: str | None = None  # what the chosen enum member means
     depth: int = 0
 
     def to_json(self) -> dict[str, Any]:
@@ -67,7 +69,9 @@ def _sorted_fields(config: Config) -> list[str]:
 def explain_rows(config: Config, *, tiers: Iterable[str] | None = None, expand: bool = False) -> list[ExplainRow]:
     """Rows sorted by tier then name; nested configs expanded (indented) when `expand`.
 
-    Without `tiers`, the expert tier shows only when `expand` is set.
+    Without `tiers`, the expert tier shows only when `expand` is set. With
+    `tiers` and `expand`, nested fields of those tiers show even when their
+    parent's tier is not wanted: a flat list of full dotted paths.
     """
     wanted = set(tiers) if tiers else None
     rows: list[ExplainRow] = []
@@ -75,35 +79,51 @@ def explain_rows(config: Config, *, tiers: Iterable[str] | None = None, expand: 
     return rows
 
 
-def _collect(config: Config, prefix: str, depth: int, wanted: set[str] | None, expand: bool, rows: list[ExplainRow]) -> None:
+def hidden_expert_fields(config: Config) -> int:
+    """How many top-level expert-tier fields the default view leaves out."""
+    klass = type(config)
+    return sum(klass.field_tier(name) is Tier.expert for name in klass.__pydantic_fields__)
+
+
+def explain_rules(config: Config, prefix: str = "") -> list[tuple[str, str]]:
+    """(path of the config, rule in words) for every cross-field rule of the config and its nested configs."""
+    found = [(prefix.rstrip("."), rule.doc) for rule in type(config).rules()]
+    for name, value in config.iter_fields():
+        if isinstance(value, Config):
+            found += explain_rules(value, f"{prefix}{name}.")
+    return found
+
+
+def _collect(
+    config: Config, prefix: str, depth: int, wanted: set[str] | None, expand: bool, rows: list[ExplainRow]
+) -> None:
     klass = type(config)
     derived_docs = {derived.field: derived.doc for derived in klass.derived_defaults()}
     for name in _sorted_fields(config):
         tier = klass.field_tier(name)
-        if wanted is not None and tier.value not in wanted:
-            continue
-        if wanted is None and not expand and tier is Tier.expert:
-            continue
         value = getattr(config, name)
-        source = config.provenance(name)
-        shown = format_value(value)
-        if isinstance(value, Config):
-            shown = type(value).__name__ if expand else (shown if shown != "{}" else "(defaults)")
-        info = klass.__pydantic_fields__[name]
-        rows.append(
-            ExplainRow(
-                path=prefix + name,
-                value=_plain(value),
-                display=shown,
-                source=source,
-                tier=tier.value,
-                description=info.description or "",
-                derived=derived_docs.get(name) if source == "derived" else None,
-                depth=depth,
+        shown_here = (wanted is None or tier.value in wanted) and (wanted is not None or expand or tier is not Tier.expert)
+        if shown_here:
+            source = config.provenance(name)
+            display = format_value(value)
+            if isinstance(value, Config):
+                display = type(value).__name__ if expand else (display if display != "{}" else "(defaults)")
+            rows.append(
+                ExplainRow(
+                    path=prefix + name,
+                    value=_plain(value),
+                    display=display,
+                    source=source,
+                    tier=tier.value,
+                    description=klass.__pydantic_fields__[name].description or "",
+                    derived=derived_docs.get(name) if source == "derived" else None,
+                    value_description=getattr(value, "description", None) if isinstance(value, enum.Enum) else None,
+                    depth=depth,
+                )
             )
-        )
-        if expand and isinstance(value, Config):
-            _collect(value, f"{prefix}{name}.", depth + 1, wanted, expand, rows)
+        if expand and isinstance(value, Config) and (shown_here or wanted is not None):
+            child_depth = depth + 1 if wanted is None else 0  # a tree, or a flat list when filtered
+            _collect(value, f"{prefix}{name}.", child_depth, wanted, expand, rows)
 
 
 def summary_lines(counts: LayerCounts) -> list[tuple[str, str]]:
@@ -126,7 +146,9 @@ def summary_lines(counts: LayerCounts) -> list[tuple[str, str]]:
     return lines
 
 
-def render_explain(config: Config, rows: list[ExplainRow], counts: LayerCounts | None, *, title: str) -> None:
+def render_explain(
+    config: Config, rows: list[ExplainRow], counts: LayerCounts | None, *, title: str, hidden_expert: int = 0
+) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -136,7 +158,7 @@ def render_explain(config: Config, rows: list[ExplainRow], counts: LayerCounts |
     table.add_column("field", no_wrap=True)
     table.add_column("value", overflow="fold")
     table.add_column("source")
-    table.add_column("description", ratio=1)
+    table.add_column("description", ratio=1, overflow="fold")
     current_tier = None
     for row in rows:
         if row.depth == 0 and row.tier != current_tier:
@@ -145,11 +167,22 @@ def render_explain(config: Config, rows: list[ExplainRow], counts: LayerCounts |
             current_tier = row.tier
             table.add_row(f"[bold]{row.tier}[/bold]", "", "", f"[dim]{Tier(row.tier).description}[/dim]")
         description = row.description if row.derived is None else f"{row.description} Derived: {row.derived}"
+        if row.value_description:
+            description += f" ({row.display}: {row.value_description})"
         name = "  " * (row.depth + 1) + row.path.rsplit(".", 1)[-1] if row.depth else "  " + row.path
         if row.depth:
             description = f"[{row.tier}] {description}"
         table.add_row(name, _escape(row.display), row.source, _escape(description))
     console.print(table)
+    rules = explain_rules(config)
+    if rules:
+        console.print("Rules:")
+        for path, doc in rules:
+            text = f"{path + ': ' if path else ''}{doc}"
+            for line in textwrap.wrap(text, width=max(console.width, 40), initial_indent="  ", subsequent_indent="    "):
+                console.print(line, markup=False)
+    if hidden_expert:
+        console.print(f"{hidden_expert} expert-tier field(s) not shown: --all or --tier expert shows them.")
     if counts is None:
         console.print("Pass --hidden-size N to see parameter counts, FLOPs per token and memory per expert.")
         return

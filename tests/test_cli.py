@@ -136,14 +136,16 @@ def test_explain_golden() -> None:
         "┡━━━━━━━━━━━━━━━━━━━╇━━━━━━━╇━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┩\n"
         "│ core              │       │         │ What everyone sets: the variant and the main choices.      │\n"
         "│   activation      │ silu  │ derived │ Activation of the hidden layer (the gate's activation when │\n"
-        "│                   │       │         │ gated). Derived: silu if gated, else gelu.                 │\n"
+        "│                   │       │         │ gated). Derived: silu if gated, else gelu. (silu: SiLU     │\n"
+        "│                   │       │         │ (swish): x·sigmoid(x); with gated, SwiGLU.)                │\n"
         "│   format_version  │ null  │ default │ Version of this config format (only 1 exists). None: the   │\n"
         "│                   │       │         │ current one.                                               │\n"
         "│   type            │ mlp   │ set     │ The MLP variant: mlp (dense, default) or moe (mixture of   │\n"
         "│                   │       │         │ experts).                                                  │\n"
         "├───────────────────┼───────┼─────────┼────────────────────────────────────────────────────────────┤\n"
         "│ performance       │       │         │ Changes speed or memory only, never results.               │\n"
-        "│   recompute_level │ none  │ default │ What backward recomputes instead of storing.               │\n"
+        "│   recompute_level │ none  │ default │ What backward recomputes instead of storing. (none: Keep   │\n"
+        "│                   │       │         │ every activation for backward.)                            │\n"
         "└───────────────────┴───────┴─────────┴────────────────────────────────────────────────────────────┘\n"
         "Pass --hidden-size N to see parameter counts, FLOPs per token and memory per expert.\n"
     )
@@ -162,7 +164,12 @@ def test_explain_summary_and_json() -> None:
     assert rows["activation"] == {
         "path": "activation", "value": "silu", "source": "set", "tier": "core",
         "description": "Activation of the hidden layer (the gate's activation when gated).", "derived": None,
+        "value_description": "SiLU (swish): x·sigmoid(x); with gated, SwiGLU.",
     }
+    assert payload["rules"] == [
+        {"path": "", "rule": "Each token picks experts_per_token of the experts - shared_experts routed experts: "
+         "experts_per_token + shared_experts <= experts."},
+    ]
     assert rows["experts"]["value"] == 8 and rows["shared_experts"]["source"] == "default"
     assert "implementation" not in rows  # expert tier only with --all
 
@@ -174,17 +181,60 @@ def test_explain_all_expands_nested_fields() -> None:
     assert rows["router.weight.initialization"]["value"] == {"type": "normal", "std": 0.02, "mean": 0.0, "min": None, "max": None}
     assert rows["router.weight.initialization.std"] == {
         "path": "router.weight.initialization.std", "value": 0.02, "source": "set", "tier": "feature",
-        "description": "Standard deviation.", "derived": None,
+        "description": "Standard deviation.", "derived": None, "value_description": None,
     }
     assert rows["pre_norm.epsilon"]["value"] == 1e-6
     feature = runner.invoke(app, ["explain", str(EXAMPLES / "moe_small.yaml"), "--tier", "feature", "--format", "json"])
     assert {row["tier"] for row in json.loads(feature.output)["fields"]} == {"feature"}
+    # Filtered and expanded: feature-tier fields under architecture-tier parents are listed too.
+    nested = runner.invoke(app, ["explain", str(EXAMPLES / "moe_small.yaml"), "--tier", "feature", "--all", "--format", "json"])
+    paths = [row["path"] for row in json.loads(nested.output)["fields"]]
+    assert "router.weight.initialization.std" in paths and "layer_1.weight.lr_scale" in paths
+    assert "layer_1" not in paths
+
+
+def test_explain_text_shows_rules_and_hidden_expert_fields() -> None:
+    text = run("explain", "examples/mixtral_8x7b.yaml").stdout
+    assert "Rules:\n  Each token picks experts_per_token of the experts - shared_experts routed experts:" in text
+    assert "2 expert-tier field(s) not shown: --all or --tier expert shows them." in text
 
 
 def test_explain_invalid_file_exits_1(bad_file: Path) -> None:
     result = run("explain", str(bad_file))
     assert result.returncode == 1
     assert result.stderr.startswith(f"{bad_file}:3:1: experts_per_tokn: unknown field")
+    as_json = run("explain", str(bad_file), "--format", "json")
+    assert as_json.returncode == 1
+    payload = json.loads(as_json.stdout)
+    assert payload["file"] == str(bad_file) and [problem["line"] for problem in payload["problems"]] == [3, 4, 5]
+
+
+def test_validate_reports_unreadable_files_and_goes_on(tmp_path: Path) -> None:
+    result = run("validate", "/dev/zero", "examples/dense.yaml")
+    assert result.returncode == 1
+    assert result.stdout == (
+        "/dev/zero: cannot read the file: not a regular file\n"
+        "examples/dense.yaml: valid (MLPConfig, type: mlp)\n"
+        "1 problem found\n"
+    )
+
+
+def test_long_lines_and_control_characters_in_code_frames(tmp_path: Path) -> None:
+    path = tmp_path / "long.yaml"
+    path.write_text("type: moe\nrouting: " + "x" * 300 + " sink\n")
+    lines = runner.invoke(app, ["validate", str(path)]).output.splitlines()
+    assert lines[1] == "    2 | routing: " + "x" * 91 + "..."
+    assert lines[2] == "      |          ^"
+    path.write_text('type: moe\nrouting: "\x1b[31mred"\n')
+    assert runner.invoke(app, ["validate", str(path)]).output.splitlines()[1] == '    2 | routing: "?[31mred"'
+
+
+def test_problem_count_is_capped_in_text_mode(tmp_path: Path) -> None:
+    path = tmp_path / "many.yaml"
+    path.write_text("".join(f"unknown_{index}: 1\n" for index in range(150)))
+    text = runner.invoke(app, ["validate", str(path)]).output
+    assert "... and 50 more (--format json lists them all)\n150 problems found\n" in text
+    assert len(json.loads(runner.invoke(app, ["validate", str(path), "--format", "json"]).output)) == 150
 
 
 @pytest.mark.parametrize("variant", ["moe", "mlp"])
