@@ -17,6 +17,9 @@ import typer
 
 from fastmoe_cfg.config.base import Tier
 from fastmoe_cfg.config.errors import ConfigError, Problem
+from fastmoe_cfg.config.loader import parse_key
+from fastmoe_cfg.schemas import MLPBaseConfig
+from fastmoe_cfg.schemas.counts import DTYPE_BYTES
 
 app = typer.Typer(
     name="fastmoe-cfg",
@@ -34,16 +37,9 @@ class OutputFormat(str, enum.Enum):
     json = "json"
 
 
-class DType(str, enum.Enum):
-    bf16 = "bf16"
-    fp16 = "fp16"
-    fp32 = "fp32"
-    fp8 = "fp8"
-
-
-class VariantChoice(str, enum.Enum):
-    moe = "moe"
-    mlp = "mlp"
+# Choices that come from the library, so that the CLI cannot drift from it.
+DType = enum.Enum("DType", {name: name for name in DTYPE_BYTES}, type=str)  # type: ignore[misc]
+VariantChoice = enum.Enum("VariantChoice", {name: name for name in sorted(MLPBaseConfig.variants())}, type=str)  # type: ignore[misc]
 
 
 def _check_overrides(values: Optional[List[str]]) -> List[str]:
@@ -62,7 +58,17 @@ _SET = typer.Option(
     None, "--set", "-s", metavar="KEY=VALUE", callback=_check_overrides,
     help="Override a value (dotted KEY relative to --key; VALUE is YAML). Repeatable.",
 )
-_KEY = typer.Option(None, "--key", "-k", metavar="PATH", help="Dotted path of the MLP config inside the file, e.g. model.mlp.")
+def _check_key(value: Optional[str]) -> Optional[str]:
+    try:
+        parse_key(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{value!r}: {exc}") from None
+    return value
+
+
+_KEY = typer.Option(
+    None, "--key", "-k", metavar="PATH", callback=_check_key, help="Dotted path of the MLP config inside the file, e.g. model.mlp."
+)
 _FORMAT = typer.Option(OutputFormat.text, "--format", "-f", help="text for people, json for programs.")
 
 
@@ -158,10 +164,12 @@ def validate(
 @app.command()
 def explain(
     file: Path = _FILE,
-    tier: Optional[List[Tier]] = typer.Option(None, "--tier", "-t", help="Show only fields of this tier. Repeatable."),
+    tier: Optional[List[Tier]] = typer.Option(
+        None, "--tier", "-t", metavar="TIER", help="Show only fields of this tier (core, architecture, feature, performance, expert). Repeatable."
+    ),
     show_all: bool = typer.Option(False, "--all", "-a", help="Show every field: expert tier and nested sub-fields too."),
-    hidden_size: Optional[int] = typer.Option(None, "--hidden-size", min=1, help="Model hidden size: adds parameter, FLOP and memory counts."),
-    dtype: DType = typer.Option(DType.bf16, "--dtype", help="Weight dtype for the memory figures."),
+    hidden_size: Optional[int] = typer.Option(None, "--hidden-size", min=1, metavar="H", help="Model hidden size: adds parameter, FLOP and memory counts."),
+    dtype: DType = typer.Option("bf16", "--dtype", help="Weight dtype for the memory figures."),
     overrides: Optional[List[str]] = _SET,
     key: Optional[str] = _KEY,
     output_format: OutputFormat = _FORMAT,
@@ -211,11 +219,11 @@ def schema(
 ) -> None:
     """Print the JSON Schema (draft 2020-12) of MLP configs, for editors and other tools.
 
-    Example (then point yaml-language-server at it with a first line
-    `# yaml-language-server: $schema=fastmoe.schema.json` in your YAML):
+    Example, then the first line of a YAML config for completion and checks in editors:
 
     \b
         fastmoe-cfg schema -o fastmoe.schema.json
+        # yaml-language-server: $schema=fastmoe.schema.json
     """
     from fastmoe_cfg.config.schema import json_schema
     from fastmoe_cfg.schemas import MLPBaseConfig
@@ -224,13 +232,12 @@ def schema(
     if output is None:
         sys.stdout.write(text)
     else:
-        output.write_text(text, encoding="utf-8")
-        sys.stderr.write(f"wrote {output}\n")
+        _write(output, text)
 
 
 @app.command()
 def init(
-    variant: VariantChoice = typer.Option(VariantChoice.moe, "--type", help="moe (mixture of experts) or mlp (dense)."),
+    variant: VariantChoice = typer.Option("moe", "--type", help="The variant: moe (mixture of experts), mlp (dense), or a plugin's."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", dir_okay=False, help="Write to this file instead of stdout."),
     force: bool = typer.Option(False, "--force", help="Overwrite --output if it exists."),
 ) -> None:
@@ -249,7 +256,15 @@ def init(
         return
     if output.exists() and not force:
         raise typer.BadParameter(f"{output} exists; pass --force to overwrite it", param_hint="--output")
-    output.write_text(text, encoding="utf-8")
+    _write(output, text)
+
+
+def _write(output: Path, text: str) -> None:
+    """Write an output file; a path that cannot be written is a usage error (exit 2)."""
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot write {output}: {exc.strerror or exc}", param_hint="--output") from None
     sys.stderr.write(f"wrote {output}\n")
 
 

@@ -132,7 +132,7 @@ def summary_lines(counts: LayerCounts) -> list[tuple[str, str]]:
         ("active parameters per token", f"{counts.active_parameters:,}"),
         ("forward FLOPs per token", f"{counts.flops_per_token:,}"),
     ]
-    if counts.parameters_per_expert:
+    if counts.parameters_per_expert is not None and counts.bytes_per_expert is not None:
         mib = counts.bytes_per_expert / 2**20
         lines += [
             ("router parameters", f"{counts.router_parameters:,}"),

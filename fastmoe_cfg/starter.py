@@ -30,7 +30,7 @@ def starter_yaml(variant: str) -> str:
         "# Commented-out lines show the defaults.",
     ]
     derived = {rule.field: rule.doc for rule in klass.derived_defaults()}
-    fields = sorted(klass.__pydantic_fields__, key=lambda name: TIER_ORDER.index(klass.field_tier(name)))
+    fields = sorted(klass.__pydantic_fields__, key=lambda name: (TIER_ORDER.index(klass.field_tier(name)), name))
     current_tier = None
     for name in fields:
         tier = klass.field_tier(name)

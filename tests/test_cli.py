@@ -101,6 +101,9 @@ def test_validate_key_and_overrides() -> None:
         (["explain", "examples/dense.yaml", "--tier", "core2"], "Invalid value for '--tier'"),
         (["explain", "examples/dense.yaml", "--hidden-size", "0"], "Invalid value for '--hidden-size'"),
         (["frobnicate"], "No such command"),
+        (["validate", "examples/dense.yaml", "--key", "model..mlp"], "'model..mlp': expected a dotted path of keys"),
+        (["schema", "-o", "/nonexistent/dir/schema.json"], "cannot write /nonexistent/dir/schema.json: No such file or directory"),
+        (["init", "--type", "transformer"], "Invalid value for '--type'"),
     ],
 )
 def test_usage_errors_exit_2(args: list[str], message: str) -> None:

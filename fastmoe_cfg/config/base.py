@@ -149,6 +149,8 @@ def field(
         description=desc, ge=ge, gt=gt, le=le, lt=lt, allow_inf_nan=allow_inf_nan, json_schema_extra=extra
     )
     if default_factory is not None:
+        if default is not PydanticUndefined:
+            raise TypeError("field(): give a default or a default_factory, not both")
         return Field(default_factory=default_factory, **kwargs)
     return Field(default, **kwargs)
 

@@ -20,8 +20,16 @@ C = TypeVar("C", bound=Config)
 
 
 def parse_key(key: str | None) -> tuple[str, ...]:
-    """`"model.mlp"` -> `("model", "mlp")`; None or "" -> the document root."""
-    return tuple(part for part in key.split(".")) if key else ()
+    """`"model.mlp"` -> `("model", "mlp")`; None or "" -> the document root.
+
+    Raises ValueError for an empty segment (`model..mlp`, `.`).
+    """
+    if not key:
+        return ()
+    parts = tuple(key.split("."))
+    if not all(parts):
+        raise ValueError("expected a dotted path of keys, e.g. model.mlp")
+    return parts
 
 
 def load_file(
@@ -37,6 +45,8 @@ def load_text(cls: type[C], text: str, *, file: str | None = None, key: str | No
 
 
 def prepare(source: Source, key: str | None, overrides: Iterable[str]) -> Source:
+    if isinstance(overrides, str):  # one override given as a plain string
+        overrides = [overrides]
     if source.data is None and source.problems:
         raise ConfigError(source.problems)
     if key:

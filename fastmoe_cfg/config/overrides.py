@@ -38,7 +38,7 @@ def apply_overrides(source: Source, overrides: Iterable[str]) -> Source:
         try:
             path, raw = parse_override(text)
         except OverrideSyntaxError as exc:
-            raise ConfigError([*result.problems, Problem(str(exc), override=text, order=order)]) from None
+            raise ConfigError([*result.problems, Problem(str(exc), file=result.file, override=text, order=order)]) from None
         _apply_one(result, text, path, raw, order)
     return result
 
@@ -48,7 +48,7 @@ def _apply_one(source: Source, text: str, path: Path, raw: str, order: int) -> N
     parsed = parse_yaml(raw, file=None)
     if parsed.problems:
         for problem in parsed.problems:
-            source.problems.append(Problem(problem.message, shown, override=text, order=order))
+            source.problems.append(Problem(problem.message, shown, source.file, override=text, order=order))
         return
     if source.data is None:
         source.data = {}
@@ -58,18 +58,17 @@ def _apply_one(source: Source, text: str, path: Path, raw: str, order: int) -> N
             break
         if node.get(part) is None:
             node[part] = {}
-            source.overrides.setdefault(path[: depth + 1], text)  # created by this override
+            source.overrides.setdefault(path[: depth + 1], (text, order))  # created by this override
         node = node[part]
         if not isinstance(node, dict):
             where = format_path(source.prefix + path[: depth + 1])
-            source.problems.append(Problem(f"cannot set {shown}: {where} is {describe(node)}, not a mapping", shown, override=text, order=order))
+            source.problems.append(Problem(f"cannot set {shown}: {where} is {describe(node)}, not a mapping", shown, source.file, override=text, order=order))
             return
     if not isinstance(node, dict):
-        source.problems.append(Problem(f"cannot set {shown}: the document is {describe(node)}, not a mapping", shown, override=text, order=order))
+        source.problems.append(Problem(f"cannot set {shown}: the document is {describe(node)}, not a mapping", shown, source.file, override=text, order=order))
         return
     node[path[-1]] = parsed.data
-    source.overrides.pop(path, None)  # a later override of the same path takes its place in the order
     for written in [written for written in source.positions if written[: len(path)] == path]:
         del source.positions[written]
     source.bad_paths = {bad for bad in source.bad_paths if bad[: len(path)] != path}
-    source.overrides[path] = text
+    source.overrides[path] = (text, order)

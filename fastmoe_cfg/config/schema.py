@@ -40,6 +40,11 @@ def _annotate(klass: type[Config], definition: dict[str, Any]) -> None:
             required = definition.setdefault("required", [])
             if "type" not in required:
                 required.insert(0, "type")
+        elif base is not None and "type" in definition["properties"]:
+            # `type: null` selects the default variant, as the loader does.
+            type_schema = definition["properties"]["type"]
+            const = {key: type_schema.pop(key) for key in ("const", "type") if key in type_schema}
+            type_schema["anyOf"] = [const, {"type": "null"}]
     for derived in klass.derived_defaults():
         if derived.field in definition["properties"]:
             definition["properties"][derived.field]["x-derived"] = derived.doc

@@ -59,16 +59,17 @@ class Source:
     positions: dict[Path, Located] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     prefix: Path = ()  # the `--key` path of `data` inside the document
-    overrides: dict[Path, str] = field(default_factory=dict)  # path -> `key=value` text of its `--set`
+    # path -> (`key=value` text of the `--set` that wrote it, its position on the command line)
+    overrides: dict[Path, tuple[str, int]] = field(default_factory=dict)
     bad_paths: set[Path] = field(default_factory=set)  # values already reported while reading
 
     def problem(self, path: Path, kind: str, **fields: Any) -> Problem:
         """A problem at `path` (relative to `data`); `kind` is key, value or missing."""
         for length in range(len(path), -1, -1):
             if path[:length] in self.overrides:
-                override = self.overrides[path[:length]]
-                order = list(self.overrides).index(path[:length])
-                return Problem(path=format_path(self.prefix + path), override=override, order=order, **fields)
+                override, order = self.overrides[path[:length]]
+                shown = format_path(self.prefix + path)
+                return Problem(path=shown, file=self.file, override=override, order=order, **fields)
         position = self._position(path, kind)
         line, column = (position.line, position.column) if position else (None, None)
         return Problem(path=format_path(self.prefix + path), file=self.file, line=line, column=column, **fields)

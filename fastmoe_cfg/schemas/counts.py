@@ -5,6 +5,11 @@ forward pass (router, experts, shared experts); norms, activations and the
 weighted sum are not counted. "Active" parameters are those one token
 touches: router, router scales, its `experts_per_token` routed experts, the
 shared experts and the norms, biases included.
+
+The shared experts are held as one dense MLP of width
+`shared_experts · intermediate_size` (DESIGN.md, layers), so together they
+have one `layer_2` bias of size hidden, where separate experts would have one
+each. Per-expert figures are None for a dense MLP.
 """
 
 from __future__ import annotations
@@ -25,12 +30,12 @@ class LayerCounts:
     total_parameters: int
     active_parameters: int
     flops_per_token: int
-    router_parameters: int = 0
-    parameters_per_expert: int = 0
-    shared_parameters: int = 0
     norm_parameters: int = 0
     dtype: str = "bf16"
-    bytes_per_expert: int = 0
+    router_parameters: int | None = None
+    parameters_per_expert: int | None = None
+    shared_parameters: int | None = None
+    bytes_per_expert: int | None = None
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)

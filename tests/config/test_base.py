@@ -26,6 +26,19 @@ def test_field_without_tier_fails_at_class_definition() -> None:
             x: int = 3
 
 
+def test_field_helper_refuses_a_default_and_a_factory() -> None:
+    with pytest.raises(TypeError, match="not both"):
+        field(1, default_factory=list, tier="core")
+
+
+def test_base_constructor_builds_the_named_variant() -> None:
+    config = MLPBaseConfig(type="moe", experts=4)
+    assert type(config) is MoEMLPConfig and config == MoEMLPConfig(experts=4)
+    assert type(MLPBaseConfig()) is MLPConfig
+    with pytest.raises(ConfigError, match=r"^type: unknown type 'mixture'; expected one of: mlp, moe$"):
+        MLPBaseConfig(type="mixture")
+
+
 def test_field_helper_carries_tier_description_and_constraints() -> None:
     info = MoEMLPConfig.model_fields["experts"]
     assert info.json_schema_extra == {"x-tier": "architecture"}

@@ -60,3 +60,19 @@ def test_override_tags_are_rejected() -> None:
         "--set experts=!!python/object:os.system 1: experts: tag !!python/object:os.system is not allowed "
         "(only the YAML core schema: strings, numbers, booleans, null, mappings, lists)"
     )
+
+
+def test_override_problems_follow_the_command_line_and_name_the_file() -> None:
+    from fastmoe_cfg.config.errors import ConfigError
+    from fastmoe_cfg.config.loader import load_text
+    from fastmoe_cfg.schemas import MLPBaseConfig
+
+    with pytest.raises(ConfigError) as info:
+        load_text(MLPBaseConfig, "type: moe\n", file="a.yaml", overrides=["a.b.c=1", "routing=x", "experts=["])
+    assert [problem.override for problem in info.value.problems] == ["a.b.c=1", "routing=x", "experts=["]
+    assert {problem.file for problem in info.value.problems} == {"a.yaml"}
+    assert all(problem.line is None for problem in info.value.problems)
+
+
+def test_a_single_override_string_is_one_override() -> None:
+    assert load("type: moe\n", overrides="experts=6").experts == 6

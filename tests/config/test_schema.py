@@ -51,6 +51,11 @@ def test_document_matches_exactly_one_variant(document, variant) -> None:
         assert jsonschema.Draft202012Validator(sub).is_valid(document) == (name == variant)
 
 
+def test_type_null_matches_only_the_default_variant() -> None:
+    VALIDATOR.validate({"type": None, "pre_norm": {"type": None, "bias": {}}})
+    assert not VALIDATOR.is_valid({"type": None, "experts": 4})
+
+
 def test_nested_variant_without_type_is_the_default() -> None:
     VALIDATOR.validate({"pre_norm": {"epsilon": 1e-6, "bias": {}}})  # layer_norm has bias
     assert not VALIDATOR.is_valid({"pre_norm": {"type": "rms_norm", "bias": {}}})

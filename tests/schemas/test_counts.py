@@ -42,5 +42,6 @@ def test_dense() -> None:
     counts = count_layer(MLPConfig(intermediate_size=11008, gated=True, add_linear_biases=False), 4096)
     assert counts.total_parameters == counts.active_parameters == 3 * 4096 * 11008
     assert counts.flops_per_token == 2 * 3 * 4096 * 11008
+    assert counts.parameters_per_expert is None and counts.bytes_per_expert is None
     with_bias = count_layer(MLPConfig(intermediate_size=10), 4)
     assert with_bias.total_parameters == 4 * 10 + 10 + 10 * 4 + 4
