@@ -83,7 +83,7 @@ def test_validate_json(bad_file: Path) -> None:
 
 
 def test_validate_key_and_overrides() -> None:
-    nested = str(EXAMPLES / "nested_model.yaml")
+    nested = str(EXAMPLES / "model_file" / "model.yaml")
     assert runner.invoke(app, ["validate", nested, "--key", "model.mlp"]).exit_code == 0
     result = runner.invoke(app, ["validate", nested, "--key", "model.mlp", "--set", "experts=abc"])
     assert result.exit_code == 1

@@ -11,8 +11,8 @@ from fastmoe_cfg.schemas import MLPConfig, MoEMLPConfig
 from tests.conftest import ROOT
 
 # Files that hold the MLP config under a key.
-KEYS = {"nested_model.yaml": "model.mlp"}
-EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
+KEYS = {"model.yaml": "model.mlp"}
+EXAMPLES = sorted((ROOT / "examples").rglob("*.yaml"))
 
 
 def test_there_are_examples() -> None:

@@ -36,7 +36,7 @@ def test_import_is_torch_free(module: str) -> None:
     "argv",
     [
         ["validate", "examples/mixtral_8x7b.yaml"],
-        ["validate", "examples/nested_model.yaml", "--key", "model.mlp", "--format", "json"],
+        ["validate", "examples/model_file/model.yaml", "--key", "model.mlp", "--format", "json"],
         ["explain", "examples/mixtral_8x7b.yaml", "--hidden-size", "4096", "--all"],
         ["schema"],
         ["init", "--type", "moe"],

@@ -50,7 +50,11 @@ def prepare(source: Source, key: str | None, overrides: Iterable[str]) -> Source
     if source.data is None and source.problems:
         raise ConfigError(source.problems)
     if key:
-        source = source.select(parse_key(key))
+        try:
+            path = parse_key(key)
+        except ValueError as exc:
+            raise ConfigError([*source.problems, source.problem((), "value", message=f"--key {key!r}: {exc}")]) from None
+        source = source.select(path)
     return apply_overrides(source, overrides)
 
 

@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 ENTRY_POINT_GROUP = "fastmoe_cfg.variants"
 
 _plugins_loaded = False
-_plugin_errors: list[str] = []
 
 
 def load_plugins() -> None:
@@ -41,13 +40,7 @@ def load_plugins() -> None:
             entry_point.load()
         except Exception as exc:  # a broken plugin must not break the built-in variants, nor go unnoticed
             message = f"fastmoe_cfg plugin {entry_point.name!r} ({entry_point.value}) failed to load: {exc}"
-            _plugin_errors.append(message)
             warnings.warn(message, RuntimeWarning, stacklevel=2)
-
-
-def plugin_errors() -> list[str]:
-    load_plugins()
-    return list(_plugin_errors)
 
 
 def variants_of(base: type[Config]) -> dict[str, type[Config]]:

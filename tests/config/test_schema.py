@@ -64,9 +64,9 @@ def test_nested_variant_without_type_is_the_default() -> None:
 
 
 def test_examples_validate_against_the_schema() -> None:
-    for path in sorted((ROOT / "examples").glob("*.yaml")):
+    for path in sorted((ROOT / "examples").rglob("*.yaml")):
         data = parse_yaml(path.read_text()).data
-        if path.name == "nested_model.yaml":
+        if path.parent.name == "model_file":
             data = data["model"]["mlp"]
         VALIDATOR.validate(data)
 
