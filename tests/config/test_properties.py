@@ -297,11 +297,15 @@ def _lines(text: str) -> list[str]:
     return text.split("\n")
 
 
-def key_typo(draw: st.DrawFn, text: str) -> str:
+def _pick_key(draw: st.DrawFn, text: str) -> re.Match[str] | None:
     keys = list(KEY_RE.finditer(text))
-    if not keys:
+    return draw(st.sampled_from(keys)) if keys else None
+
+
+def key_typo(draw: st.DrawFn, text: str) -> str:
+    match = _pick_key(draw, text)
+    if match is None:
         return text
-    match = draw(st.sampled_from(keys))
     key = match.group()
     index = draw(st.integers(0, len(key) - 1))
     char = draw(st.one_of(st.sampled_from("abcdefghijklmnopqrstuvwxyz_0123456789 -.:"), st.characters()))
@@ -339,10 +343,9 @@ def wrong_value(draw: st.DrawFn, text: str) -> str:
 
 def quoted_key(draw: st.DrawFn, text: str) -> str:
     """Rewrite a key as a quoted scalar holding an escape (`"exp\\nerts":`), a tag or an anchor."""
-    keys = list(KEY_RE.finditer(text))
-    if not keys:
+    match = _pick_key(draw, text)
+    if match is None:
         return text
-    match = draw(st.sampled_from(keys))
     key = match.group()
     index = draw(st.integers(0, len(key)))
     escape = draw(st.sampled_from(["\\n", "\\r", "\\t", "\\0", "\\e", "\\x85", "\\u2028", "\\u2029", "\\N",
