@@ -4,7 +4,6 @@ Exit codes: 0 ok, 1 invalid config, 2 usage error. No Python traceback
 reaches the user. Never imports torch.
 """
 
-
 import enum
 import json
 import os
@@ -15,11 +14,13 @@ from typing import Any, List, Optional
 
 import typer
 
+from fastmoe_cfg import load_config
 from fastmoe_cfg.config.base import Tier
 from fastmoe_cfg.config.errors import ConfigError, Problem
 from fastmoe_cfg.config.loader import parse_key
+from fastmoe_cfg.config.overrides import OverrideSyntaxError, parse_override
 from fastmoe_cfg.schemas import MLPBaseConfig
-from fastmoe_cfg.schemas.counts import DTYPE_BYTES
+from fastmoe_cfg.schemas.counts import DTYPE_BYTES, count_layer
 
 app = typer.Typer(
     name="fastmoe-cfg",
@@ -43,8 +44,6 @@ VariantChoice = enum.Enum("VariantChoice", {name: name for name in sorted(MLPBas
 
 
 def _check_overrides(values: Optional[List[str]]) -> List[str]:
-    from fastmoe_cfg.config.overrides import OverrideSyntaxError, parse_override
-
     for value in values or []:
         try:
             parse_override(value)
@@ -58,6 +57,8 @@ _SET = typer.Option(
     None, "--set", "-s", metavar="KEY=VALUE", callback=_check_overrides,
     help="Override a value (dotted KEY relative to --key; VALUE is YAML). Repeatable.",
 )
+
+
 def _check_key(value: Optional[str]) -> Optional[str]:
     try:
         parse_key(value)
@@ -72,12 +73,6 @@ _KEY = typer.Option(
 _FORMAT = typer.Option(OutputFormat.text, "--format", "-f", help="text for people, json for programs.")
 
 
-def _load(path: Path, key: Optional[str], overrides: List[str]) -> Any:
-    from fastmoe_cfg import load_config
-
-    return load_config(path, key=key, overrides=overrides)
-
-
 MAX_PRINTED = 100  # problems shown in text mode; --format json lists all of them
 _FRAME_WIDTH = 100  # characters of a long YAML line shown around the caret
 
@@ -85,7 +80,7 @@ _FRAME_WIDTH = 100  # characters of a long YAML line shown around the caret
 def _load_or_problems(path: Path, key: Optional[str], overrides: List[str]) -> tuple[Any, List[Problem]]:
     """The config, or the problems of the file (an unreadable file is one problem, not a crash)."""
     try:
-        return _load(path, key, overrides), []
+        return load_config(path, key=key, overrides=overrides), []
     except ConfigError as exc:
         return None, exc.problems
     except OSError as exc:
@@ -185,7 +180,6 @@ def explain(
         fastmoe-cfg explain examples/mixtral_8x7b.yaml --hidden-size 4096
     """
     from fastmoe_cfg.explain import explain_rows, explain_rules, hidden_expert_fields, render_explain
-    from fastmoe_cfg.schemas.counts import count_layer
 
     config, problems = _load_or_problems(file, key, overrides or [])
     if problems:
@@ -226,7 +220,6 @@ def schema(
         # yaml-language-server: $schema=fastmoe.schema.json
     """
     from fastmoe_cfg.config.schema import json_schema
-    from fastmoe_cfg.schemas import MLPBaseConfig
 
     text = json.dumps(json_schema(MLPBaseConfig), indent=2) + "\n"
     if output is None:
