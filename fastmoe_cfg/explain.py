@@ -11,7 +11,7 @@ import textwrap
 from dataclasses import asdict, dataclass
 from typing import Any, Iterable
 
-from fastmoe_cfg.config.base import TIER_ORDER, Config, Tier
+from fastmoe_cfg.config.base import TIER_ORDER, Config, Tier, plain_data
 from fastmoe_cfg.config.errors import format_number
 from fastmoe_cfg.schemas.counts import LayerCounts
 
@@ -51,14 +51,6 @@ def format_value(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(format_value(item) for item in value) + "]"
     return str(value)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Config):
-        return value.to_dict(resolved=True)
-    if isinstance(value, enum.Enum):
-        return value.value
-    return value
 
 
 def _sorted_fields(config: Config) -> list[str]:
@@ -111,7 +103,7 @@ def _collect(
             rows.append(
                 ExplainRow(
                     path=prefix + name,
-                    value=_plain(value),
+                    value=plain_data(value),
                     display=display,
                     source=source,
                     tier=tier.value,

@@ -405,19 +405,20 @@ class Config(BaseModel):
         for name, value in self.iter_fields():
             keep = resolved or name in self.model_fields_set or (name == "type" and self.__variant_name__)
             if keep:
-                out[name] = _plain(value, resolved)
+                out[name] = plain_data(value, resolved)
         return out
 
 
-def _plain(value: Any, resolved: bool) -> Any:
+def plain_data(value: Any, resolved: bool = True) -> Any:
+    """A field value as plain JSON data (configs as mappings, enums as their strings)."""
     if isinstance(value, Config):
         return value.to_dict(resolved=resolved)
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, (list, tuple)):
-        return [_plain(item, resolved) for item in value]
+        return [plain_data(item, resolved) for item in value]
     if isinstance(value, dict):
-        return {key: _plain(item, resolved) for key, item in value.items()}
+        return {key: plain_data(item, resolved) for key, item in value.items()}
     return value
 
 
