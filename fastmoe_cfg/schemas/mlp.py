@@ -63,6 +63,16 @@ class MLPBaseConfig(Config):
         MLPRecomputeLevel.none, tier="performance", desc="What backward recomputes instead of storing."
     )
 
+    def build(self, hidden_size: int, *, device=None, dtype=None):
+        """The torch module this config describes (`fastmoe_cfg.layers`, imported here: configs never need torch).
+
+        `hidden_size` is the model's width; `device` and `dtype` go to every parameter.
+        The module's `forward(x, token_mask=None)` takes [tokens, hidden] or [batch, seq, hidden].
+        """
+        from fastmoe_cfg.layers import build_layer
+
+        return build_layer(self, hidden_size, device=device, dtype=dtype)
+
 
 @MLPBaseConfig.register("mlp")
 class MLPConfig(MLPBaseConfig):

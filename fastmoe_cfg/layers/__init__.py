@@ -1,0 +1,19 @@
+"""PyTorch layers built from configs. Imported lazily by `MLPBaseConfig.build()`: this is the only package that imports torch."""
+
+from fastmoe_cfg.layers.lr import parameter_groups
+from fastmoe_cfg.layers.mlp import MLP
+from fastmoe_cfg.layers.moe import MoEMLP
+from fastmoe_cfg.schemas.mlp import MLPBaseConfig, MLPConfig, MoEMLPConfig
+
+__all__ = ["MLP", "MoEMLP", "build_layer", "parameter_groups"]
+
+
+def build_layer(config: MLPBaseConfig, hidden_size: int, *, device=None, dtype=None):
+    """The torch module `config` describes, for a model of width `hidden_size`."""
+    if isinstance(hidden_size, bool) or not isinstance(hidden_size, int) or hidden_size < 1:
+        raise ValueError(f"hidden_size must be a positive integer, got {hidden_size!r}")
+    if isinstance(config, MoEMLPConfig):
+        return MoEMLP(config, hidden_size, device=device, dtype=dtype)
+    if isinstance(config, MLPConfig):
+        return MLP(config, hidden_size, device=device, dtype=dtype)
+    raise NotImplementedError(f"no layer implementation for MLP type {config.type or type(config).__name__!r}; a plugin variant defines build()")

@@ -1,0 +1,55 @@
+"""Linear layers: one weight matrix (`Linear`), or one per expert (`ExpertLinear`)."""
+
+import torch
+from torch import nn
+
+from fastmoe_cfg.layers.initialization import fill, initialize_, normal
+from fastmoe_cfg.layers.lr import scale_of
+from fastmoe_cfg.schemas.linear import AffineLinearConfig, LinearConfig
+from fastmoe_cfg.schemas.mlp import MLPBaseConfig
+
+
+def has_bias(config: LinearConfig, mlp: MLPBaseConfig | None) -> bool:
+    """A linear's bias exists when `bias.enabled` says so, else when the MLP's `add_linear_biases` does."""
+    if not isinstance(config, AffineLinearConfig):
+        return False
+    if config.bias.enabled is not None:
+        return config.bias.enabled
+    return mlp is not None and mlp.add_linear_biases
+
+
+class Linear(nn.Module):
+    """y = x · Wᵀ (+ b). `weight` is [out, in] (`experts` > 0: [experts, out, in], one matrix per expert)."""
+
+    def __init__(
+        self,
+        config: LinearConfig,
+        in_features: int,
+        out_features: int,
+        *,
+        bias: bool,
+        default_std: float,
+        experts: int = 0,
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__()
+        leading = (experts,) if experts else ()
+        self.weight = nn.Parameter(torch.empty(*leading, out_features, in_features, device=device, dtype=dtype))
+        initialize_(self.weight, config.weight.initialization, normal(default_std))
+        self.bias = None
+        if bias:
+            self.bias = nn.Parameter(torch.empty(*leading, out_features, device=device, dtype=dtype))
+            initialize_(self.bias, config.bias.initialization, fill(0.0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.linear(x, self.weight, self.bias)
+
+
+def linear_lr_scales(config: LinearConfig, prefix: str, scale: float, *, bias: bool) -> dict[str, float]:
+    """Learning-rate scales of a linear's parameters: MLP scale × linear scale × parameter scale."""
+    layer_scale = scale * scale_of(config.lr_scale)
+    scales = {f"{prefix}.weight": layer_scale * scale_of(config.weight.lr_scale)}
+    if bias and isinstance(config, AffineLinearConfig):
+        scales[f"{prefix}.bias"] = layer_scale * scale_of(config.bias.lr_scale)
+    return scales
