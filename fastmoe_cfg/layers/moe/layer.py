@@ -9,7 +9,7 @@ from fastmoe_cfg.layers.lr import scale_of
 from fastmoe_cfg.layers.mlp import MLP
 from fastmoe_cfg.layers.moe import dispatch
 from fastmoe_cfg.layers.moe.losses import inject_loss, load_balancing_loss, router_entropy, z_loss
-from fastmoe_cfg.layers.moe.router import sinkhorn_routing, topk_softmax
+from fastmoe_cfg.layers.moe.router import sinkhorn_routing, topk_softmax, upcast
 from fastmoe_cfg.layers.normalization import build_normalization, normalization_lr_scales
 from fastmoe_cfg.layers.recompute import checkpointed
 from fastmoe_cfg.layers.tokens import apply_to_tokens
@@ -133,7 +133,7 @@ class MoEMLP(nn.Module):
             noise_TE = torch.empty_like(logits_TE).uniform_(1 - config.jitter_eps, 1 + config.jitter_eps)
             logits_TE = logits_TE * noise_TE
 
-        probs_TE = logits_TE.float().softmax(dim=-1)
+        probs_TE = upcast(logits_TE).softmax(dim=-1)
         if config.routing == RoutingType.sinkhorn:
             weights_TK, experts_TK = sinkhorn_routing(logits_TE, self.experts_per_token, training=self.training)
         else:
@@ -142,7 +142,7 @@ class MoEMLP(nn.Module):
         if config.routing == RoutingType.aux_loss and config.auxiliary_loss_coefficient > 0 and self.training:
             weights_TK = self._add_loss("load_balancing_loss", weights_TK, balance_loss, config.auxiliary_loss_coefficient, injecting, record)
         if self.router_per_expert_scale is not None:
-            weights_TK = weights_TK * self.router_per_expert_scale[experts_TK].float()
+            weights_TK = weights_TK * upcast(self.router_per_expert_scale[experts_TK])
         weights_TK = weights_TK.to(x_TH.dtype)
 
         level = MLPRecomputeLevel.none if self.recompute_level == MLPRecomputeLevel.full else self.recompute_level

@@ -5,6 +5,8 @@ Shape legend: T tokens, E routed experts, K experts per token.
 
 import torch
 
+from fastmoe_cfg.layers.moe.router import upcast
+
 
 def load_balancing_loss(probs_TE: torch.Tensor, experts_TK: torch.Tensor) -> torch.Tensor:
     """Switch-Transformer load-balancing loss, per layer: E · Σ_e f_e · P_e.
@@ -24,7 +26,7 @@ def load_balancing_loss(probs_TE: torch.Tensor, experts_TK: torch.Tensor) -> tor
 
 def z_loss(logits_TE: torch.Tensor) -> torch.Tensor:
     """Router z-loss (ST-MoE, Zoph et al. 2022, eq. 5): mean over tokens of logsumexp(logits)², in float32 at least."""
-    return torch.logsumexp(logits_TE.to(torch.promote_types(logits_TE.dtype, torch.float32)), dim=-1).square().mean()
+    return torch.logsumexp(upcast(logits_TE), dim=-1).square().mean()
 
 
 def router_entropy(probs_TE: torch.Tensor) -> torch.Tensor:

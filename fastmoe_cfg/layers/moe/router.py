@@ -10,14 +10,19 @@ SINKHORN_TOLERANCE = 1e-4
 SINKHORN_MAX_ITERATIONS = 1000
 
 
+def upcast(tensor: torch.Tensor) -> torch.Tensor:
+    """Routing math runs in float32 at least (float64 stays float64), as the reference implementations upcast."""
+    return tensor.to(torch.promote_types(tensor.dtype, torch.float32))
+
+
 def topk_softmax(logits_TE: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """aux_loss routing: the top-k logits, weights = softmax over the k selected logits (float32).
+    """aux_loss routing: the top-k logits, weights = softmax over the k selected logits (float32 at least).
 
     Equal to softmax over all experts followed by renormalisation of the top k (Mixtral).
     Returns (weights_TK, experts_TK), experts in descending order of logit.
     """
     top_logits_TK, experts_TK = logits_TE.topk(k, dim=-1)
-    return top_logits_TK.float().softmax(dim=-1), experts_TK
+    return upcast(top_logits_TK).softmax(dim=-1), experts_TK
 
 
 def sinkhorn(logits_TE: torch.Tensor, *, tolerance: float = SINKHORN_TOLERANCE, max_iterations: int = SINKHORN_MAX_ITERATIONS) -> torch.Tensor:
@@ -29,7 +34,8 @@ def sinkhorn(logits_TE: torch.Tensor, *, tolerance: float = SINKHORN_TOLERANCE, 
     `max_iterations`. Each row of exp(logits) is divided by its maximum first, for
     overflow safety; the row factors absorb that, so the result is the same.
     """
-    cost_TE = torch.exp(logits_TE.float() - logits_TE.float().amax(dim=-1, keepdim=True))
+    logits_TE = upcast(logits_TE)
+    cost_TE = torch.exp(logits_TE - logits_TE.amax(dim=-1, keepdim=True))
     tokens, experts = cost_TE.shape
     eps = 1e-8
     column_E = torch.ones(experts, dtype=cost_TE.dtype, device=cost_TE.device)
@@ -49,9 +55,9 @@ def sinkhorn_routing(logits_TE: torch.Tensor, k: int, *, training: bool) -> tupl
     Training: experts = top-k of sinkhorn(logits) (no gradient through the choice);
     weights = softmax(logits) (sigmoid when k = 1) at those experts, not renormalised.
     Inference: top-k of softmax(logits) (sigmoid when k = 1).
-    Returns (weights_TK float32, experts_TK).
+    Returns (weights_TK in float32 at least, experts_TK).
     """
-    logits_TE = logits_TE.float()
+    logits_TE = upcast(logits_TE)
     scores_TE = torch.sigmoid(logits_TE) if k == 1 else logits_TE.softmax(dim=-1)
     if not training:
         return scores_TE.topk(k, dim=-1)
