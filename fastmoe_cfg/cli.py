@@ -261,6 +261,141 @@ def _write(output: Path, text: str) -> None:
     sys.stderr.write(f"wrote {output}\n")
 
 
+# ------------------------------------------------------------------------------------------- docs
+docs_app = typer.Typer(
+    name="docs",
+    help="Reference docs generated from the schemas, and the docs site (MkDocs + Material).",
+    no_args_is_help=True,
+)
+app.add_typer(docs_app)
+
+_REFERENCE_DIR = typer.Option(
+    Path("docs/reference"), "--reference-dir", file_okay=False, help="The committed reference pages (built-in classes)."
+)
+
+
+def _docs_error(exc: Exception) -> typer.Exit:
+    sys.stderr.write(f"fastmoe-cfg docs: error: {exc}\n")
+    return typer.Exit(1)
+
+
+@docs_app.command("generate")
+def docs_generate(reference_dir: Path = _REFERENCE_DIR) -> None:
+    """Write the reference pages of the built-in classes (what `docs check` compares against).
+
+    Run it after changing a schema, and commit the result.
+
+    Example:
+
+    \b
+        fastmoe-cfg docs generate && git add docs/reference
+    """
+    from fastmoe_cfg.docs_gen import DocsError, reference_pages, write_reference
+
+    try:
+        pages = reference_pages(builtin_only=True)
+    except DocsError as exc:
+        raise _docs_error(exc) from None
+    touched = write_reference(reference_dir, pages)
+    sys.stdout.write(f"{reference_dir}: {len(pages)} pages, {len(touched)} written or removed\n")
+
+
+@docs_app.command("check")
+def docs_check(reference_dir: Path = _REFERENCE_DIR) -> None:
+    """Exit 1, with a summary of the differences, when the committed reference is not what the schemas generate.
+
+    Needs no MkDocs; CI runs it.
+
+    Example:
+
+    \b
+        fastmoe-cfg docs check --reference-dir docs/reference
+    """
+    from fastmoe_cfg.docs_gen import REGENERATE, DocsError, diff_reference, reference_pages
+
+    try:
+        pages = reference_pages(builtin_only=True)
+    except DocsError as exc:
+        raise _docs_error(exc) from None
+    summary = diff_reference(reference_dir, pages)
+    if summary:
+        sys.stdout.write(f"{reference_dir} is out of date: it differs from what the schemas generate\n")
+        sys.stdout.write("".join(f"  {line}\n" for line in summary))
+        sys.stdout.write(f"Regenerate it with `{REGENERATE}` and commit the result.\n")
+        raise typer.Exit(1)
+    sys.stdout.write(f"{reference_dir}: up to date ({len(pages)} pages)\n")
+
+
+@docs_app.command("build")
+def docs_build(
+    out: Path = typer.Option(Path("site"), "--out", "-o", file_okay=False, help="Folder of the built site (replaced)."),
+) -> None:
+    """Build the static docs site: reference pages (plugins installed here included), guides, JSON schema.
+
+    The guides' command examples are run during the build. The JSON schema is
+    published as fastmoe.schema.json at the root of the site. Needs the docs extra:
+    pip install 'fastmoe_cfg[docs]'.
+
+    Example:
+
+    \b
+        fastmoe-cfg docs build --out site && python -m http.server -d site
+    """
+    import tempfile
+    import time
+
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from fastmoe_cfg.docs_gen import DocsError
+    from fastmoe_cfg.docs_gen.site import MissingMkDocs, build_steps, planned_commands
+
+    if out.exists() and any(out.iterdir()) and not (out / "index.html").exists():
+        raise typer.BadParameter(f"{out} exists and is not a built site; its contents would be replaced", param_hint="--out")
+    start = time.perf_counter()
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn())
+    try:
+        with tempfile.TemporaryDirectory(prefix="fastmoe-docs-") as scratch, Progress(*columns, console=Console(stderr=True)) as progress:
+            task = progress.add_task("docs", total=None)
+
+            def advance(label: str) -> None:
+                progress.update(task, advance=1, description=label)
+
+            steps = build_steps(out, Path(scratch), on_command=advance)
+            progress.update(task, total=len(steps) + planned_commands())
+            for step in steps:
+                progress.update(task, description=step.label)
+                step.run()
+                progress.update(task, advance=1)
+    except (DocsError, MissingMkDocs) as exc:
+        raise _docs_error(exc) from None
+    sys.stdout.write(f"built the docs site in {out} ({time.perf_counter() - start:.1f} s); JSON schema: {out / 'fastmoe.schema.json'}\n")
+
+
+@docs_app.command("serve")
+def docs_serve(
+    dev_addr: str = typer.Option("127.0.0.1:8000", "--dev-addr", "-a", metavar="HOST:PORT", help="Address to serve on."),
+) -> None:
+    """Build the docs site and serve it locally until Ctrl-C. Needs the docs extra.
+
+    Example:
+
+    \b
+        fastmoe-cfg docs serve --dev-addr 127.0.0.1:8000
+    """
+    import tempfile
+
+    from fastmoe_cfg.docs_gen import DocsError
+    from fastmoe_cfg.docs_gen.site import MissingMkDocs, serve
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="fastmoe-docs-") as scratch:
+            sys.stderr.write(f"serving the docs site on http://{dev_addr}/ (Ctrl-C stops)\n")
+            serve(dev_addr, Path(scratch))
+    except (DocsError, MissingMkDocs) as exc:
+        raise _docs_error(exc) from None
+
+
 def main() -> None:
     """Console entry point: no traceback ever reaches the user."""
     # pydantic's own plugins (observability hooks) have no use in a one-shot CLI, and looking

@@ -61,10 +61,10 @@ def diff_reference(directory: Path, pages: dict[str, str], *, context_lines: int
     summary: list[str] = []
     for name in sorted(set(pages) | set(committed)):
         if name not in committed:
-            summary.append(f"missing {directory / name} (a new class or enum)")
+            summary.append(f"missing {directory / name} (generated, not committed)")
             continue
         if name not in pages:
-            summary.append(f"stale {directory / name} (no such class or enum any more)")
+            summary.append(f"stale {directory / name} (no longer generated)")
             continue
         old = committed[name].read_text(encoding="utf-8").splitlines()
         new = pages[name].splitlines()
