@@ -126,20 +126,24 @@ class MoEMLP(nn.Module):
         logits_TE = self.router_logits(x_TH)
         injecting = self.training and self.inject_aux_losses
 
-        z_loss_value = z_loss(logits_TE)
-        if config.z_loss_coefficient > 0 and self.training:
+        z_loss_on = config.z_loss_coefficient > 0 and self.training
+        with torch.set_grad_enabled(torch.is_grad_enabled() and z_loss_on):  # A statistic only: keep nothing for backward.
+            z_loss_value = z_loss(logits_TE)
+        if z_loss_on:
             logits_TE = self._add_loss("z_loss", logits_TE, z_loss_value, config.z_loss_coefficient, injecting, record)
         if self.training and config.jitter_eps > 0:
             noise_TE = torch.empty_like(logits_TE).uniform_(1 - config.jitter_eps, 1 + config.jitter_eps)
             logits_TE = logits_TE * noise_TE
 
-        probs_TE = upcast(logits_TE).softmax(dim=-1)
         if config.routing == RoutingType.sinkhorn:
             weights_TK, experts_TK = sinkhorn_routing(logits_TE, self.experts_per_token, training=self.training)
         else:
             weights_TK, experts_TK = topk_softmax(logits_TE, self.experts_per_token)
-        balance_loss = load_balancing_loss(probs_TE, experts_TK)
-        if config.routing == RoutingType.aux_loss and config.auxiliary_loss_coefficient > 0 and self.training:
+        balance_on = config.routing == RoutingType.aux_loss and config.auxiliary_loss_coefficient > 0 and self.training
+        with torch.set_grad_enabled(torch.is_grad_enabled() and balance_on):
+            probs_TE = upcast(logits_TE).softmax(dim=-1)
+            balance_loss = load_balancing_loss(probs_TE, experts_TK)
+        if balance_on:
             weights_TK = self._add_loss("load_balancing_loss", weights_TK, balance_loss, config.auxiliary_loss_coefficient, injecting, record)
         if self.router_per_expert_scale is not None:
             weights_TK = weights_TK * upcast(self.router_per_expert_scale[experts_TK])
@@ -159,13 +163,14 @@ class MoEMLP(nn.Module):
             out_TH = self.post_norm(out_TH)
 
         if record:
-            self.stats = {
-                "tokens_per_expert": torch.bincount(experts_TK.reshape(-1), minlength=self.routed_experts),
-                "dropped_tokens": torch.zeros((), dtype=torch.int64, device=x_TH.device),
-                "load_balancing_loss": balance_loss.detach(),
-                "z_loss": z_loss_value.detach(),
-                "router_entropy": router_entropy(probs_TE).detach(),
-            }
+            with torch.no_grad():  # Nothing saved for backward: a recompute must save what the forward saved.
+                self.stats = {
+                    "tokens_per_expert": torch.bincount(experts_TK.reshape(-1), minlength=self.routed_experts),
+                    "dropped_tokens": torch.zeros((), dtype=torch.int64, device=x_TH.device),
+                    "load_balancing_loss": balance_loss.detach(),
+                    "z_loss": z_loss_value.detach(),
+                    "router_entropy": router_entropy(probs_TE),
+                }
         return out_TH
 
     def router_logits(self, x_TH: torch.Tensor) -> torch.Tensor:
