@@ -129,8 +129,8 @@ def class_page(klass: type[Config], catalog: Catalog) -> str:
         facts.append(f"**Variants** (chosen by `type:`): {choices}")
     parents = [parent for parent in klass.__mro__[1:] if isinstance(parent, type) and issubclass(parent, Config)]
     facts.append("**Inherits from:** " + ", ".join(_link(p) if p in catalog.classes else f"`{p.__name__}`" for p in parents))
-    children = [child for child in catalog.classes if klass in child.__bases__ and child.__variant_name__ is None]
-    if children:
+    children = [child for child in catalog.classes if klass in child.__bases__]
+    if children and base is not klass:  # a family's base lists its variants above
         facts.append("**Subclasses:** " + ", ".join(_link(child) for child in children))
     lines = [BANNER, "", f"# {klass.__name__}", "", docstring(klass) or "", "", *[f"- {fact}" for fact in facts], ""]
     lines += _fields_section(klass)
