@@ -107,7 +107,9 @@ class _Groups:
 
     def linear(self, x_NI: torch.Tensor, weight_EOI: torch.Tensor, bias_EO: torch.Tensor | None) -> torch.Tensor:
         """Row n times weight[expert_N[n]]ᵀ (+ bias[expert_N[n]]). [N, in] -> [N, out]."""
-        if _grouped_mm_runs(x_NI.device.type, x_NI.dtype):
+        # grouped_mm needs rows whose byte strides are multiples of 16.
+        aligned = (x_NI.shape[1] * x_NI.element_size()) % 16 == 0 and (weight_EOI.shape[1] * x_NI.element_size()) % 16 == 0
+        if aligned and _grouped_mm_runs(x_NI.device.type, x_NI.dtype):
             y_NO = _ContiguousGrad.apply(torch._grouped_mm(x_NI, weight_EOI.transpose(1, 2), offs=self.ends_E.to(torch.int32)))
         else:
             y_NO = self._padded_linear(x_NI, weight_EOI)
