@@ -34,7 +34,7 @@ class Experts(nn.Module):
 
 
 def looped(
-    x_TH: torch.Tensor, weights_TK: torch.Tensor, experts_TK: torch.Tensor, experts: Experts, *, prepare: Step, level: MLPRecomputeLevel
+    x_TH: torch.Tensor, weights_TK: torch.Tensor, experts_TK: torch.Tensor, *, experts: Experts, prepare: Step, level: MLPRecomputeLevel
 ) -> torch.Tensor:
     """For each expert: gather its tokens, run its MLP, scale by the routing weight, add into the output."""
     out_TH = x_TH.new_zeros(x_TH.shape)
@@ -62,8 +62,8 @@ def dropless(
     x_TH: torch.Tensor,
     weights_TK: torch.Tensor,
     experts_TK: torch.Tensor,
-    experts: Experts,
     *,
+    experts: Experts,
     prepare: Step,
     level: MLPRecomputeLevel,
     dynamic_shape: bool,

@@ -122,15 +122,34 @@ class MoEMLP(nn.Module):
         return apply_to_tokens(lambda x_TH: checkpointed(forward_once, x_TH), x, token_mask, self.hidden_size)
 
     def _forward(self, x_TH: torch.Tensor, *, record: bool = True) -> torch.Tensor:
+        weights_TK, experts_TK, statistics = self.route(x_TH, record=record)
+        weights_TK = weights_TK.to(x_TH.dtype)
+        level = MLPRecomputeLevel.none if self.recompute_level == MLPRecomputeLevel.full else self.recompute_level
+        if self.implementation == MoEImplementation.looped:
+            out_TH = dispatch.looped(x_TH, weights_TK, experts_TK, experts=self.experts, prepare=self._prepare, level=level)
+        else:
+            out_TH = dispatch.dropless(
+                x_TH, weights_TK, experts_TK, experts=self.experts, prepare=self._prepare, level=level,
+                dynamic_shape=self.config.dropless_dynamic_shape,
+            )
+        if self.shared is not None:
+            out_TH = out_TH + self.shared.hidden_to_output(x_TH, prepare=self._prepare, level=level)
+        if self.post_norm is not None:
+            out_TH = self.post_norm(out_TH)
+        if record:
+            self.stats = statistics
+        return out_TH
+
+    def route(self, x_TH: torch.Tensor, *, record: bool = True) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """Steps 1-6: routing weights [T, K] (float32 at least), experts [T, K], and the statistics of this routing."""
         config = self.config
         logits_TE = self.router_logits(x_TH)
-        injecting = self.training and self.inject_aux_losses
 
         z_loss_on = config.z_loss_coefficient > 0 and self.training
-        with torch.set_grad_enabled(torch.is_grad_enabled() and z_loss_on):  # A statistic only: keep nothing for backward.
+        with torch.set_grad_enabled(torch.is_grad_enabled() and z_loss_on):  # Otherwise a statistic: keep nothing for backward.
             z_loss_value = z_loss(logits_TE)
         if z_loss_on:
-            logits_TE = self._add_loss("z_loss", logits_TE, z_loss_value, config.z_loss_coefficient, injecting, record)
+            logits_TE = self._add_loss("z_loss", logits_TE, z_loss_value, coefficient=config.z_loss_coefficient, record=record)
         if self.training and config.jitter_eps > 0:
             noise_TE = torch.empty_like(logits_TE).uniform_(1 - config.jitter_eps, 1 + config.jitter_eps)
             logits_TE = logits_TE * noise_TE
@@ -144,34 +163,21 @@ class MoEMLP(nn.Module):
             probs_TE = upcast(logits_TE).softmax(dim=-1)
             balance_loss = load_balancing_loss(probs_TE, experts_TK)
         if balance_on:
-            weights_TK = self._add_loss("load_balancing_loss", weights_TK, balance_loss, config.auxiliary_loss_coefficient, injecting, record)
+            weights_TK = self._add_loss(
+                "load_balancing_loss", weights_TK, balance_loss, coefficient=config.auxiliary_loss_coefficient, record=record
+            )
         if self.router_per_expert_scale is not None:
             weights_TK = weights_TK * upcast(self.router_per_expert_scale[experts_TK])
-        weights_TK = weights_TK.to(x_TH.dtype)
 
-        level = MLPRecomputeLevel.none if self.recompute_level == MLPRecomputeLevel.full else self.recompute_level
-        prepare = self._prepare
-        if self.implementation == MoEImplementation.looped:
-            out_TH = dispatch.looped(x_TH, weights_TK, experts_TK, self.experts, prepare=prepare, level=level)
-        else:
-            out_TH = dispatch.dropless(
-                x_TH, weights_TK, experts_TK, self.experts, prepare=prepare, level=level, dynamic_shape=config.dropless_dynamic_shape
-            )
-        if self.shared is not None:
-            out_TH = out_TH + self.shared.hidden_to_output(x_TH, prepare=prepare, level=level)
-        if self.post_norm is not None:
-            out_TH = self.post_norm(out_TH)
-
-        if record:
-            with torch.no_grad():  # Nothing saved for backward: a recompute must save what the forward saved.
-                self.stats = {
-                    "tokens_per_expert": torch.bincount(experts_TK.reshape(-1), minlength=self.routed_experts),
-                    "dropped_tokens": torch.zeros((), dtype=torch.int64, device=x_TH.device),
-                    "load_balancing_loss": balance_loss.detach(),
-                    "z_loss": z_loss_value.detach(),
-                    "router_entropy": router_entropy(probs_TE),
-                }
-        return out_TH
+        with torch.no_grad():  # Nothing saved for backward: a recompute must save what the forward saved.
+            statistics = {
+                "tokens_per_expert": torch.bincount(experts_TK.reshape(-1), minlength=self.routed_experts),
+                "dropped_tokens": torch.zeros((), dtype=torch.int64, device=x_TH.device),
+                "load_balancing_loss": balance_loss.detach(),
+                "z_loss": z_loss_value.detach(),
+                "router_entropy": router_entropy(probs_TE),
+            }
+        return weights_TK, experts_TK, statistics
 
     def router_logits(self, x_TH: torch.Tensor) -> torch.Tensor:
         """Steps 1-2: the router's logits [T, E] from the raw layer input [T, H]."""
@@ -186,9 +192,10 @@ class MoEMLP(nn.Module):
         # pre_norm acts on each row alone, so it may run after the gather (recompute_level recomputes both).
         return x_MH if self.pre_norm is None else self.pre_norm(x_MH)
 
-    def _add_loss(self, name: str, tensor: torch.Tensor, loss: torch.Tensor, coefficient: float, injecting: bool, record: bool) -> torch.Tensor:
-        if injecting:
+    def _add_loss(self, name: str, tensor: torch.Tensor, loss: torch.Tensor, *, coefficient: float, record: bool) -> torch.Tensor:
+        """Inject `coefficient · aux_loss_scale · loss` into backward through `tensor`, or leave it to the training loop."""
+        if self.inject_aux_losses:
             return inject_loss(tensor, loss, coefficient * self.aux_loss_scale)
-        if record and not self.inject_aux_losses:
+        if record:
             self.aux_losses[name] = coefficient * loss
         return tensor
