@@ -45,10 +45,10 @@ class MLPBaseConfig(Config):
     )
     intermediate_size: int = field(4096, tier="architecture", ge=1, desc="Hidden size of the MLP (of each expert for moe).")
     layer_1: AffineLinearConfig = field(
-        default_factory=AffineLinearConfig, tier="architecture", desc="First linear: hidden -> intermediate (2 × intermediate when gated, gate rows first)."
+        default_factory=AffineLinearConfig, tier="architecture", desc="First linear: hidden -> intermediate (2 × intermediate when gated, gate rows first). Default initialization: normal, std hidden_size^-0.5; bias 0."
     )
     layer_2: AffineLinearConfig = field(
-        default_factory=AffineLinearConfig, tier="architecture", desc="Second linear: intermediate -> hidden."
+        default_factory=AffineLinearConfig, tier="architecture", desc="Second linear: intermediate -> hidden. Default initialization: normal, std intermediate_size^-0.5; bias 0."
     )
     pre_norm: NormalizationConfig | None = field(
         None, tier="architecture", desc="Normalization of the MLP input (for moe: of the experts' input only; the router sees the raw input). None: no normalization."
