@@ -18,7 +18,7 @@ class RoutingType(DescribedEnum):
     """How the router assigns tokens to experts."""
 
     aux_loss = "aux_loss", "Top-k of the router logits, weights = softmax over the selected logits, balanced by the auxiliary load-balancing loss."
-    sinkhorn = "sinkhorn", "Balanced assignment by Sinkhorn iterations in training (no gradient through the choice); top-k of the scores in inference."
+    sinkhorn = "sinkhorn", "Balanced assignment by Sinkhorn iterations in training (until the mean change is below 1e-4; no gradient through the choice), weights = softmax of the logits (sigmoid for top-1) at the chosen experts; top-k of the scores in inference."
 
 
 class MoEImplementation(DescribedEnum):

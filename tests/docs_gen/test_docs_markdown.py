@@ -78,7 +78,8 @@ def test_enum_field_lists_values_with_meanings_and_links_its_page(pages: dict[st
     assert row.endswith(
         "How tokens are assigned to experts.<br>**Values:**<br>`aux_loss`: Top-k of the router logits, weights = softmax over "
         "the selected logits, balanced by the auxiliary load-balancing loss.<br>`sinkhorn`: Balanced assignment by Sinkhorn "
-        "iterations in training (no gradient through the choice); top-k of the scores in inference. |"
+        "iterations in training (until the mean change is below 1e-4; no gradient through the choice), weights = softmax of "
+        "the logits (sigmoid for top-1) at the chosen experts; top-k of the scores in inference. |"
     )
 
 
@@ -146,8 +147,9 @@ def test_enum_page(pages: dict[str, str]) -> None:
         "|---|---|\n"
         '| <a id="aux_loss"></a>`aux_loss` | Top-k of the router logits, weights = softmax over the selected logits, balanced by '
         "the auxiliary load-balancing loss. |\n"
-        '| <a id="sinkhorn"></a>`sinkhorn` | Balanced assignment by Sinkhorn iterations in training (no gradient through the '
-        "choice); top-k of the scores in inference. |\n\n"
+        '| <a id="sinkhorn"></a>`sinkhorn` | Balanced assignment by Sinkhorn iterations in training (until the mean change is '
+        "below 1e-4; no gradient through the choice), weights = softmax of the logits (sigmoid for top-1) at the chosen "
+        "experts; top-k of the scores in inference. |\n\n"
         "## Used in\n\n"
         "- [`MoEMLPConfig`](MoEMLPConfig.md): [`routing`](MoEMLPConfig.md#routing)\n"
     )
