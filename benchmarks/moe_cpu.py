@@ -86,7 +86,7 @@ def main() -> None:
     from fastmoe_cfg.schemas.mlp import MLPConfig, MoEMLPConfig
 
     torch.set_num_threads(THREADS)
-    console = Console()
+    console = Console(width=max(Console().width, 120))  # the table stays readable in a pipe or a log
     status = Console(stderr=True)
     allocator = " ".join(f"{name}={os.environ[name]}" for name in ALLOCATOR_ENV)
     header = (

@@ -80,3 +80,10 @@ def test_bfloat16_grouped_gemm_matches_looped():
     # bfloat16 keeps 8 bits: the sum order differs, so 2^-6 relative.
     error = (other(x).float() - reference(x).float()).abs().max() / reference(x).float().abs().max()
     assert error < 2**-6
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["fp32", "fp64"])
+@pytest.mark.parametrize("intermediate_size", [8, 16, 24], ids=["narrow", "square", "wide"])
+def test_routing_weight_on_either_side_of_layer_2(intermediate_size, dtype):
+    # dropless scales layer_2's input when intermediate < hidden (16), else its output; looped always its output.
+    compare("dropless", tokens=29, dtype=dtype, data={**BASE, "intermediate_size": intermediate_size})

@@ -80,9 +80,17 @@ def dropless(
     token_of_row_N = order_N // k
     groups = _Groups(flat_N[order_N], torch.bincount(flat_N, minlength=experts.count), tokens, dynamic_shape)
     layer_1, layer_2 = experts.layer_1, experts.layer_2
+    weight_N1 = weights_TK.reshape(-1)[order_N].unsqueeze(1)
+    # The routing weight scales the narrower side of layer_2: its input [N, I] when I < H (fine-grained
+    # experts; then the bias is scaled apart), else its output [N, H]. Same product, fewer multiplies.
+    scale_input = layer_2.weight.shape[2] < layer_2.weight.shape[1]
 
     def finish(h_NI: torch.Tensor) -> torch.Tensor:
-        return groups.linear(hidden_activation(h_NI, experts.activation, gated=experts.gated), layer_2.weight, layer_2.bias)
+        hidden_NI = hidden_activation(h_NI, experts.activation, gated=experts.gated)
+        if not scale_input:
+            return groups.linear(hidden_NI, layer_2.weight, layer_2.bias) * weight_N1
+        y_NH = groups.linear(hidden_NI * weight_N1, layer_2.weight, None)
+        return y_NH if layer_2.bias is None else y_NH + weight_N1 * layer_2.bias.index_select(0, groups.expert_N)
 
     y_NH = expert_mlp(
         x_TH,
@@ -91,7 +99,6 @@ def dropless(
         finish=finish,
         level=level,
     )
-    y_NH = y_NH * weights_TK.reshape(-1)[order_N].unsqueeze(1)
     return x_TH.new_zeros(x_TH.shape).index_add_(0, token_of_row_N, y_NH)
 
 
