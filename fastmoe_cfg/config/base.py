@@ -202,14 +202,14 @@ class Config(BaseModel):
                     f"{cls.__name__}.{name}: every config field needs a tier; "
                     f"declare it with field(..., tier=...)"
                 )
-        if "__default_variant__" in cls.__dict__:
+        if cls.is_dynamic():
             cls.__variants__ = {}
 
     # ------------------------------------------------------------------ variants
     @classmethod
     def is_dynamic(cls) -> bool:
         """True for a base class whose variants are chosen by `type:`."""
-        return "__default_variant__" in cls.__dict__
+        return cls.__dict__.get("__default_variant__") is not None
 
     @classmethod
     def dynamic_base(cls) -> type[Config] | None:

@@ -20,7 +20,7 @@ from typing import Any, Iterable
 from fastmoe_cfg.config.base import Config, DescribedEnum
 from fastmoe_cfg.config.registry import all_config_classes
 
-__all__ = ["Catalog", "DocsError", "build_catalog", "docstring", "family_base"]
+__all__ = ["Catalog", "DocsError", "build_catalog", "docstring"]
 
 
 class DocsError(Exception):
@@ -41,19 +41,9 @@ def _is_builtin(obj: type) -> bool:
     return obj.__module__.split(".")[0] == "fastmoe_cfg"
 
 
-def family_base(klass: type[Config]) -> type[Config] | None:
-    """The dynamic base of the class's family (itself for a base), None outside any family.
-
-    `Config.dynamic_base()` answers `Config` for a class outside any family
-    (Config declares `__default_variant__` itself), hence this wrapper.
-    """
-    base = klass.dynamic_base()
-    return None if base is None or base is Config else base
-
-
 def _registered(klass: type[Config]) -> bool:
     """A class selectable with `type:` right now (an unregistered leftover does not count)."""
-    base = family_base(klass)
+    base = klass.dynamic_base()
     name = klass.__variant_name__
     return base is not None and name is not None and base.variants().get(name) is klass
 
@@ -73,7 +63,7 @@ class Catalog:
         """
         accepted = {target}
         if isinstance(target, type) and issubclass(target, Config) and _registered(target):
-            accepted.add(family_base(target))
+            accepted.add(target.dynamic_base())
         found = []
         for klass in self.classes:
             names = [
@@ -96,7 +86,7 @@ class Catalog:
         variant itself (e.g. AffineNormalizationConfig) its first registered
         subclass; any other class itself.
         """
-        base = family_base(klass)
+        base = klass.dynamic_base()
         if base is None or _registered(klass):
             return klass
         variants = base.variants()
@@ -124,7 +114,7 @@ def build_catalog(roots: tuple[type[Config], ...], *, builtin_only: bool = True)
         add(start)
         while queue:
             klass = queue.popleft()
-            if family_base(klass) is klass:
+            if klass.dynamic_base() is klass:
                 for variant in klass.variants().values():
                     add(variant)
             for parent in klass.__mro__[1:]:

@@ -22,7 +22,7 @@ from fastmoe_cfg.config.base import Config
 from fastmoe_cfg.config.errors import ConfigError
 from fastmoe_cfg.config.loader import load_text
 from fastmoe_cfg.config.yaml_io import dump_yaml
-from fastmoe_cfg.docs_gen.catalog import Catalog, DocsError, family_base
+from fastmoe_cfg.docs_gen.catalog import Catalog, DocsError
 
 __all__ = ["Example", "example_for"]
 
@@ -50,7 +50,7 @@ def example_for(klass: type[Config], catalog: Catalog) -> Example:
 
 
 def _default_name(klass: type[Config]) -> str | None:
-    base = family_base(klass)
+    base = klass.dynamic_base()
     return base.__default_variant__ if base is not None else None
 
 
@@ -60,7 +60,7 @@ def _shortest_path(target: type[Config], catalog: Catalog) -> tuple[tuple[str, .
     Dijkstra over classes; ties go to the earlier field in declaration order.
     """
     starts = [catalog.selectable(root) for root in catalog.roots]
-    starts += [variant for root in catalog.roots if family_base(root) is root for variant in root.variants().values()]
+    starts += [variant for root in catalog.roots if root.dynamic_base() is root for variant in root.variants().values()]
     order = itertools.count()
     heap = [(0, 0, next(order), start, (), (start,)) for start in dict.fromkeys(starts)]
     seen: set[type[Config]] = set()
@@ -76,7 +76,7 @@ def _shortest_path(target: type[Config], catalog: Catalog) -> tuple[tuple[str, .
             holder = klass.field_config_class(name)
             if holder is None:
                 continue
-            choices = list(holder.variants().values()) if family_base(holder) is holder else [holder]
+            choices = list(holder.variants().values()) if holder.dynamic_base() is holder else [holder]
             for choice in choices:
                 heapq.heappush(heap, (cost, depth + 1, next(order), choice, (*path, name), (*chain, choice)))
     raise DocsError([f"{target.__name__}: not reachable from {', '.join(root.__name__ for root in catalog.roots)}"])

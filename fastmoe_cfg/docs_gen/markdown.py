@@ -16,7 +16,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from fastmoe_cfg.config.base import TIER_ORDER, Config, Tier
-from fastmoe_cfg.docs_gen.catalog import Catalog, DocsError, docstring, family_base
+from fastmoe_cfg.docs_gen.catalog import Catalog, DocsError, docstring
 from fastmoe_cfg.docs_gen.examples import example_for
 from fastmoe_cfg.explain import format_value
 
@@ -116,7 +116,7 @@ def _owners_lines(obj: type, catalog: Catalog) -> list[str]:
 
 def class_page(klass: type[Config], catalog: Catalog) -> str:
     """The reference page of one config class."""
-    base = family_base(klass)
+    base = klass.dynamic_base()
     facts = [f"**Module:** `{klass.__module__}`"]
     if klass.__variant_name__ is not None and base is not None:
         default = " (the default)" if base.__default_variant__ == klass.__variant_name__ else ""
@@ -189,7 +189,7 @@ def index_page(catalog: Catalog) -> str:
         "## Variants",
         "",
     ]
-    bases = [klass for klass in catalog.classes if family_base(klass) is klass]
+    bases = [klass for klass in catalog.classes if klass.dynamic_base() is klass]
     for base in bases:
         lines += [f"### {base.__name__}", "", docstring(base) or "", "", "| `type:` | Class | Description |", "|---|---|---|"]
         for name, variant in base.variants().items():
@@ -197,7 +197,7 @@ def index_page(catalog: Catalog) -> str:
                 default = " (default)" if name == base.__default_variant__ else ""
                 lines.append(f"| `{name}`{default} | {_link(variant)} | {_cell(docstring(variant) or '')} |")
         lines.append("")
-    others = [klass for klass in catalog.classes if family_base(klass) is None or (klass.__variant_name__ is None and klass not in bases)]
+    others = [klass for klass in catalog.classes if klass.dynamic_base() is None or (klass.__variant_name__ is None and klass not in bases)]
     lines += ["## Other config classes", "", "| Class | Description |", "|---|---|"]
     lines += [f"| {_link(klass)} | {_cell(docstring(klass) or '')} |" for klass in others]
     lines += ["", "## Enums", "", "| Enum | Description |", "|---|---|"]

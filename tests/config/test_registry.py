@@ -88,3 +88,13 @@ def test_entry_point_plugin_is_loaded_before_the_first_lookup(tmp_path: Path) ->
     assert failed.returncode == 1
     assert "expected one of: layer_norm, none, rms_norm, scale_norm" in failed.stdout
     assert '"suggestion": "scale_norm"' in failed.stdout
+
+
+def test_dynamic_base_of_classes_inside_and_outside_a_family() -> None:
+    from fastmoe_cfg.config.base import Config
+    from fastmoe_cfg.schemas import InitializationConfig, LinearConfig, MLPBaseConfig, MoEMLPConfig, NormalInitializationConfig
+
+    assert not Config.is_dynamic() and Config.dynamic_base() is None
+    assert LinearConfig.dynamic_base() is None
+    assert NormalInitializationConfig.dynamic_base() is InitializationConfig
+    assert MoEMLPConfig.dynamic_base() is MLPBaseConfig and MLPBaseConfig.dynamic_base() is MLPBaseConfig
