@@ -3,7 +3,8 @@
 Both compute, for every token t, Σ_k weight_tk · expert_{e_tk}(x_t), with the same
 parameters; tests compare them on outputs and gradients.
 Shape legend: T tokens, H hidden, I expert intermediate (2·I when gated), E routed
-experts, K experts per token, N = T·K routed rows, C rows per expert after padding.
+experts, K experts per token, N = T·K routed rows, M rows of one expert, C rows per expert
+after padding.
 """
 
 import functools
