@@ -279,6 +279,16 @@ def _docs_error(exc: Exception) -> typer.Exit:
     return typer.Exit(1)
 
 
+def _builtin_reference_pages() -> dict[str, str]:
+    """The reference pages of the built-in classes; a class that cannot be documented exits 1."""
+    from fastmoe_cfg.docs_gen import DocsError, reference_pages
+
+    try:
+        return reference_pages(builtin_only=True)
+    except DocsError as exc:
+        raise _docs_error(exc) from None
+
+
 @docs_app.command("generate")
 def docs_generate(reference_dir: Path = _REFERENCE_DIR) -> None:
     """Write the reference pages of the built-in classes (what `docs check` compares against).
@@ -290,12 +300,9 @@ def docs_generate(reference_dir: Path = _REFERENCE_DIR) -> None:
     \b
         fastmoe-cfg docs generate && git add docs/reference
     """
-    from fastmoe_cfg.docs_gen import DocsError, reference_pages, write_reference
+    from fastmoe_cfg.docs_gen import write_reference
 
-    try:
-        pages = reference_pages(builtin_only=True)
-    except DocsError as exc:
-        raise _docs_error(exc) from None
+    pages = _builtin_reference_pages()
     touched = write_reference(reference_dir, pages)
     sys.stdout.write(f"{reference_dir}: {len(pages)} pages, {len(touched)} written or removed\n")
 
@@ -311,12 +318,9 @@ def docs_check(reference_dir: Path = _REFERENCE_DIR) -> None:
     \b
         fastmoe-cfg docs check --reference-dir docs/reference
     """
-    from fastmoe_cfg.docs_gen import REGENERATE, DocsError, diff_reference, reference_pages
+    from fastmoe_cfg.docs_gen import REGENERATE, diff_reference
 
-    try:
-        pages = reference_pages(builtin_only=True)
-    except DocsError as exc:
-        raise _docs_error(exc) from None
+    pages = _builtin_reference_pages()
     summary = diff_reference(reference_dir, pages)
     if summary:
         sys.stdout.write(f"{reference_dir} is out of date: it differs from what the schemas generate\n")

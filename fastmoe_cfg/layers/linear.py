@@ -1,4 +1,4 @@
-"""Linear layers: one weight matrix (`Linear`), or one per expert (`ExpertLinear`)."""
+"""Linear layers: one weight matrix, or one per expert (`Linear(..., experts=E)`)."""
 
 import torch
 from torch import nn
@@ -6,16 +6,6 @@ from torch import nn
 from fastmoe_cfg.layers.initialization import fill, initialize_, normal
 from fastmoe_cfg.layers.lr import scale_of
 from fastmoe_cfg.schemas.linear import AffineLinearConfig, LinearConfig
-from fastmoe_cfg.schemas.mlp import MLPBaseConfig
-
-
-def has_bias(config: LinearConfig, mlp: MLPBaseConfig | None) -> bool:
-    """A linear's bias exists when `bias.enabled` says so, else when the MLP's `add_linear_biases` does."""
-    if not isinstance(config, AffineLinearConfig):
-        return False
-    if config.bias.enabled is not None:
-        return config.bias.enabled
-    return mlp is not None and mlp.add_linear_biases
 
 
 class Linear(nn.Module):

@@ -4,11 +4,12 @@ import torch
 from torch import nn
 
 from fastmoe_cfg.layers.activations import hidden_activation
-from fastmoe_cfg.layers.linear import Linear, has_bias, linear_lr_scales
+from fastmoe_cfg.layers.linear import Linear, linear_lr_scales
 from fastmoe_cfg.layers.lr import scale_of
 from fastmoe_cfg.layers.normalization import build_normalization, normalization_lr_scales
 from fastmoe_cfg.layers.recompute import checkpointed, expert_mlp
 from fastmoe_cfg.layers.tokens import apply_to_tokens
+from fastmoe_cfg.schemas.counts import has_bias
 from fastmoe_cfg.schemas.enums import MLPRecomputeLevel
 from fastmoe_cfg.schemas.mlp import MLPBaseConfig
 

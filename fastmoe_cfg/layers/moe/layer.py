@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from fastmoe_cfg.layers.initialization import fill, initialize_
-from fastmoe_cfg.layers.linear import Linear, has_bias, linear_lr_scales
+from fastmoe_cfg.layers.linear import Linear, linear_lr_scales
 from fastmoe_cfg.layers.lr import scale_of
 from fastmoe_cfg.layers.mlp import MLP
 from fastmoe_cfg.layers.moe import dispatch
@@ -13,6 +13,7 @@ from fastmoe_cfg.layers.moe.router import sinkhorn_routing, topk_softmax, upcast
 from fastmoe_cfg.layers.normalization import build_normalization, normalization_lr_scales
 from fastmoe_cfg.layers.recompute import checkpointed
 from fastmoe_cfg.layers.tokens import apply_to_tokens
+from fastmoe_cfg.schemas.counts import has_bias
 from fastmoe_cfg.schemas.enums import MLPRecomputeLevel, MoEImplementation, RoutingType
 from fastmoe_cfg.schemas.mlp import MoEMLPConfig
 
