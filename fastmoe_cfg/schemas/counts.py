@@ -7,7 +7,7 @@ touches: router, router scales, its `experts_per_token` routed experts, the
 shared experts and the norms, biases included.
 
 The shared experts are held as one dense MLP of width
-`shared_experts · intermediate_size` (DESIGN.md, layers), so together they
+`shared_experts · intermediate_size`, or `shared_expert_intermediate_size` (DESIGN.md, layers), so together they
 have one `layer_2` bias of size hidden, where separate experts would have one
 each. Per-expert figures are None for a dense MLP.
 """
@@ -72,6 +72,13 @@ def mlp_flops(config: MLPBaseConfig, hidden_size: int, intermediate_size: int) -
     return 2 * (hidden_size * rows_1 + intermediate_size * hidden_size)
 
 
+def shared_intermediate_size(config: MoEMLPConfig) -> int:
+    """Width of the one dense MLP that holds the shared experts (0 without shared experts)."""
+    if not config.shared_experts:
+        return 0
+    return config.shared_expert_intermediate_size or config.shared_experts * config.intermediate_size
+
+
 def count_layer(config: MLPBaseConfig, hidden_size: int, dtype: str = "bf16") -> LayerCounts:
     norms = norm_parameters(config.pre_norm, hidden_size) + norm_parameters(config.post_norm, hidden_size)
     if not isinstance(config, MoEMLPConfig):
@@ -89,11 +96,14 @@ def count_layer(config: MLPBaseConfig, hidden_size: int, dtype: str = "bf16") ->
     router += norm_parameters(config.router_normalization, hidden_size)
     router += hidden_size if _enabled(config.router_scale) else 0
     router += routed if _enabled(config.router_per_expert_scale) else 0
+    router += routed if _enabled(config.router_bias) else 0
     per_expert = mlp_parameters(config, hidden_size, config.intermediate_size)
-    shared_width = config.shared_experts * config.intermediate_size
+    shared_width = shared_intermediate_size(config)
     shared = mlp_parameters(config, hidden_size, shared_width) if config.shared_experts else 0
+    shared += hidden_size if _enabled(config.shared_expert_gate) else 0
     flops = 2 * hidden_size * routed + config.experts_per_token * mlp_flops(config, hidden_size, config.intermediate_size)
     flops += mlp_flops(config, hidden_size, shared_width) if config.shared_experts else 0
+    flops += 2 * hidden_size if _enabled(config.shared_expert_gate) else 0
     return LayerCounts(
         hidden_size=hidden_size,
         total_parameters=router + routed * per_expert + shared + norms,

@@ -12,6 +12,10 @@ class ActivationType(DescribedEnum):
     relu = "relu", "ReLU: max(x, 0)."
     squared_relu = "squared_relu", "Squared ReLU: max(x, 0)²."
     identity = "identity", "No activation: x (with gated, a bilinear GLU)."
+    gpt_oss_glu = "gpt_oss_glu", (
+        "GPT-OSS's clamped GLU (needs gated): gate = min(gate, limit), up = clamp(up, -limit, limit), "
+        "hidden = (up + 1) · gate · sigmoid(1.702 · gate), limit = activation_limit (Fast-LLM's gpt_oss_glu)."
+    )
 
 
 class RoutingType(DescribedEnum):
@@ -19,6 +23,37 @@ class RoutingType(DescribedEnum):
 
     aux_loss = "aux_loss", "Top-k of the router logits, weights = softmax over the selected logits, balanced by the auxiliary load-balancing loss."
     sinkhorn = "sinkhorn", "Balanced assignment by Sinkhorn iterations in training (until the mean change is below 1e-4; no gradient through the choice), weights = softmax of the logits (sigmoid for top-1) at the chosen experts; top-k of the scores in inference."
+    aux_free = "aux_free", (
+        "DeepSeek-V3 auxiliary-loss-free balancing: top-k of scores + a per-expert correction bias that serves the "
+        "choice only (weights are the unbiased scores); the bias moves by bias_update_rate · sign(mean load - load_e) "
+        "on layer.update_bias()."
+    )
+    balanced = "balanced", (
+        "Benchmark only: the j-th choice of the t-th real token is expert (t·k + j) mod E_r, weight 1/k, whatever the "
+        "router says (NeMo's FakeBalancedGate); balanced_routing_noise skews it. Measures the cost of load imbalance."
+    )
+
+
+class RouterScoreFunction(DescribedEnum):
+    """How router logits become expert scores."""
+
+    softmax = "softmax", "softmax over the routed experts (Mixtral, Qwen, OLMoE, GPT-OSS, Gemma)."
+    sigmoid = "sigmoid", "sigmoid of each logit, independently (DeepSeek-V3, Llama-4)."
+
+
+class DropPolicy(DescribedEnum):
+    """Which assignments an expert over capacity drops."""
+
+    probability = "probability", "Keep the assignments with the highest routing scores (ties: the earlier token)."
+    position = "position", "Keep the earliest tokens, in input order."
+
+
+class RouterDtype(DescribedEnum):
+    """The precision of the router linear and of the scores."""
+
+    float32 = "float32", "float32 (float64 when the layer is float64): the router input and weight are upcast, as DeepSeek-V3 and GPT-OSS do."
+    float64 = "float64", "float64."
+    input = "input", "The router linear in the layer's dtype, the scores in float32 at least (HF Mixtral, Qwen and OLMoE)."
 
 
 class MoEImplementation(DescribedEnum):

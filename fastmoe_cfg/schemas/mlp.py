@@ -3,12 +3,32 @@
 from typing import ClassVar
 
 from fastmoe_cfg.config.base import Config, Derived, Rule, field
-from fastmoe_cfg.schemas.enums import ActivationType, MLPRecomputeLevel, MoEImplementation, RoutingType
+from fastmoe_cfg.schemas.enums import (
+    ActivationType,
+    DropPolicy,
+    MLPRecomputeLevel,
+    MoEImplementation,
+    RouterDtype,
+    RouterScoreFunction,
+    RoutingType,
+)
 from fastmoe_cfg.schemas.linear import AffineLinearConfig, LinearConfig
 from fastmoe_cfg.schemas.normalization import NormalizationConfig
 from fastmoe_cfg.schemas.parameter import OptionalParameterConfig
 
 FORMAT_VERSION = 1
+GPT_OSS_LIMIT = 7.0
+BIAS_UPDATE_RATE = 1e-3  # DeepSeek-V3's γ
+
+
+def only_with(name: str, condition_fields: tuple[str, ...], condition, condition_text: str) -> Rule:
+    """A rule: `name` has a value (is not None) only when `condition(*condition_fields)` holds."""
+    return Rule(
+        fields=(name, *condition_fields),
+        check=lambda **values: (values[name] is None) or bool(condition(*(values[field] for field in condition_fields))),
+        message=lambda **values: f"only applies {condition_text} (remove it, or set it to null)",
+        doc=f"{name} only applies {condition_text}.",
+    )
 
 
 class MLPBaseConfig(Config):
@@ -22,6 +42,21 @@ class MLPBaseConfig(Config):
             compute=lambda gated: ActivationType.silu if gated else ActivationType.gelu,
             doc="silu if gated, else gelu.",
         ),
+        Derived(
+            field="activation_limit",
+            depends_on=("activation",),
+            compute=lambda activation: GPT_OSS_LIMIT if activation == ActivationType.gpt_oss_glu else None,
+            doc=f"{GPT_OSS_LIMIT} with activation gpt_oss_glu (GPT-OSS), else none.",
+        ),
+    )
+    __rules__ = (
+        Rule(
+            fields=("activation", "gated"),
+            check=lambda activation, gated: activation != ActivationType.gpt_oss_glu or gated,
+            message=lambda activation, gated: "gpt_oss_glu is a gated linear unit: it needs gated: true",
+            doc="activation gpt_oss_glu needs gated: true.",
+        ),
+        only_with("activation_limit", ("activation",), lambda activation: activation == ActivationType.gpt_oss_glu, "with activation: gpt_oss_glu"),
     )
     # Names from Fast-LLM's older configs and from Hugging Face, pointing at ours.
     __renamed__ = {
@@ -37,6 +72,9 @@ class MLPBaseConfig(Config):
         None, tier="core", ge=1, le=FORMAT_VERSION, desc=f"Version of this config format (only {FORMAT_VERSION} exists). None: the current one."
     )
     activation: ActivationType | None = field(None, tier="core", desc="Activation of the hidden layer (the gate's activation when gated).")
+    activation_limit: float | None = field(
+        None, tier="architecture", gt=0, desc="gpt_oss_glu only: the gate is clamped above at this value and the linear part to [-limit, limit], before the activation."
+    )
     add_linear_biases: bool = field(
         True, tier="architecture", desc="Biases on layer_1 and layer_2; each layer's bias.enabled overrides it."
     )
@@ -92,6 +130,117 @@ class MoEMLPConfig(MLPBaseConfig):
             ),
             doc="Each token picks experts_per_token of the experts - shared_experts routed experts: experts_per_token + shared_experts <= experts.",
         ),
+        Rule(
+            fields=("expert_groups", "experts", "shared_experts"),
+            check=lambda expert_groups, experts, shared_experts: (experts - shared_experts) % expert_groups == 0,
+            message=lambda expert_groups, experts, shared_experts: (
+                f"must divide the experts - shared_experts routed experts ({experts - shared_experts} routed experts, {expert_groups} groups)"
+            ),
+            doc="expert_groups divides the experts - shared_experts routed experts.",
+        ),
+        Rule(
+            fields=("expert_groups", "experts", "shared_experts"),
+            check=lambda expert_groups, experts, shared_experts: expert_groups == 1 or (experts - shared_experts) >= 2 * expert_groups,
+            message=lambda expert_groups, experts, shared_experts: (
+                f"needs at least 2 routed experts per group, as a group's score is the sum of its top 2 "
+                f"({experts - shared_experts} routed experts, {expert_groups} groups)"
+            ),
+            doc="With expert_groups > 1, each group holds at least 2 routed experts (a group's score sums its top 2).",
+        ),
+        Rule(
+            fields=("expert_groups", "routing"),
+            check=lambda expert_groups, routing: expert_groups == 1 or routing in (RoutingType.aux_loss, RoutingType.aux_free),
+            message=lambda expert_groups, routing: f"group-limited routing works with routing aux_loss or aux_free, not {routing}",
+            doc="expert_groups > 1 needs routing aux_loss or aux_free.",
+        ),
+        Rule(
+            fields=("expert_groups_per_token", "expert_groups"),
+            check=lambda expert_groups_per_token, expert_groups: expert_groups_per_token is None or expert_groups_per_token <= expert_groups,
+            message=lambda expert_groups_per_token, expert_groups: (
+                f"must satisfy expert_groups_per_token <= expert_groups ({expert_groups_per_token} > {expert_groups})"
+            ),
+            doc="expert_groups_per_token <= expert_groups.",
+        ),
+        Rule(
+            fields=("expert_groups_per_token", "expert_groups", "experts", "shared_experts", "experts_per_token"),
+            check=lambda expert_groups_per_token, expert_groups, experts, shared_experts, experts_per_token: (
+                expert_groups == 1
+                or expert_groups_per_token is None
+                or expert_groups_per_token * ((experts - shared_experts) // expert_groups) >= experts_per_token
+            ),
+            message=lambda expert_groups_per_token, expert_groups, experts, shared_experts, experts_per_token: (
+                f"must leave enough experts for top-k: expert_groups_per_token · routed experts per group >= experts_per_token "
+                f"({expert_groups_per_token} · {(experts - shared_experts) // expert_groups} < {experts_per_token})"
+            ),
+            doc="With expert_groups > 1, the expert_groups_per_token kept groups hold at least experts_per_token experts.",
+        ),
+        only_with("bias_update_rate", ("routing",), lambda routing: routing == RoutingType.aux_free, "with routing: aux_free"),
+        only_with("automatic_bias_update", ("routing",), lambda routing: routing == RoutingType.aux_free, "with routing: aux_free"),
+        only_with("balanced_routing_noise", ("routing",), lambda routing: routing == RoutingType.balanced, "with routing: balanced"),
+        only_with("drop_policy", ("capacity_factor",), lambda capacity_factor: capacity_factor is not None, "with a capacity_factor"),
+        only_with(
+            "shared_expert_intermediate_size", ("shared_experts",), lambda shared_experts: shared_experts > 0, "with shared_experts >= 1"
+        ),
+        Rule(
+            fields=("shared_expert_gate", "shared_experts"),
+            check=lambda shared_expert_gate, shared_experts: not shared_expert_gate.enabled or shared_experts > 0,
+            message=lambda shared_expert_gate, shared_experts: "gates the shared experts: it needs shared_experts >= 1",
+            doc="shared_expert_gate needs shared_experts >= 1.",
+        ),
+        Rule(
+            fields=("router_weight_on_input", "experts_per_token"),
+            check=lambda router_weight_on_input, experts_per_token: not router_weight_on_input or experts_per_token == 1,
+            message=lambda router_weight_on_input, experts_per_token: (
+                f"needs experts_per_token = 1 (got {experts_per_token}): with several experts the weight on the input does not factor out"
+            ),
+            doc="router_weight_on_input needs experts_per_token = 1.",
+        ),
+    )
+    __derived__ = (
+        Derived(
+            field="router_score_function",
+            depends_on=("routing", "experts_per_token"),
+            compute=lambda routing, experts_per_token: (
+                RouterScoreFunction.sigmoid if routing == RoutingType.sinkhorn and experts_per_token == 1 else RouterScoreFunction.softmax
+            ),
+            doc="sigmoid for sinkhorn routing with experts_per_token = 1 (Fast-LLM), else softmax.",
+        ),
+        Derived(
+            field="normalize_expert_weights",
+            depends_on=("routing",),
+            compute=lambda routing: routing != RoutingType.sinkhorn,
+            doc="false for sinkhorn routing (Fast-LLM), else true.",
+        ),
+        Derived(
+            field="expert_groups_per_token",
+            depends_on=("expert_groups",),
+            compute=lambda expert_groups: expert_groups,
+            doc="expert_groups: every group is eligible.",
+        ),
+        Derived(
+            field="bias_update_rate",
+            depends_on=("routing",),
+            compute=lambda routing: BIAS_UPDATE_RATE if routing == RoutingType.aux_free else None,
+            doc=f"{BIAS_UPDATE_RATE} with routing aux_free (DeepSeek-V3), else none.",
+        ),
+        Derived(
+            field="automatic_bias_update",
+            depends_on=("routing",),
+            compute=lambda routing: False if routing == RoutingType.aux_free else None,
+            doc="false with routing aux_free, else none.",
+        ),
+        Derived(
+            field="balanced_routing_noise",
+            depends_on=("routing",),
+            compute=lambda routing: 0.0 if routing == RoutingType.balanced else None,
+            doc="0 with routing balanced, else none.",
+        ),
+        Derived(
+            field="drop_policy",
+            depends_on=("capacity_factor",),
+            compute=lambda capacity_factor: None if capacity_factor is None else DropPolicy.probability,
+            doc="probability when capacity_factor is set, else none.",
+        ),
     )
     __renamed__ = {
         "num_experts": "experts",
@@ -142,3 +291,49 @@ class MoEMLPConfig(MLPBaseConfig):
         False, tier="expert", desc="Dropless implementation: size buffers by the actual token counts instead of the worst case (less memory, a host sync)."
     )
     implementation: MoEImplementation = field(MoEImplementation.auto, tier="expert", desc="How the experts are executed.")
+
+    # Routing of the other MoE families (DeepSeek-V3, Qwen, OLMoE, GPT-OSS, Gemma, Llama-4, MAX, NeMo).
+    router_score_function: RouterScoreFunction | None = field(
+        None, tier="architecture", desc="scores = f(logits) over the routed experts; routing selects on the scores and weights are the scores of the chosen experts."
+    )
+    normalize_expert_weights: bool | None = field(
+        None, tier="architecture", desc="Divide the chosen experts' scores by their sum (+1e-20 for sigmoid), before routed_scaling_factor (HF's norm_topk_prob)."
+    )
+    routed_scaling_factor: float = field(
+        1.0, tier="architecture", gt=0, desc="Constant multiplying the routed experts' weights after normalization (DeepSeek-V3: 2.5); shared experts keep weight 1."
+    )
+    expert_groups: int = field(
+        1, tier="architecture", ge=1, desc="Group-limited routing (DeepSeek-V3 n_group): the routed experts form this many consecutive groups; a group's score is the sum of its top 2 selection scores. 1: off."
+    )
+    expert_groups_per_token: int | None = field(
+        None, tier="architecture", ge=1, desc="Groups kept per token (DeepSeek-V3 topk_group): top-k picks among the experts of the best groups only."
+    )
+    shared_expert_intermediate_size: int | None = field(
+        None, tier="architecture", ge=1, desc="Width of the one dense MLP that holds the shared experts (Qwen2-MoE shared_expert_intermediate_size). None: shared_experts · intermediate_size."
+    )
+    shared_expert_gate: OptionalParameterConfig = field(
+        default_factory=OptionalParameterConfig, tier="architecture", desc="Learnable vector g [hidden]: the shared experts' output is multiplied by sigmoid(pre_norm(x) · g) (Qwen2-MoE). Off unless enabled; default initialization normal, std hidden_size^-0.5."
+    )
+    router_weight_on_input: bool = field(
+        False, tier="architecture", desc="The routing weight multiplies the expert's input instead of its output: expert(w · x) (Llama-4, MAX apply_router_weight_first). Needs experts_per_token = 1."
+    )
+    router_bias: OptionalParameterConfig = field(
+        default_factory=OptionalParameterConfig, tier="architecture", desc="A learnable bias [E_r] on the router logits, `router.bias` (GPT-OSS). Off unless enabled; default initialization 0."
+    )
+    capacity_factor: float | None = field(
+        None, tier="architecture", gt=0, desc="Each routed expert takes at most ⌈capacity_factor · T · experts_per_token / E_r⌉ of the T real tokens (computed from the decimal value); the other assignments are dropped (zero contribution, counted in stats.dropped_tokens). None: dropless."
+    )
+    drop_policy: DropPolicy | None = field(None, tier="architecture", desc="Which assignments an expert over capacity keeps.")
+    bias_update_rate: float | None = field(
+        None, tier="feature", ge=0, desc="aux_free: layer.update_bias() adds bias_update_rate · sign(mean load - load_e) to the correction bias, loads counted over the training forwards since the last update."
+    )
+    automatic_bias_update: bool | None = field(
+        None, tier="feature", desc="aux_free: update the correction bias after every training forward (never inside a recompute). False: the training loop calls layer.update_bias(), e.g. after the optimizer step."
+    )
+    sequence_auxiliary_loss_coefficient: float = field(
+        0.0, tier="feature", ge=0, desc="Scale of DeepSeek-V3's sequence-wise balance loss Σ_e f_e · P_e per sequence (f_e = E_r/(k·T_s) · tokens of the sequence choosing e, P_e = mean of the normalized scores; 1 when balanced), averaged over sequences. 2-D input is one sequence."
+    )
+    router_dtype: RouterDtype = field(RouterDtype.float32, tier="feature", desc="Precision of the router linear and of the scores.")
+    balanced_routing_noise: float | None = field(
+        None, tier="feature", ge=0, le=1, desc="balanced routing: 0 spreads tokens evenly; up to 1 the choices and weights become random and skewed (NeMo's noise)."
+    )
