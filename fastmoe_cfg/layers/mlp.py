@@ -37,6 +37,7 @@ class MLP(nn.Module):
         self.intermediate_size = intermediate_size or config.intermediate_size
         self.activation = config.activation
         self.gated = config.gated
+        self.activation_limit = config.activation_limit
         self.recompute_level = config.recompute_level
         self.pre_norm = build_normalization(config.pre_norm if norms else None, hidden_size, device=device, dtype=dtype)
         bias_1, bias_2 = has_bias(config.layer_1, config), has_bias(config.layer_2, config)
@@ -73,4 +74,4 @@ class MLP(nn.Module):
         return expert_mlp(x_TH, prepare=prepare, layer_1=self.layer_1, finish=self._finish, level=level)
 
     def _finish(self, h_TI: torch.Tensor) -> torch.Tensor:
-        return self.layer_2(hidden_activation(h_TI, self.activation, gated=self.gated))
+        return self.layer_2(hidden_activation(h_TI, self.activation, gated=self.gated, limit=self.activation_limit))

@@ -24,11 +24,11 @@ from fastmoe_cfg.schemas.enums import MLPRecomputeLevel
 Step = Callable[[torch.Tensor], torch.Tensor]
 
 
-def checkpointed(function: Step, tensor: torch.Tensor) -> torch.Tensor:
-    """`function(tensor)`, keeping only `tensor` for backward when gradients are being recorded."""
+def checkpointed(function: Callable[..., torch.Tensor], *arguments) -> torch.Tensor:
+    """`function(*arguments)`, keeping only the arguments for backward when gradients are being recorded."""
     if not torch.is_grad_enabled():
-        return function(tensor)
-    return checkpoint(function, tensor, use_reentrant=False)
+        return function(*arguments)
+    return checkpoint(function, *arguments, use_reentrant=False)
 
 
 def expert_mlp(x: torch.Tensor, *, prepare: Step, layer_1: Step, finish: Step, level: MLPRecomputeLevel) -> torch.Tensor:

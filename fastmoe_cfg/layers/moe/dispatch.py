@@ -22,40 +22,59 @@ from fastmoe_cfg.schemas.enums import ActivationType, MLPRecomputeLevel
 class Experts(nn.Module):
     """The routed experts' weights: `layer_1.weight` [E, I or 2·I, H] (gate rows first), `layer_2.weight` [E, H, I]."""
 
-    def __init__(self, layer_1: Linear, layer_2: Linear, *, activation: ActivationType, gated: bool) -> None:
+    def __init__(
+        self, layer_1: Linear, layer_2: Linear, *, activation: ActivationType, gated: bool, limit: float | None = None
+    ) -> None:
         super().__init__()
         self.layer_1 = layer_1
         self.layer_2 = layer_2
         self.activation = activation
         self.gated = gated
+        self.limit = limit
 
     @property
     def count(self) -> int:
         return self.layer_1.weight.shape[0]
 
+    def activate(self, h_NI: torch.Tensor) -> torch.Tensor:
+        return hidden_activation(h_NI, self.activation, gated=self.gated, limit=self.limit)
+
 
 def looped(
-    x_TH: torch.Tensor, weights_TK: torch.Tensor, experts_TK: torch.Tensor, *, experts: Experts, prepare: Step, level: MLPRecomputeLevel
+    x_TH: torch.Tensor,
+    weights_TK: torch.Tensor,
+    experts_TK: torch.Tensor,
+    *,
+    experts: Experts,
+    prepare: Step,
+    level: MLPRecomputeLevel,
+    weight_on_input: bool = False,
 ) -> torch.Tensor:
-    """For each expert: gather its tokens, run its MLP, scale by the routing weight, add into the output."""
+    """For each expert: gather its tokens, run its MLP, scale by the routing weight, add into the output.
+
+    An entry of `experts_TK` equal to E (the expert count) is a dropped assignment: it is skipped.
+    `weight_on_input` scales the expert's input instead of its output.
+    """
     out_TH = x_TH.new_zeros(x_TH.shape)
     layer_1, layer_2 = experts.layer_1, experts.layer_2
     for expert in range(experts.count):
         tokens_M, slots_M = torch.nonzero(experts_TK == expert, as_tuple=True)
         if tokens_M.numel() == 0:
             continue
+        weight_M1 = weights_TK[tokens_M, slots_M].unsqueeze(1)
+
+        def gather(t: torch.Tensor, tokens_M: torch.Tensor = tokens_M, weight_M1: torch.Tensor = weight_M1) -> torch.Tensor:
+            x_MH = prepare(t.index_select(0, tokens_M))
+            return x_MH * weight_M1 if weight_on_input else x_MH
 
         def first(x_MH: torch.Tensor, expert: int = expert) -> torch.Tensor:
             return F.linear(x_MH, layer_1.weight[expert], None if layer_1.bias is None else layer_1.bias[expert])
 
         def finish(h_MI: torch.Tensor, expert: int = expert) -> torch.Tensor:
-            hidden_MI = hidden_activation(h_MI, experts.activation, gated=experts.gated)
-            return F.linear(hidden_MI, layer_2.weight[expert], None if layer_2.bias is None else layer_2.bias[expert])
+            return F.linear(experts.activate(h_MI), layer_2.weight[expert], None if layer_2.bias is None else layer_2.bias[expert])
 
-        y_MH = expert_mlp(
-            x_TH, prepare=lambda t, tokens_M=tokens_M: prepare(t.index_select(0, tokens_M)), layer_1=first, finish=finish, level=level
-        )
-        out_TH.index_add_(0, tokens_M, y_MH * weights_TK[tokens_M, slots_M].unsqueeze(1))
+        y_MH = expert_mlp(x_TH, prepare=gather, layer_1=first, finish=finish, level=level)
+        out_TH.index_add_(0, tokens_M, y_MH if weight_on_input else y_MH * weight_M1)
     return out_TH
 
 
@@ -68,26 +87,41 @@ def dropless(
     prepare: Step,
     level: MLPRecomputeLevel,
     dynamic_shape: bool,
+    weight_on_input: bool = False,
+    capacity: int | None = None,
 ) -> torch.Tensor:
     """Sort the T·K (token, expert) rows by expert, run each layer as one grouped GEMM, scatter-add back.
 
-    No token is dropped. The GEMM is `torch._grouped_mm` where it runs (float32, bfloat16,
-    float16), otherwise a batched matmul over rows padded per expert to C rows: C = T, the
-    worst case, or with `dynamic_shape` the largest actual count (less memory, one host sync).
+    The GEMM is `torch._grouped_mm` where it runs (float32, bfloat16, float16), otherwise a
+    batched matmul over rows padded per expert to C rows: C = T (or `capacity`, when
+    given), the worst case, or with `dynamic_shape` the largest actual count (less memory,
+    one host sync). With a `capacity`, entries of `experts_TK` equal to E are dropped
+    assignments: they sort last and are cut off (one host sync), never computed.
+    `weight_on_input` scales the expert's input instead of its output.
     """
     tokens, k = experts_TK.shape
     flat_N = experts_TK.reshape(-1)
     order_N = flat_N.argsort(stable=True)
+    counts_E = torch.bincount(flat_N, minlength=experts.count + 1)[: experts.count]
+    if capacity is not None:
+        order_N = order_N[: int(counts_E.sum())]
     token_of_row_N = order_N // k
-    groups = _Groups(flat_N[order_N], torch.bincount(flat_N, minlength=experts.count), tokens, dynamic_shape)
+    max_rows = tokens if capacity is None else min(tokens, capacity)
+    groups = _Groups(flat_N[order_N], counts_E, max_rows, dynamic_shape)
     layer_1, layer_2 = experts.layer_1, experts.layer_2
     weight_N1 = weights_TK.reshape(-1)[order_N].unsqueeze(1)
     # The routing weight scales the narrower side of layer_2: its input [N, I] when I < H (fine-grained
     # experts; then the bias is scaled apart), else its output [N, H]. Same product, fewer multiplies.
     scale_input = layer_2.weight.shape[2] < layer_2.weight.shape[1]
 
+    def gather(t: torch.Tensor) -> torch.Tensor:
+        x_NH = prepare(t.index_select(0, token_of_row_N))
+        return x_NH * weight_N1 if weight_on_input else x_NH
+
     def finish(h_NI: torch.Tensor) -> torch.Tensor:
-        hidden_NI = hidden_activation(h_NI, experts.activation, gated=experts.gated)
+        hidden_NI = experts.activate(h_NI)
+        if weight_on_input:
+            return groups.linear(hidden_NI, layer_2.weight, layer_2.bias)
         if not scale_input:
             return groups.linear(hidden_NI, layer_2.weight, layer_2.bias) * weight_N1
         y_NH = groups.linear(hidden_NI * weight_N1, layer_2.weight, None)
@@ -95,7 +129,7 @@ def dropless(
 
     y_NH = expert_mlp(
         x_TH,
-        prepare=lambda t: prepare(t.index_select(0, token_of_row_N)),
+        prepare=gather,
         layer_1=lambda x_NH: groups.linear(x_NH, layer_1.weight, layer_1.bias),
         finish=finish,
         level=level,

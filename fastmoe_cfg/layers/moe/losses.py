@@ -24,6 +24,28 @@ def load_balancing_loss(probs_TE: torch.Tensor, experts_TK: torch.Tensor) -> tor
     return experts * (fraction_E * probs_TE.mean(dim=0)).sum()
 
 
+def sequence_load_balancing_loss(probs_TE: torch.Tensor, experts_TK: torch.Tensor, sequence_T: torch.Tensor | None, sequences: int) -> torch.Tensor:
+    """DeepSeek-V3's sequence-wise balance loss, averaged over the sequences that have tokens.
+
+    Per sequence s of T_s tokens: Σ_e f_e · P_e, f_e = E / (K · T_s) · (tokens of s whose
+    top-k contains e), P_e = mean over the tokens of s of the normalised scores. 1 at the
+    balanced optimum (f_e = 1, P_e = 1/E). Gradients flow through P only.
+    `sequence_T` [T] is each token's sequence index in [0, sequences); None: one sequence.
+    """
+    tokens, experts = probs_TE.shape
+    k = experts_TK.shape[1]
+    if sequence_T is None:
+        return load_balancing_loss(probs_TE, experts_TK) / k
+    counts_SE = probs_TE.new_zeros(sequences, experts).index_put_(
+        (sequence_T.repeat_interleave(k), experts_TK.reshape(-1)), probs_TE.new_ones(()), accumulate=True
+    )
+    probability_sum_SE = probs_TE.new_zeros(sequences, experts).index_add(0, sequence_T, probs_TE)
+    tokens_S = torch.bincount(sequence_T, minlength=sequences).to(probs_TE.dtype)
+    per_sequence_S = experts / k * (counts_SE * probability_sum_SE).sum(dim=-1) / tokens_S.clamp(min=1).square()
+    present_S = (tokens_S > 0).to(probs_TE.dtype)
+    return (per_sequence_S * present_S).sum() / present_S.sum().clamp(min=1)
+
+
 def z_loss(logits_TE: torch.Tensor) -> torch.Tensor:
     """Router z-loss (ST-MoE, Zoph et al. 2022, eq. 5): mean over tokens of logsumexp(logits)², in float32 at least."""
     return torch.logsumexp(upcast(logits_TE), dim=-1).square().mean()
