@@ -1,10 +1,11 @@
 """Parameter, FLOP and memory counts computed from a config alone (no torch).
 
 Conventions: FLOPs are 2 × the multiply-adds of the matmuls of one token's
-forward pass (router, experts, shared experts); norms, activations and the
-weighted sum are not counted. "Active" parameters are those one token
-touches: router, router scales, its `experts_per_token` routed experts, the
-shared experts and the norms, biases included.
+forward pass (router, experts, shared experts, shared expert gate); norms,
+activations and the weighted sum are not counted. "Active" parameters are
+those one token touches: router, router scales, its `experts_per_token`
+routed experts, the shared experts and their gate, and the norms, biases
+included (the router bias too).
 
 The shared experts are held as one dense MLP of width
 `shared_experts · intermediate_size`, or `shared_expert_intermediate_size` (DESIGN.md, layers), so together they

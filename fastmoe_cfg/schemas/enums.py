@@ -21,8 +21,15 @@ class ActivationType(DescribedEnum):
 class RoutingType(DescribedEnum):
     """How the router assigns tokens to experts."""
 
-    aux_loss = "aux_loss", "Top-k of the router logits, weights = softmax over the selected logits, balanced by the auxiliary load-balancing loss."
-    sinkhorn = "sinkhorn", "Balanced assignment by Sinkhorn iterations in training (until the mean change is below 1e-4; no gradient through the choice), weights = softmax of the logits (sigmoid for top-1) at the chosen experts; top-k of the scores in inference."
+    aux_loss = "aux_loss", (
+        "Top-k of the scores, weights = the chosen scores (with the default softmax scores and normalize_expert_weights: "
+        "softmax over the selected logits), balanced by the auxiliary load-balancing loss."
+    )
+    sinkhorn = "sinkhorn", (
+        "Balanced assignment by Sinkhorn iterations in training (until the mean change is below 1e-4; no gradient through "
+        "the choice), weights = the scores at the chosen experts (by default sigmoid for top-1, else softmax, not "
+        "renormalized); top-k of the scores in inference."
+    )
     aux_free = "aux_free", (
         "DeepSeek-V3 auxiliary-loss-free balancing: top-k of scores + a per-expert correction bias that serves the "
         "choice only (weights are the unbiased scores); the bias moves by bias_update_rate · sign(mean load - load_e) "

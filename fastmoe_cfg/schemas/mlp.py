@@ -214,7 +214,8 @@ class MoEMLPConfig(MLPBaseConfig):
         Derived(
             field="expert_groups_per_token",
             depends_on=("expert_groups",),
-            compute=lambda expert_groups: expert_groups,
+            # Only from a valid expert_groups: an invalid one is reported once, at expert_groups.
+            compute=lambda expert_groups: expert_groups if type(expert_groups) is int and 1 <= expert_groups < 2**63 else None,
             doc="expert_groups: every group is eligible.",
         ),
         Derived(
