@@ -57,7 +57,7 @@ def test_validate_prints_every_problem_with_a_code_frame(bad_file: Path) -> None
         f"{bad_file}:4:1: experts_per_token: must satisfy experts_per_token + shared_experts <= experts (3 + 0 > 2)\n"
         "    4 | experts_per_token: 3\n"
         "      | ^\n"
-        f"{bad_file}:5:10: routing: expected one of aux_loss, sinkhorn; got string 'sinkhorm' (did you mean sinkhorn?)\n"
+        f"{bad_file}:5:10: routing: expected one of aux_loss, sinkhorn, aux_free, balanced; got string 'sinkhorm' (did you mean sinkhorn?)\n"
         "    5 | routing: sinkhorm\n"
         "      |          ^\n"
         "3 problems found\n"
@@ -129,6 +129,26 @@ def test_garbage_file_no_traceback(tmp_path: Path) -> None:
     assert result.stderr == ""
 
 
+# The declared rules of MoEMLPConfig, in order, as explain lists them.
+MOE_RULES = [
+    "activation gpt_oss_glu needs gated: true.",
+    "activation_limit only applies with activation: gpt_oss_glu.",
+    "Each token picks experts_per_token of the experts - shared_experts routed experts: experts_per_token + shared_experts <= experts.",
+    "expert_groups divides the experts - shared_experts routed experts.",
+    "With expert_groups > 1, each group holds at least 2 routed experts (a group's score sums its top 2).",
+    "expert_groups > 1 needs routing aux_loss or aux_free.",
+    "expert_groups_per_token <= expert_groups.",
+    "With expert_groups > 1, the expert_groups_per_token kept groups hold at least experts_per_token experts.",
+    "bias_update_rate only applies with routing: aux_free.",
+    "automatic_bias_update only applies with routing: aux_free.",
+    "balanced_routing_noise only applies with routing: balanced.",
+    "drop_policy only applies with a capacity_factor.",
+    "shared_expert_intermediate_size only applies with shared_experts >= 1.",
+    "shared_expert_gate needs shared_experts >= 1.",
+    "router_weight_on_input needs experts_per_token = 1.",
+]
+
+
 def test_explain_golden() -> None:
     result = run("explain", "examples/dense.yaml", "--tier", "core", "--tier", "performance")
     assert result.returncode == 0, result.stderr
@@ -150,6 +170,9 @@ def test_explain_golden() -> None:
         "│   recompute_level │ none  │ default │ What backward recomputes instead of storing. (none: Keep   │\n"
         "│                   │       │         │ every activation for backward.)                            │\n"
         "└───────────────────┴───────┴─────────┴────────────────────────────────────────────────────────────┘\n"
+        "Rules:\n"
+        "  activation gpt_oss_glu needs gated: true.\n"
+        "  activation_limit only applies with activation: gpt_oss_glu.\n"
         "Pass --hidden-size N to see parameter counts, FLOPs per token and memory per expert.\n"
     )
 
@@ -169,10 +192,7 @@ def test_explain_summary_and_json() -> None:
         "description": "Activation of the hidden layer (the gate's activation when gated).", "derived": None,
         "value_description": "SiLU (swish): x·sigmoid(x); with gated, SwiGLU.",
     }
-    assert payload["rules"] == [
-        {"path": "", "rule": "Each token picks experts_per_token of the experts - shared_experts routed experts: "
-         "experts_per_token + shared_experts <= experts."},
-    ]
+    assert payload["rules"] == [{"path": "", "rule": rule} for rule in MOE_RULES]
     assert rows["experts"]["value"] == 8 and rows["shared_experts"]["source"] == "default"
     assert "implementation" not in rows  # expert tier only with --all
 
@@ -198,7 +218,27 @@ def test_explain_all_expands_nested_fields() -> None:
 
 def test_explain_text_shows_rules_and_hidden_expert_fields() -> None:
     text = run("explain", "examples/mixtral_8x7b.yaml").stdout
-    assert "Rules:\n  Each token picks experts_per_token of the experts - shared_experts routed experts:" in text
+    assert (
+        "Rules:\n"
+        "  activation gpt_oss_glu needs gated: true.\n"
+        "  activation_limit only applies with activation: gpt_oss_glu.\n"
+        "  Each token picks experts_per_token of the experts - shared_experts routed experts:\n"
+        "    experts_per_token + shared_experts <= experts.\n"
+        "  expert_groups divides the experts - shared_experts routed experts.\n"
+        "  With expert_groups > 1, each group holds at least 2 routed experts (a group's score sums its top\n"
+        "    2).\n"
+        "  expert_groups > 1 needs routing aux_loss or aux_free.\n"
+        "  expert_groups_per_token <= expert_groups.\n"
+        "  With expert_groups > 1, the expert_groups_per_token kept groups hold at least experts_per_token\n"
+        "    experts.\n"
+        "  bias_update_rate only applies with routing: aux_free.\n"
+        "  automatic_bias_update only applies with routing: aux_free.\n"
+        "  balanced_routing_noise only applies with routing: balanced.\n"
+        "  drop_policy only applies with a capacity_factor.\n"
+        "  shared_expert_intermediate_size only applies with shared_experts >= 1.\n"
+        "  shared_expert_gate needs shared_experts >= 1.\n"
+        "  router_weight_on_input needs experts_per_token = 1.\n"
+    ) in text
     assert "2 expert-tier field(s) not shown: --all or --tier expert shows them." in text
 
 

@@ -142,11 +142,44 @@ def test_variant_rejects_other_type_when_validated_directly() -> None:
 
 
 def test_rules_and_derived_defaults_are_declared_as_data() -> None:
-    (rule,) = MoEMLPConfig.rules()
-    assert isinstance(rule, Rule) and rule.fields == ("experts_per_token", "shared_experts", "experts")
-    assert "experts_per_token + shared_experts <= experts" in rule.doc
-    (derived,) = MoEMLPConfig.derived_defaults()
-    assert isinstance(derived, Derived) and derived.doc == "silu if gated, else gelu."
+    rules = MoEMLPConfig.rules()
+    assert all(isinstance(rule, Rule) for rule in rules)
+    # MLPBaseConfig's rules first, then MoEMLPConfig's, in declaration order.
+    assert [rule.fields for rule in rules] == [
+        ("activation", "gated"),
+        ("activation_limit", "activation"),
+        ("experts_per_token", "shared_experts", "experts"),
+        ("expert_groups", "experts", "shared_experts"),
+        ("expert_groups", "experts", "shared_experts"),
+        ("expert_groups", "routing"),
+        ("expert_groups_per_token", "expert_groups"),
+        ("expert_groups_per_token", "expert_groups", "experts", "shared_experts", "experts_per_token"),
+        ("bias_update_rate", "routing"),
+        ("automatic_bias_update", "routing"),
+        ("balanced_routing_noise", "routing"),
+        ("drop_policy", "capacity_factor"),
+        ("shared_expert_intermediate_size", "shared_experts"),
+        ("shared_expert_gate", "shared_experts"),
+        ("router_weight_on_input", "experts_per_token"),
+    ]
+    assert "experts_per_token + shared_experts <= experts" in rules[2].doc
+    derived = MoEMLPConfig.derived_defaults()
+    assert all(isinstance(rule, Derived) for rule in derived)
+    assert [(rule.field, rule.depends_on, rule.doc) for rule in derived] == [
+        ("activation", ("gated",), "silu if gated, else gelu."),
+        ("activation_limit", ("activation",), "7.0 with activation gpt_oss_glu (GPT-OSS), else none."),
+        (
+            "router_score_function",
+            ("routing", "experts_per_token"),
+            "sigmoid for sinkhorn routing with experts_per_token = 1 (Fast-LLM), else softmax.",
+        ),
+        ("normalize_expert_weights", ("routing",), "false for sinkhorn routing (Fast-LLM), else true."),
+        ("expert_groups_per_token", ("expert_groups",), "expert_groups: every group is eligible."),
+        ("bias_update_rate", ("routing",), "0.001 with routing aux_free (DeepSeek-V3), else none."),
+        ("automatic_bias_update", ("routing",), "false with routing aux_free, else none."),
+        ("balanced_routing_noise", ("routing",), "0 with routing balanced, else none."),
+        ("drop_policy", ("capacity_factor",), "probability when capacity_factor is set, else none."),
+    ]
 
 
 def test_custom_rule_reports_all_violations_at_once() -> None:

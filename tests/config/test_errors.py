@@ -47,7 +47,7 @@ CASES = {
     ),
     "misspelt enum": (
         "type: moe\nrouting: sinkhorm\n",
-        "moe.yaml:2:10: routing: expected one of aux_loss, sinkhorn; got string 'sinkhorm' (did you mean sinkhorn?)",
+        "moe.yaml:2:10: routing: expected one of aux_loss, sinkhorn, aux_free, balanced; got string 'sinkhorm' (did you mean sinkhorn?)",
     ),
     "missing required": (
         """\
@@ -184,7 +184,7 @@ def test_every_problem_at_once_sorted_by_position() -> None:
     assert errors_of(text).splitlines() == [
         "moe.yaml:3:1: experts_per_tokn: unknown field (did you mean experts_per_token?)",
         "moe.yaml:4:1: experts_per_token: must satisfy experts_per_token + shared_experts <= experts (3 + 0 > 2)",
-        "moe.yaml:5:10: routing: expected one of aux_loss, sinkhorn; got string 'sinkhorm' (did you mean sinkhorn?)",
+        "moe.yaml:5:10: routing: expected one of aux_loss, sinkhorn, aux_free, balanced; got string 'sinkhorm' (did you mean sinkhorn?)",
         "moe.yaml:6:8: gated: expected true or false, got string 'yes'",
         "moe.yaml:7:20: intermediate_size: must be >= 1, got -1",
         "moe.yaml:9:9: pre_norm.type: unknown type 'layernorm'; expected one of: layer_norm, none, rms_norm (did you mean layer_norm?)",
@@ -222,7 +222,7 @@ def test_paths_are_from_the_document_root_under_key() -> None:
     """
     assert errors_of(text, key="model.mlp").splitlines() == [
         "moe.yaml:6:5: model.mlp.experts_per_token: must satisfy experts_per_token + shared_experts <= experts (3 + 2 > 4)",
-        "moe.yaml:7:14: model.mlp.routing: expected one of aux_loss, sinkhorn; got string 'top_k'",
+        "moe.yaml:7:14: model.mlp.routing: expected one of aux_loss, sinkhorn, aux_free, balanced; got string 'top_k'",
     ]
 
 
@@ -264,7 +264,7 @@ def test_errors_from_python_construction_have_paths() -> None:
         MoEMLPConfig(experts=2, experts_per_token=3, routing="topk", pre_norm={"type": "rms_norm", "epsilon": 0})
     assert str(info.value).splitlines() == [
         "pre_norm.epsilon: must be > 0, got 0",
-        "routing: expected one of aux_loss, sinkhorn; got string 'topk'",
+        "routing: expected one of aux_loss, sinkhorn, aux_free, balanced; got string 'topk'",
         "experts_per_token: must satisfy experts_per_token + shared_experts <= experts (3 + 0 > 2)",
     ]
     assert isinstance(info.value, ValueError)

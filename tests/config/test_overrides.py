@@ -49,7 +49,7 @@ def test_overrides_are_relative_to_key() -> None:
 def test_problems_of_file_and_overrides_together() -> None:
     text = "type: moe\nrouting: sinkhorm\n"
     assert errors_of(text, overrides=("experts=x", "gated=yes")).splitlines() == [
-        "moe.yaml:2:10: routing: expected one of aux_loss, sinkhorn; got string 'sinkhorm' (did you mean sinkhorn?)",
+        "moe.yaml:2:10: routing: expected one of aux_loss, sinkhorn, aux_free, balanced; got string 'sinkhorm' (did you mean sinkhorn?)",
         "--set experts=x: experts: expected an integer, got string 'x'",
         "--set gated=yes: gated: expected true or false, got string 'yes'",
     ]

@@ -21,7 +21,10 @@ BUILTIN_CLASSES = [
 def test_builtin_catalog() -> None:
     catalog = build_catalog(default_roots())
     assert [klass.__name__ for klass in catalog.classes] == BUILTIN_CLASSES
-    assert [kind.__name__ for kind in catalog.enums] == ["ActivationType", "MLPRecomputeLevel", "RoutingType", "MoEImplementation"]
+    assert [kind.__name__ for kind in catalog.enums] == [
+        "ActivationType", "MLPRecomputeLevel", "RoutingType", "MoEImplementation", "RouterScoreFunction", "DropPolicy",
+        "RouterDtype",
+    ]
 
 
 def test_every_registered_builtin_variant_has_a_page(pages: dict[str, str]) -> None:

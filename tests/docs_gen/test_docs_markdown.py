@@ -36,6 +36,29 @@ SEED = [
     ("dropless_dynamic_shape", "expert", "bool", "false"),
     ("implementation", "expert", "MoEImplementation", "auto"),
 ]
+# The routing fields of the other MoE families (issue 6), as the page shows them.
+FAMILY = [
+    ("activation_limit", "architecture", "float or null", "derived: 7.0 with activation gpt_oss_glu (GPT-OSS), else none."),
+    ("capacity_factor", "architecture", "float or null", "null"),
+    ("drop_policy", "architecture", "DropPolicy or null", "derived: probability when capacity_factor is set, else none."),
+    ("expert_groups", "architecture", "int", "1"),
+    ("expert_groups_per_token", "architecture", "int or null", "derived: expert_groups: every group is eligible."),
+    ("normalize_expert_weights", "architecture", "bool or null", "derived: false for sinkhorn routing (Fast-LLM), else true."),
+    ("routed_scaling_factor", "architecture", "float", "1.0"),
+    ("router_bias", "architecture", "OptionalParameterConfig", "{}"),
+    (
+        "router_score_function", "architecture", "RouterScoreFunction or null",
+        "derived: sigmoid for sinkhorn routing with experts_per_token = 1 (Fast-LLM), else softmax.",
+    ),
+    ("router_weight_on_input", "architecture", "bool", "false"),
+    ("shared_expert_gate", "architecture", "OptionalParameterConfig", "{}"),
+    ("shared_expert_intermediate_size", "architecture", "int or null", "null"),
+    ("automatic_bias_update", "feature", "bool or null", "derived: false with routing aux_free, else none."),
+    ("balanced_routing_noise", "feature", "float or null", "derived: 0 with routing balanced, else none."),
+    ("bias_update_rate", "feature", "float or null", "derived: 0.001 with routing aux_free (DeepSeek-V3), else none."),
+    ("router_dtype", "feature", "RouterDtype", "float32"),
+    ("sequence_auxiliary_loss_coefficient", "feature", "float", "0.0"),
+]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -45,10 +68,11 @@ def moe_tables(pages: dict[str, str]) -> dict[str, list[list[str]]]:
 
 def test_seed_has_24_fields() -> None:
     assert len(SEED) == 24 == len({name for name, *_ in SEED})
+    assert len(FAMILY) == 17 == len({name for name, *_ in FAMILY} - {name for name, *_ in SEED})
 
 
-@pytest.mark.parametrize(("name", "tier", "type_", "default"), SEED, ids=[row[0] for row in SEED])
-def test_seed_field_under_its_tier_with_type_and_default(moe_tables, name: str, tier: str, type_: str, default: str) -> None:
+@pytest.mark.parametrize(("name", "tier", "type_", "default"), SEED + FAMILY, ids=[row[0] for row in SEED + FAMILY])
+def test_field_under_its_tier_with_type_and_default(moe_tables, name: str, tier: str, type_: str, default: str) -> None:
     rows = {plain(row[0]): row for row in moe_tables[tier]}
     assert name in rows, f"{name} not under the {tier} heading"
     assert [plain(cell) for cell in rows[name][1:3]] == [type_, default]
@@ -60,7 +84,7 @@ def test_tiers_in_fixed_order_fields_alphabetical(moe_tables) -> None:
         names = [plain(row[0]) for row in rows]
         assert names == sorted(names), tier
     listed = {plain(row[0]) for rows in moe_tables.values() for row in rows}
-    assert listed == {name for name, *_ in SEED} | {"type", "format_version"}
+    assert listed == {name for name, *_ in SEED + FAMILY} | {"type", "format_version"}
 
 
 def test_field_row_in_full(pages: dict[str, str]) -> None:
@@ -68,7 +92,8 @@ def test_field_row_in_full(pages: dict[str, str]) -> None:
     assert row == (
         '| <a id="experts_per_token"></a>`experts_per_token` | `int` | `1` | Routed experts active per token (the k of top-k).'
         "<br>**Constraints:** ≥ 1; Each token picks experts_per_token of the experts - shared_experts routed experts: "
-        "experts_per_token + shared_experts <= experts. |"
+        "experts_per_token + shared_experts <= experts.; With expert_groups > 1, the expert_groups_per_token kept groups hold "
+        "at least experts_per_token experts.; router_weight_on_input needs experts_per_token = 1. |"
     )
 
 
@@ -76,10 +101,20 @@ def test_enum_field_lists_values_with_meanings_and_links_its_page(pages: dict[st
     row = next(line for line in pages["MoEMLPConfig.md"].splitlines() if line.startswith('| <a id="routing">'))
     assert "| [`RoutingType`](RoutingType.md) | `aux_loss` |" in row
     assert row.endswith(
-        "How tokens are assigned to experts.<br>**Values:**<br>`aux_loss`: Top-k of the router logits, weights = softmax over "
-        "the selected logits, balanced by the auxiliary load-balancing loss.<br>`sinkhorn`: Balanced assignment by Sinkhorn "
-        "iterations in training (until the mean change is below 1e-4; no gradient through the choice), weights = softmax of "
-        "the logits (sigmoid for top-1) at the chosen experts; top-k of the scores in inference. |"
+        "How tokens are assigned to experts.<br>**Constraints:** expert_groups > 1 needs routing aux_loss or aux_free.; "
+        "bias_update_rate only applies with routing: aux_free.; automatic_bias_update only applies with routing: aux_free.; "
+        "balanced_routing_noise only applies with routing: balanced."
+        "<br>**Values:**<br>`aux_loss`: Top-k of the scores, weights = the chosen scores (with the default softmax scores and "
+        "normalize_expert_weights: softmax over the selected logits), balanced by the auxiliary load-balancing loss."
+        "<br>`sinkhorn`: Balanced assignment by Sinkhorn iterations in training (until the mean change is below 1e-4; no "
+        "gradient through the choice), weights = the scores at the chosen experts (by default sigmoid for top-1, else "
+        "softmax, not renormalized); top-k of the scores in inference."
+        "<br>`aux_free`: DeepSeek-V3 auxiliary-loss-free balancing: top-k of scores + a per-expert correction bias that "
+        "serves the choice only (weights are the unbiased scores); the bias moves by bias_update_rate · sign(mean load - "
+        "load_e) on layer.update_bias()."
+        "<br>`balanced`: Benchmark only: the j-th choice of the t-th real token is expert (t·k + j) mod E_r, weight 1/k, "
+        "whatever the router says (NeMo's FakeBalancedGate); balanced_routing_noise skews it. Measures the cost of load "
+        "imbalance. |"
     )
 
 
@@ -145,11 +180,17 @@ def test_enum_page(pages: dict[str, str]) -> None:
         "## Values\n\n"
         "| Value | Meaning |\n"
         "|---|---|\n"
-        '| <a id="aux_loss"></a>`aux_loss` | Top-k of the router logits, weights = softmax over the selected logits, balanced by '
-        "the auxiliary load-balancing loss. |\n"
+        '| <a id="aux_loss"></a>`aux_loss` | Top-k of the scores, weights = the chosen scores (with the default softmax scores '
+        "and normalize_expert_weights: softmax over the selected logits), balanced by the auxiliary load-balancing loss. |\n"
         '| <a id="sinkhorn"></a>`sinkhorn` | Balanced assignment by Sinkhorn iterations in training (until the mean change is '
-        "below 1e-4; no gradient through the choice), weights = softmax of the logits (sigmoid for top-1) at the chosen "
-        "experts; top-k of the scores in inference. |\n\n"
+        "below 1e-4; no gradient through the choice), weights = the scores at the chosen experts (by default sigmoid for "
+        "top-1, else softmax, not renormalized); top-k of the scores in inference. |\n"
+        '| <a id="aux_free"></a>`aux_free` | DeepSeek-V3 auxiliary-loss-free balancing: top-k of scores + a per-expert '
+        "correction bias that serves the choice only (weights are the unbiased scores); the bias moves by bias_update_rate · "
+        "sign(mean load - load_e) on layer.update_bias(). |\n"
+        '| <a id="balanced"></a>`balanced` | Benchmark only: the j-th choice of the t-th real token is expert (t·k + j) mod '
+        "E_r, weight 1/k, whatever the router says (NeMo's FakeBalancedGate); balanced_routing_noise skews it. Measures the "
+        "cost of load imbalance. |\n\n"
         "## Used in\n\n"
         "- [`MoEMLPConfig`](MoEMLPConfig.md): [`routing`](MoEMLPConfig.md#routing)\n"
     )
@@ -160,7 +201,9 @@ def test_index_lists_variants_per_base_and_every_enum(pages: dict[str, str]) -> 
     assert "### MLPBaseConfig\n" in index and "### NormalizationConfig\n" in index and "### InitializationConfig\n" in index
     assert "| `moe` | [`MoEMLPConfig`](MoEMLPConfig.md) |" in index
     assert "| `mlp` (default) | [`MLPConfig`](MLPConfig.md) | A dense MLP: layer_2(activation(layer_1(x))). |" in index
-    for enum_name in ("ActivationType", "RoutingType", "MoEImplementation", "MLPRecomputeLevel"):
+    for enum_name in (
+        "ActivationType", "RoutingType", "MoEImplementation", "MLPRecomputeLevel", "RouterScoreFunction", "DropPolicy", "RouterDtype",
+    ):
         assert f"| [`{enum_name}`]({enum_name}.md) |" in index
 
 

@@ -24,7 +24,8 @@ def _stale_copy(tmp_path: Path) -> Path:
     copy = tmp_path / "reference"
     shutil.copytree(COMMITTED, copy)
     page = copy / "MoEMLPConfig.md"
-    page.write_text(page.read_text().replace("| `int` | `1` |", "| `int` | `3` |"))
+    row = "`experts_per_token` | `int` | `{}` |"  # expert_groups is an int defaulting to 1 too: change one row only
+    page.write_text(page.read_text().replace(row.format(1), row.format(3)))
     (copy / "RoutingType.md").unlink()
     (copy / "OldConfig.md").write_text("# OldConfig\n")
     return copy
@@ -49,10 +50,10 @@ def test_generate_repairs_it_and_check_passes(tmp_path: Path) -> None:
     copy = _stale_copy(tmp_path)
     result = runner.invoke(app, ["docs", "generate", "--reference-dir", str(copy)])
     assert result.exit_code == 0
-    assert result.output == f"{copy}: 22 pages, 3 written or removed\n"
+    assert result.output == f"{copy}: 25 pages, 3 written or removed\n"
     assert not (copy / "OldConfig.md").exists()
     result = runner.invoke(app, ["docs", "check", "--reference-dir", str(copy)])
-    assert (result.exit_code, result.output) == (0, f"{copy}: up to date (22 pages)\n")
+    assert (result.exit_code, result.output) == (0, f"{copy}: up to date (25 pages)\n")
 
 
 def test_write_reference_leaves_other_files(tmp_path: Path, pages: dict[str, str]) -> None:

@@ -18,6 +18,7 @@ from fastmoe_cfg.schemas import (
     OptionalParameterConfig,
     RoutingType,
 )
+from fastmoe_cfg.schemas.enums import DropPolicy, RouterDtype, RouterScoreFunction
 from fastmoe_cfg.schemas.initialization import InitializationConfig
 from fastmoe_cfg.schemas.normalization import NormalizationConfig
 
@@ -50,20 +51,47 @@ SEED_FIELDS = {
 }
 # The variant selector and the format version, both core, come on top of the table.
 SELECTORS = {"type": ("core", "moe"), "format_version": ("core", None)}
+# name: (tier, default) -- the routing fields of the other MoE families (issue 6), beyond the seed table.
+FAMILY_FIELDS = {
+    "activation_limit": ("architecture", None),
+    "router_score_function": ("architecture", None),
+    "normalize_expert_weights": ("architecture", None),
+    "routed_scaling_factor": ("architecture", 1.0),
+    "expert_groups": ("architecture", 1),
+    "expert_groups_per_token": ("architecture", None),
+    "shared_expert_intermediate_size": ("architecture", None),
+    "shared_expert_gate": ("architecture", OptionalParameterConfig()),
+    "router_weight_on_input": ("architecture", False),
+    "router_bias": ("architecture", OptionalParameterConfig()),
+    "capacity_factor": ("architecture", None),
+    "drop_policy": ("architecture", None),
+    "bias_update_rate": ("feature", None),
+    "automatic_bias_update": ("feature", None),
+    "sequence_auxiliary_loss_coefficient": ("feature", 0.0),
+    "router_dtype": ("feature", RouterDtype.float32),
+    "balanced_routing_noise": ("feature", None),
+}
+# Derived defaults: their value in a default MoEMLPConfig() (not gated, aux_loss, k = 1, one group).
+DERIVED_IN_DEFAULT = {
+    "activation": ActivationType.gelu,
+    "router_score_function": RouterScoreFunction.softmax,
+    "normalize_expert_weights": True,
+    "expert_groups_per_token": 1,
+}
+ALL_FIELDS = {**SEED_FIELDS, **SELECTORS, **FAMILY_FIELDS}
 
 
-def test_moe_has_exactly_the_seed_fields() -> None:
-    assert len(SEED_FIELDS) == 24
-    assert set(MoEMLPConfig.model_fields) == set(SEED_FIELDS) | set(SELECTORS)
+def test_moe_has_exactly_the_seed_fields_and_the_family_fields() -> None:
+    assert len(SEED_FIELDS) == 24 and len(FAMILY_FIELDS) == 17
+    assert set(MoEMLPConfig.model_fields) == set(ALL_FIELDS)
 
 
-@pytest.mark.parametrize("name", sorted({**SEED_FIELDS, **SELECTORS}))
+@pytest.mark.parametrize("name", sorted(ALL_FIELDS))
 def test_field_tier_default_and_description(name: str) -> None:
-    tier, default = {**SEED_FIELDS, **SELECTORS}[name]
+    tier, default = ALL_FIELDS[name]
     assert MoEMLPConfig.field_tier(name) is Tier(tier)
     assert MoEMLPConfig.field_default(name) == default
-    if name != "activation":  # derived: gelu here, since not gated
-        assert getattr(MoEMLPConfig(), name) == default
+    assert getattr(MoEMLPConfig(), name) == DERIVED_IN_DEFAULT.get(name, default)
     assert MoEMLPConfig.model_fields[name].description
 
 
@@ -73,7 +101,10 @@ def test_dense_has_the_non_moe_fields() -> None:
         "router_scale", "router_input_scale", "router_per_expert_scale", "auxiliary_loss_coefficient",
         "z_loss_coefficient", "jitter_eps", "dropless_dynamic_shape", "implementation",
     }
-    assert set(MLPConfig.model_fields) == (set(SEED_FIELDS) - moe_only) | set(SELECTORS)
+    # Of the family fields only activation_limit (of gpt_oss_glu) belongs to the dense MLP too.
+    dense_family = {"activation_limit"}
+    assert set(MLPConfig.model_fields) == (set(SEED_FIELDS) - moe_only) | dense_family | set(SELECTORS)
+    assert MLPConfig.field_tier("activation_limit") is Tier.architecture
     assert MLPConfig().type == "mlp"
 
 
@@ -89,8 +120,13 @@ def test_every_field_of_every_class_has_a_tier_and_description() -> None:
 
 
 def test_enums() -> None:
-    assert [member.value for member in ActivationType] == ["gelu", "gelu_exact", "silu", "relu", "squared_relu", "identity"]
-    assert [member.value for member in RoutingType] == ["aux_loss", "sinkhorn"]
+    assert [member.value for member in ActivationType] == [
+        "gelu", "gelu_exact", "silu", "relu", "squared_relu", "identity", "gpt_oss_glu",
+    ]
+    assert [member.value for member in RoutingType] == ["aux_loss", "sinkhorn", "aux_free", "balanced"]
+    assert [member.value for member in RouterScoreFunction] == ["softmax", "sigmoid"]
+    assert [member.value for member in DropPolicy] == ["probability", "position"]
+    assert [member.value for member in RouterDtype] == ["float32", "float64", "input"]
     assert [member.value for member in MoEImplementation] == ["auto", "dropless", "looped"]
     assert [member.value for member in MLPRecomputeLevel] == ["none", "activation", "activation_and_input", "full"]
     assert "tanh" in ActivationType.gelu.description
@@ -148,7 +184,7 @@ INVALID = {
     "fill needs value": ({"layer_2": {"bias": {"initialization": {"type": "fill"}}}}, "layer_2.bias.initialization.value: missing required field"),
     "format_version": ({"format_version": 2}, "format_version: must be <= 1, got 2"),
     "dense has no experts": ({"type": "mlp", "experts": 4}, "experts: unknown field for type: mlp (a field of type: moe)"),
-    "enum": ({"activation": "swish"}, "activation: expected one of gelu, gelu_exact, silu, relu, squared_relu, identity; got string 'swish'"),
+    "enum": ({"activation": "swish"}, "activation: expected one of gelu, gelu_exact, silu, relu, squared_relu, identity, gpt_oss_glu; got string 'swish'"),
     "recompute enum": (
         {"recompute_level": "ful"},
         "recompute_level: expected one of none, activation, activation_and_input, full; got string 'ful' (did you mean full?)",
