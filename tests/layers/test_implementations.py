@@ -38,7 +38,9 @@ def compare(variant, *, tokens, dtype, data=BASE, hidden=16, training=True, mask
     x = torch.randn(tokens, hidden, dtype=dtype, generator=generator)
     grad = torch.randn(tokens, hidden, dtype=dtype, generator=generator)
     kwargs = {} if mask is None else {"token_mask": mask}
+    torch.manual_seed(0)  # forward-time draws (the balanced router's noise) are the same for both
     expected = forward_backward(reference, x, grad, **kwargs)
+    torch.manual_seed(0)
     actual = forward_backward(other, x, grad, **kwargs)
     assert_close(actual[0], expected[0], dtype, "output")
     assert_close(actual[1], expected[1], dtype, "input gradient")
@@ -87,3 +89,37 @@ def test_bfloat16_grouped_gemm_matches_looped():
 def test_routing_weight_on_either_side_of_layer_2(intermediate_size, dtype):
     # dropless scales layer_2's input when intermediate < hidden (16), else its output; looped always its output.
     compare("dropless", tokens=29, dtype=dtype, data={**BASE, "intermediate_size": intermediate_size})
+
+
+# The routing families of issue 6, each with the features that touch execution: capacity drops (dropped
+# rows are cut before the grouped GEMM), the weight on the expert input, gpt_oss_glu with expert and
+# router biases, a gated shared expert of its own width, the balanced router.
+FAMILIES = {
+    "deepseek-v3": {
+        "experts": 17, "shared_experts": 1, "experts_per_token": 4, "routing": "aux_free", "router_score_function": "sigmoid",
+        "expert_groups": 4, "expert_groups_per_token": 2, "routed_scaling_factor": 2.5, "automatic_bias_update": True,
+        "sequence_auxiliary_loss_coefficient": 0.01, "add_linear_biases": False,
+    },
+    "capacity-probability": {"capacity_factor": 0.75},
+    "capacity-position": {"capacity_factor": 0.9, "drop_policy": "position"},
+    "llama-4": {"experts_per_token": 1, "router_score_function": "sigmoid", "router_weight_on_input": True},
+    "gpt-oss": {"shared_experts": 0, "activation": "gpt_oss_glu", "activation_limit": 1.0, "router_bias": {"enabled": True}},
+    "qwen2-moe": {"shared_expert_intermediate_size": 20, "shared_expert_gate": {"enabled": True}, "normalize_expert_weights": False},
+    "balanced": {"routing": "balanced", "balanced_routing_noise": 0.3},
+}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["fp32", "fp64"])
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("family", FAMILIES)
+def test_routing_families_same_function_as_looped(family, variant, dtype):
+    layer = compare(variant, tokens=37, dtype=dtype, data={**BASE, **FAMILIES[family]})
+    if "capacity_factor" in FAMILIES[family]:
+        assert layer.stats["dropped_tokens"] > 0
+
+
+def test_capacity_drops_rows_before_the_padded_gemm():
+    # float64 takes the padded path: its buffers hold at most `capacity` rows per expert, not T.
+    layer = compare("dropless-dynamic", tokens=40, dtype=torch.float64, data={**BASE, "capacity_factor": 0.5})
+    assert layer.capacity(40) == 9  # ⌈0.5 · 40 · 3 / 7⌉
+    assert layer.stats["dropped_tokens"] > 0
