@@ -1,12 +1,12 @@
 """MoE layer forward+backward on the CPU (fp32, 2 threads), as a ratio to an equal-FLOP dense MLP, in one run.
 
 For each shape, token count and implementation, the MoE layer (train mode, default
-auxiliary loss coefficient, random router) and a dense MLP of width k · expert
-intermediate (same gated silu, no biases, as Mixtral) run forward+backward on the
+auxiliary loss coefficient, random router) and a dense MLP of width (k + shared experts) ·
+expert intermediate (same gated silu, no biases, as Mixtral) run forward+backward on the
 same random input. After a warm-up, the measurements of dense and of each MoE
 implementation are interleaved, `--repeats` times, and the report gives the medians
 and their ratio. Targets at 2048 tokens: <= 1.15x dense (coarse), <= 1.5x dense
-(fine-grained).
+(fine-grained and DeepSeek-style).
 
 glibc's mmap threshold makes per-expert loops swing up to 2x between runs, so the
 script re-executes itself with MALLOC_MMAP_MAX_=0 and a large MALLOC_TRIM_THRESHOLD_
@@ -24,10 +24,22 @@ import sys
 ALLOCATOR_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "17179869184"}
 THREADS = 2
 HIDDEN = 512
-# name -> (experts, experts_per_token, expert intermediate size)
-SHAPES = {"coarse": (8, 2, 1024), "fine-grained": (64, 8, 128)}
+# name -> (routed experts, experts_per_token, expert intermediate size)
+SHAPES = {"coarse": (8, 2, 1024), "fine-grained": (64, 8, 128), "deepseek-style": (64, 8, 128), "fine-grained balanced": (64, 8, 128)}
+# Extra MoE fields per shape. deepseek-style: DeepSeek-V3's routing (sigmoid scores, aux-free bias updated
+# after every step, 8 groups of which 4 are kept, routed_scaling_factor 2.5, sequence loss) and one shared
+# expert of the routed experts' width. fine-grained balanced: fine-grained with the benchmark router that
+# spreads tokens evenly, so its row against fine-grained's is the cost of the random router's imbalance.
+EXTRA = {
+    "deepseek-style": {
+        "experts": 65, "shared_experts": 1, "routing": "aux_free", "router_score_function": "sigmoid", "expert_groups": 8,
+        "expert_groups_per_token": 4, "routed_scaling_factor": 2.5, "automatic_bias_update": True,
+        "sequence_auxiliary_loss_coefficient": 1e-4,
+    },
+    "fine-grained balanced": {"routing": "balanced"},
+}
 TOKENS = (512, 2048)
-TARGETS = {("coarse", 2048): 1.15, ("fine-grained", 2048): 1.5}
+TARGETS = {("coarse", 2048): 1.15, ("fine-grained", 2048): 1.5, ("deepseek-style", 2048): 1.5}
 IMPLEMENTATIONS = ("looped", "dropless", "auto")
 
 
@@ -100,16 +112,13 @@ def main() -> None:
     layers = {}
     for shape, (experts, k, intermediate) in SHAPES.items():
         torch.manual_seed(0)
-        layers[shape, "dense"] = MLPConfig(intermediate_size=k * intermediate, **common).build(HIDDEN)
+        extra = EXTRA.get(shape, {})
+        dense_width = (k + extra.get("shared_experts", 0)) * intermediate
+        layers[shape, "dense"] = MLPConfig(intermediate_size=dense_width, **common).build(HIDDEN)
         for implementation in args.implementations:
             torch.manual_seed(0)  # same router and expert weights for every implementation
-            config = MoEMLPConfig(
-                experts=experts,
-                experts_per_token=k,
-                intermediate_size=intermediate,
-                implementation=implementation,
-                **common,
-            )
+            fields = {"experts": experts, "experts_per_token": k, "intermediate_size": intermediate, **common, **extra}
+            config = MoEMLPConfig(**fields, implementation=implementation)
             layers[shape, implementation] = config.build(HIDDEN)
     for layer in layers.values():
         layer.train()
@@ -194,12 +203,13 @@ def main() -> None:
         table.add_column(column, justify="left" if column in ("shape", "implementation", "target") else "right")
     for row in rows:
         experts, k, intermediate = SHAPES[row["shape"]]
+        shared = EXTRA.get(row["shape"], {}).get("shared_experts", 0)
         if row["target"] is None:
             target = "-"
         else:
             target = f"<= {row['target']}x " + ("[green]meets[/]" if row["meets_target"] else "[red]misses[/]")
         table.add_row(
-            f"{row['shape']} (E={experts}, top-{k}, I={intermediate})",
+            f"{row['shape']} (E={experts}{f' + {shared} shared' if shared else ''}, top-{k}, I={intermediate})",
             str(row["tokens"]),
             row["implementation"],
             f"{row['moe_ms']:.1f}",
