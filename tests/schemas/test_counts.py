@@ -45,3 +45,31 @@ def test_dense() -> None:
     assert counts.parameters_per_expert is None and counts.bytes_per_expert is None
     with_bias = count_layer(MLPConfig(intermediate_size=10), 4)
     assert with_bias.total_parameters == 4 * 10 + 10 + 10 * 4 + 4
+
+
+def test_shared_expert_width_gate_and_router_bias() -> None:
+    # Qwen2-MoE-style shared experts (own width, sigmoid gate) and a GPT-OSS-style router bias, biases on.
+    config = MoEMLPConfig(
+        experts=7, shared_experts=2, experts_per_token=2, intermediate_size=8, gated=True,
+        shared_expert_intermediate_size=24, shared_expert_gate={"enabled": True}, router_bias={"enabled": True},
+        pre_norm={"type": "rms_norm"},
+    )
+    counts = count_layer(config, 16, "fp32")
+    # Routed expert: layer_1 16 -> 2·8 (weight 256, bias 16), layer_2 8 -> 16 (weight 128, bias 16).
+    assert counts.parameters_per_expert == 256 + 16 + 128 + 16 == 416
+    # One shared MLP of width 24 (not 2 · 8): layer_1 16 -> 48 (768 + 48), layer_2 24 -> 16 (384 + 16); gate vector 16.
+    assert counts.shared_parameters == 768 + 48 + 384 + 16 + 16 == 1232
+    # Router: 16 -> 5 routed experts (80) and its bias (5).
+    assert counts.router_parameters == 80 + 5 == 85
+    assert counts.norm_parameters == 16
+    assert counts.total_parameters == 85 + 5 * 416 + 1232 + 16 == 3413
+    assert counts.active_parameters == 85 + 2 * 416 + 1232 + 16 == 2165
+    # FLOPs: 2 × multiply-adds of router (80), 2 experts (2 · 384), shared MLP (1152) and gate (16); biases not counted.
+    assert counts.flops_per_token == 2 * (80 + 2 * 384 + 1152 + 16) == 4032
+    assert counts.bytes_per_expert == 4 * 416
+
+
+def test_shared_width_defaults_to_shared_experts_times_intermediate_size() -> None:
+    config = MoEMLPConfig(experts=4, shared_experts=2, intermediate_size=8, add_linear_biases=False)
+    assert count_layer(config, 16).shared_parameters == 2 * 16 * 16  # one MLP of width 2 · 8
+    assert count_layer(MoEMLPConfig(experts=4), 16).shared_parameters == 0
