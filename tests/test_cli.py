@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -240,6 +241,109 @@ def test_explain_text_shows_rules_and_hidden_expert_fields() -> None:
         "  router_weight_on_input needs experts_per_token = 1.\n"
     ) in text
     assert "2 expert-tier field(s) not shown: --all or --tier expert shows them." in text
+
+
+# Every routing field of issue 6, set: aux_free with groups, capacity, gpt_oss_glu and the shared expert options ...
+FAMILY_SET = """\
+type: moe
+experts: 9
+shared_experts: 1
+experts_per_token: 2
+gated: true
+activation: gpt_oss_glu
+activation_limit: 5.0
+router_score_function: sigmoid
+normalize_expert_weights: false
+routed_scaling_factor: 2.5
+routing: aux_free
+bias_update_rate: 0.01
+automatic_bias_update: true
+expert_groups: 4
+expert_groups_per_token: 2
+shared_expert_intermediate_size: 64
+shared_expert_gate: {enabled: true}
+router_bias: {enabled: true}
+router_weight_on_input: false
+capacity_factor: 1.25
+drop_policy: position
+sequence_auxiliary_loss_coefficient: 0.0001
+router_dtype: float64
+"""
+# ... and the two that only apply with balanced routing and with experts_per_token = 1.
+FAMILY_SET_BALANCED = "type: moe\nexperts: 4\nrouting: balanced\nbalanced_routing_noise: 0.25\nrouter_weight_on_input: true\n"
+# The same fields left to their defaults, or derived from routing aux_free, a capacity_factor, gpt_oss_glu and groups.
+FAMILY_DERIVED = "type: moe\nexperts: 8\nrouting: aux_free\ncapacity_factor: 1.0\ngated: true\nactivation: gpt_oss_glu\nexpert_groups: 2\n"
+# path: (value in --format json, source), per YAML above.
+FAMILY_ROWS = {
+    FAMILY_SET: {
+        "activation_limit": (5.0, "set"),
+        "router_score_function": ("sigmoid", "set"),
+        "normalize_expert_weights": (False, "set"),
+        "routed_scaling_factor": (2.5, "set"),
+        "bias_update_rate": (0.01, "set"),
+        "automatic_bias_update": (True, "set"),
+        "expert_groups": (4, "set"),
+        "expert_groups_per_token": (2, "set"),
+        "shared_expert_intermediate_size": (64, "set"),
+        "shared_expert_gate.enabled": (True, "set"),
+        "router_bias.enabled": (True, "set"),
+        "router_weight_on_input": (False, "set"),
+        "capacity_factor": (1.25, "set"),
+        "drop_policy": ("position", "set"),
+        "sequence_auxiliary_loss_coefficient": (0.0001, "set"),
+        "router_dtype": ("float64", "set"),
+        "balanced_routing_noise": (None, "derived"),
+    },
+    FAMILY_SET_BALANCED: {
+        "balanced_routing_noise": (0.25, "set"),
+        "router_weight_on_input": (True, "set"),
+        "bias_update_rate": (None, "derived"),
+        "automatic_bias_update": (None, "derived"),
+    },
+    FAMILY_DERIVED: {
+        "activation_limit": (7.0, "derived"),
+        "router_score_function": ("softmax", "derived"),
+        "normalize_expert_weights": (True, "derived"),
+        "routed_scaling_factor": (1.0, "default"),
+        "bias_update_rate": (0.001, "derived"),
+        "automatic_bias_update": (False, "derived"),
+        "expert_groups": (2, "set"),
+        "expert_groups_per_token": (2, "derived"),
+        "shared_expert_intermediate_size": (None, "default"),
+        "shared_expert_gate.enabled": (None, "default"),
+        "router_bias.enabled": (None, "default"),
+        "router_weight_on_input": (False, "default"),
+        "capacity_factor": (1.0, "set"),
+        "drop_policy": ("probability", "derived"),
+        "sequence_auxiliary_loss_coefficient": (0.0, "default"),
+        "router_dtype": ("float32", "default"),
+        "balanced_routing_noise": (None, "derived"),
+    },
+}
+
+
+def test_explain_routing_cases_cover_every_new_field() -> None:
+    from tests.schemas.test_mlp import FAMILY_FIELDS
+
+    for text in (FAMILY_SET, FAMILY_DERIVED):
+        assert {name.split(".")[0] for name in FAMILY_ROWS[text]} == set(FAMILY_FIELDS)
+
+
+@pytest.mark.parametrize("text", list(FAMILY_ROWS), ids=["set", "set balanced", "derived"])
+def test_explain_shows_every_routing_field_with_value_and_source(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "family.yaml"
+    path.write_text(text)
+    result = runner.invoke(app, ["explain", str(path), "--all", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    rows = {row["path"]: row for row in json.loads(result.output)["fields"]}
+    assert {name: (rows[name]["value"], rows[name]["source"]) for name in FAMILY_ROWS[text]} == FAMILY_ROWS[text]
+    # The text table has a row per field, with the same value and source.
+    table = run("explain", str(path), "--all").stdout
+    for name, (value, source) in FAMILY_ROWS[text].items():
+        if "." in name:
+            continue  # nested rows are indented under their parent; the json rows above cover them
+        shown = "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+        assert re.search(rf"^│   {name} +│ {re.escape(shown)} +│ {source} +│", table, re.M), name
 
 
 def test_explain_invalid_file_exits_1(bad_file: Path) -> None:
