@@ -227,13 +227,8 @@ RANGES = {
 }
 
 
-@pytest.mark.parametrize("text, expected", list(RULES.values()), ids=list(RULES))
-def test_rule_error_text(text: str, expected: str) -> None:
-    assert errors_of(text) == expected
-
-
-@pytest.mark.parametrize("text, expected", list(RANGES.values()), ids=list(RANGES))
-def test_range_error_text(text: str, expected: str) -> None:
+@pytest.mark.parametrize("text, expected", [*RULES.values(), *RANGES.values()], ids=[*RULES, *RANGES])
+def test_error_text(text: str, expected: str) -> None:
     assert errors_of(text) == expected
 
 
