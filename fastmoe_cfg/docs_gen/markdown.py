@@ -99,7 +99,7 @@ def _field_row(klass: type[Config], name: str, derived: dict[str, str]) -> str:
     description = info.description or ""
     constraints = _constraints(klass, name, info)
     if constraints:
-        description += "<br>**Constraints:** " + "; ".join(constraints)
+        description += "<br>**Constraints:** " + " ".join(item if item.endswith(".") else f"{item}." for item in constraints)
     kind = klass.field_enum_class(name)
     if kind is not None:
         description += "<br>**Values:**<br>" + _enum_values(kind)

@@ -1,6 +1,14 @@
 """The concrete config classes. Importing this package registers every built-in variant."""
 
-from fastmoe_cfg.schemas.enums import ActivationType, MLPRecomputeLevel, MoEImplementation, RoutingType
+from fastmoe_cfg.schemas.enums import (
+    ActivationType,
+    DropPolicy,
+    MLPRecomputeLevel,
+    MoEImplementation,
+    RouterDtype,
+    RouterScoreFunction,
+    RoutingType,
+)
 from fastmoe_cfg.schemas.initialization import (
     FillInitializationConfig,
     InitializationConfig,
@@ -23,6 +31,7 @@ __all__ = [
     "ActivationType",
     "AffineLinearConfig",
     "AffineNormalizationConfig",
+    "DropPolicy",
     "FillInitializationConfig",
     "InitializationConfig",
     "LayerNormalizationConfig",
@@ -38,6 +47,8 @@ __all__ = [
     "OptionalParameterConfig",
     "ParameterConfig",
     "RMSNormalizationConfig",
+    "RouterDtype",
+    "RouterScoreFunction",
     "RoutingType",
     "UniformInitializationConfig",
 ]

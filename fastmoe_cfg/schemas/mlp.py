@@ -207,9 +207,11 @@ class MoEMLPConfig(MLPBaseConfig):
         ),
         Derived(
             field="normalize_expert_weights",
-            depends_on=("routing",),
-            compute=lambda routing: routing != RoutingType.sinkhorn,
-            doc="false for sinkhorn routing (Fast-LLM), else true.",
+            depends_on=("routing", "router_score_function", "experts_per_token"),
+            compute=lambda routing, router_score_function, experts_per_token: not (
+                routing == RoutingType.sinkhorn or (router_score_function == RouterScoreFunction.sigmoid and experts_per_token == 1)
+            ),
+            doc="false for sinkhorn routing (Fast-LLM) and for one sigmoid-scored expert per token (Llama-4: the weight is the sigmoid), else true.",
         ),
         Derived(
             field="expert_groups_per_token",

@@ -173,7 +173,11 @@ def test_rules_and_derived_defaults_are_declared_as_data() -> None:
             ("routing", "experts_per_token"),
             "sigmoid for sinkhorn routing with experts_per_token = 1 (Fast-LLM), else softmax.",
         ),
-        ("normalize_expert_weights", ("routing",), "false for sinkhorn routing (Fast-LLM), else true."),
+        (
+            "normalize_expert_weights",
+            ("routing", "router_score_function", "experts_per_token"),
+            "false for sinkhorn routing (Fast-LLM) and for one sigmoid-scored expert per token (Llama-4: the weight is the sigmoid), else true.",
+        ),
         ("expert_groups_per_token", ("expert_groups",), "expert_groups: every group is eligible."),
         ("bias_update_rate", ("routing",), "0.001 with routing aux_free (DeepSeek-V3), else none."),
         ("automatic_bias_update", ("routing",), "false with routing aux_free, else none."),

@@ -43,7 +43,7 @@ FAMILY = [
     ("drop_policy", "architecture", "DropPolicy or null", "derived: probability when capacity_factor is set, else none."),
     ("expert_groups", "architecture", "int", "1"),
     ("expert_groups_per_token", "architecture", "int or null", "derived: expert_groups: every group is eligible."),
-    ("normalize_expert_weights", "architecture", "bool or null", "derived: false for sinkhorn routing (Fast-LLM), else true."),
+    ("normalize_expert_weights", "architecture", "bool or null", "derived: false for sinkhorn routing (Fast-LLM) and for one sigmoid-scored expert per token (Llama-4: the weight is the sigmoid), else true."),
     ("routed_scaling_factor", "architecture", "float", "1.0"),
     ("router_bias", "architecture", "OptionalParameterConfig", "{}"),
     (
@@ -91,9 +91,9 @@ def test_field_row_in_full(pages: dict[str, str]) -> None:
     row = next(line for line in pages["MoEMLPConfig.md"].splitlines() if line.startswith('| <a id="experts_per_token">'))
     assert row == (
         '| <a id="experts_per_token"></a>`experts_per_token` | `int` | `1` | Routed experts active per token (the k of top-k).'
-        "<br>**Constraints:** ≥ 1; Each token picks experts_per_token of the experts - shared_experts routed experts: "
-        "experts_per_token + shared_experts <= experts.; With expert_groups > 1, the expert_groups_per_token kept groups hold "
-        "at least experts_per_token experts.; router_weight_on_input needs experts_per_token = 1. |"
+        "<br>**Constraints:** ≥ 1. Each token picks experts_per_token of the experts - shared_experts routed experts: "
+        "experts_per_token + shared_experts <= experts. With expert_groups > 1, the expert_groups_per_token kept groups hold "
+        "at least experts_per_token experts. router_weight_on_input needs experts_per_token = 1. |"
     )
 
 
@@ -101,8 +101,8 @@ def test_enum_field_lists_values_with_meanings_and_links_its_page(pages: dict[st
     row = next(line for line in pages["MoEMLPConfig.md"].splitlines() if line.startswith('| <a id="routing">'))
     assert "| [`RoutingType`](RoutingType.md) | `aux_loss` |" in row
     assert row.endswith(
-        "How tokens are assigned to experts.<br>**Constraints:** expert_groups > 1 needs routing aux_loss or aux_free.; "
-        "bias_update_rate only applies with routing: aux_free.; automatic_bias_update only applies with routing: aux_free.; "
+        "How tokens are assigned to experts.<br>**Constraints:** expert_groups > 1 needs routing aux_loss or aux_free. "
+        "bias_update_rate only applies with routing: aux_free. automatic_bias_update only applies with routing: aux_free. "
         "balanced_routing_noise only applies with routing: balanced."
         "<br>**Values:**<br>`aux_loss`: Top-k of the scores, weights = the chosen scores (with the default softmax scores and "
         "normalize_expert_weights: softmax over the selected logits), balanced by the auxiliary load-balancing loss."
@@ -158,7 +158,7 @@ def test_required_field_and_constraints(pages: dict[str, str]) -> None:
     fill = tier_tables(pages["FillInitializationConfig.md"])
     assert [plain(cell) for cell in fill["feature"][0]] == ["value", "float", "*required*", "The constant (required)."]
     normal = {plain(row[0]): row for row in tier_tables(pages["NormalInitializationConfig.md"])["feature"]}
-    assert normal["std"][3] == "Standard deviation.<br>**Constraints:** ≥ 0"
+    assert normal["std"][3] == "Standard deviation.<br>**Constraints:** ≥ 0."
     assert normal["min"][3].endswith("**Constraints:** When both are set, `min` must be smaller than `max`.")
 
 

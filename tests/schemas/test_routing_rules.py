@@ -295,6 +295,10 @@ DERIVED = {
     "score function aux_loss": ("type: moe\n", "router_score_function", RouterScoreFunction.softmax),
     "normalize sinkhorn": ("type: moe\nrouting: sinkhorn\n", "normalize_expert_weights", False),
     "normalize aux_free": ("type: moe\nrouting: aux_free\n", "normalize_expert_weights", True),
+    "normalize sigmoid top-1": ("type: moe\nrouter_score_function: sigmoid\n", "normalize_expert_weights", False),
+    "normalize sigmoid top-2": (
+        "type: moe\nexperts: 4\nexperts_per_token: 2\nrouter_score_function: sigmoid\n", "normalize_expert_weights", True
+    ),
     "groups per token": ("type: moe\nexperts: 16\nexpert_groups: 4\n", "expert_groups_per_token", 4),
     "bias_update_rate aux_free": ("type: moe\nrouting: aux_free\n", "bias_update_rate", 0.001),
     "bias_update_rate aux_loss": ("type: moe\n", "bias_update_rate", None),
