@@ -3,14 +3,32 @@
 It shares no code with fastmoe_cfg.layers: it reads the layer's parameters by their
 documented names (DESIGN.md section 4) and recomputes the output with plain tensor
 arithmetic, so autograd through it gives reference gradients too.
+
+The MoE contract it implements, per real token t of x [T, H] (issue 6 included):
+1. r = router_normalization(x) · router_scale · router_input_scale
+2. logits = r @ router.weightᵀ (+ router.bias)
+3. scores = softmax(logits) or sigmoid(logits) (Spec.score_function; derived: sigmoid for sinkhorn with k = 1)
+4. choice: top-k of scores (aux_loss), of scores + correction bias (aux_free), group-limited when
+   expert_groups > 1 (a group's score = sum of its top-2 selection scores; the other groups' experts
+   are -inf); Sinkhorn in training; balanced: expert (t·k + j) mod E_r with weight 1/k.
+5. weights = scores of the chosen experts, / (their sum + 1e-20) when normalized, × routed_scaling_factor,
+   × router_per_expert_scale.
+6. capacity: C = ceil(capacity_factor · T · k / E_r) from the exact decimal; per expert keep the C
+   assignments with the highest normalized weights (ties: earlier token) or the C earliest tokens.
+7. out = Σ_kept w · expert_e(pre_norm(x)) (or expert_e(w · pre_norm(x))) + gate · shared(pre_norm(x)), post_norm.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 import torch
+
+
+def sigmoid(x: torch.Tensor) -> torch.Tensor:
+    return 1 / (1 + torch.exp(-x))
 
 
 def activation(name: str, x: torch.Tensor) -> torch.Tensor:
@@ -27,6 +45,13 @@ def activation(name: str, x: torch.Tensor) -> torch.Tensor:
     if name == "identity":
         return x
     raise ValueError(name)
+
+
+def gpt_oss_glu(gate: torch.Tensor, up: torch.Tensor, limit: float) -> torch.Tensor:
+    """GPT-OSS: gate = min(gate, L), up = clamp(up, -L, L), hidden = (up + 1) · gate · sigmoid(1.702 · gate)."""
+    gate = torch.where(gate > limit, torch.full_like(gate, limit), gate)
+    up = torch.where(up > limit, torch.full_like(up, limit), torch.where(up < -limit, torch.full_like(up, -limit), up))
+    return (up + 1) * gate * sigmoid(1.702 * gate)
 
 
 @dataclass
@@ -48,18 +73,42 @@ class Norm:
 
 @dataclass
 class Spec:
-    """What the reference needs to know about a config (mirrors the YAML fields it tests)."""
+    """What the reference needs to know about a config (mirrors the YAML fields it tests).
+
+    Parameters are read from the layer by name; the few things that are not parameters are
+    given here: `correction_bias` is aux_free's `router_correction_bias` buffer (a copy).
+    """
 
     activation: str = "gelu"
     gated: bool = False
     experts_per_token: int = 1
     shared_experts: int = 0
-    routing: str = "aux_loss"
+    routing: str = "aux_loss"  # aux_loss | aux_free | sinkhorn | balanced
     router_input_scale: float = 1.0
     pre_norm: Norm | None = None
     post_norm: Norm | None = None
     router_normalization: Norm | None = None
+    score_function: str | None = None  # softmax | sigmoid; None: sigmoid for sinkhorn with k = 1, else softmax
+    normalize: bool | None = None  # None: false for sinkhorn, else true
+    routed_scaling_factor: float = 1.0
+    expert_groups: int = 1
+    expert_groups_per_token: int | None = None  # None: expert_groups
+    correction_bias: torch.Tensor | None = None  # aux_free only; None: zeros
+    router_weight_on_input: bool = False
+    activation_limit: float = 7.0  # gpt_oss_glu
+    capacity_factor: float | str | None = None  # read as the decimal it prints as
+    drop_policy: str = "probability"  # probability | position
     extra: dict = field(default_factory=dict)
+
+    @property
+    def scores(self) -> str:
+        if self.score_function is not None:
+            return self.score_function
+        return "sigmoid" if self.routing == "sinkhorn" and self.experts_per_token == 1 else "softmax"
+
+    @property
+    def normalized(self) -> bool:
+        return self.normalize if self.normalize is not None else self.routing != "sinkhorn"
 
 
 def leaf_parameters(layer: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -77,7 +126,10 @@ def mlp(p: dict, prefix: str, spec: Spec, x: torch.Tensor, expert: int | None = 
     h = get("layer_1.weight") @ x
     if get("layer_1.bias") is not None:
         h = h + get("layer_1.bias")
-    if spec.gated:
+    if spec.activation == "gpt_oss_glu":
+        half = h.shape[0] // 2
+        a = gpt_oss_glu(h[:half], h[half:], spec.activation_limit)
+    elif spec.gated:
         half = h.shape[0] // 2
         a = activation(spec.activation, h[:half]) * h[half:]
     else:
@@ -107,7 +159,18 @@ def router_logits(p: dict, spec: Spec, x: torch.Tensor) -> torch.Tensor:
     if "router_scale" in p:
         r = r * p["router_scale"]
     r = r * spec.router_input_scale
-    return p["router.weight"] @ r
+    logits = p["router.weight"] @ r
+    if "router.bias" in p:
+        logits = logits + p["router.bias"]
+    return logits
+
+
+def scores_of(spec: Spec, z: torch.Tensor) -> torch.Tensor:
+    """One token's scores over the routed experts."""
+    if spec.scores == "sigmoid":
+        return sigmoid(z)
+    e = torch.exp(z - z.max())
+    return e / e.sum()
 
 
 def sinkhorn_choice(logits_TE: torch.Tensor, k: int, tolerance: float = 1e-4) -> list[list[int]]:
@@ -126,34 +189,159 @@ def sinkhorn_choice(logits_TE: torch.Tensor, k: int, tolerance: float = 1e-4) ->
     return [sorted(range(experts), key=lambda e: -balanced[t, e].item())[:k] for t in range(tokens)]
 
 
-def moe(p: dict, spec: Spec, x_TH: torch.Tensor, *, training: bool = False) -> torch.Tensor:
-    """The MoE layer on every token of x_TH [T, H], in float64, from NUMERICS.md."""
+def top(values: list[float], k: int) -> list[int]:
+    """Indices of the k largest values (stable: the lower index first among equals)."""
+    return sorted(range(len(values)), key=lambda i: -values[i])[:k]
+
+
+def select(spec: Spec, scores: torch.Tensor) -> list[int]:
+    """aux_loss / aux_free choice of one token: top-k of scores (+ bias), group-limited."""
+    experts = scores.shape[0]
+    selection = [scores[e].item() for e in range(experts)]
+    if spec.routing == "aux_free" and spec.correction_bias is not None:
+        selection = [s + b for s, b in zip(selection, spec.correction_bias.double().tolist())]
+    if spec.expert_groups > 1:
+        size = experts // spec.expert_groups
+        group_scores = [sum(sorted(selection[g * size : (g + 1) * size], reverse=True)[:2]) for g in range(spec.expert_groups)]
+        kept = top(group_scores, spec.expert_groups_per_token or spec.expert_groups)
+        selection = [s if e // size in kept else -math.inf for e, s in enumerate(selection)]
+    return top(selection, spec.experts_per_token)
+
+
+@dataclass
+class Routing:
+    """The routing of T tokens: per token, the chosen experts and their weights (aligned lists)."""
+
+    logits: torch.Tensor  # [T, E_r]
+    scores: torch.Tensor  # [T, E_r]
+    chosen: list[list[int]]  # the router's choice, before capacity
+    normalized: list[torch.Tensor]  # per token [k]: after normalization, before scaling
+    weights: list[torch.Tensor]  # per token [k]: the final weights
+    kept: list[list[bool]]  # per token and slot: False when capacity dropped it
+    capacity: int | None = None
+
+    @property
+    def dropped(self) -> set[tuple[int, int]]:
+        """The dropped (token, expert) assignments."""
+        return {(t, e) for t, (row, keep) in enumerate(zip(self.chosen, self.kept)) for e, k in zip(row, keep) if not k}
+
+    def tokens_per_expert(self, experts: int) -> list[int]:
+        counts = [0] * experts
+        for row in self.chosen:
+            for e in row:
+                counts[e] += 1
+        return counts
+
+
+def capacity(spec: Spec, tokens: int, experts: int) -> int:
+    return math.ceil(Fraction(str(spec.capacity_factor)) * tokens * spec.experts_per_token / experts)
+
+
+def route(p: dict, spec: Spec, x_TH: torch.Tensor, *, training: bool = False) -> Routing:
     k = spec.experts_per_token
     logits = torch.stack([router_logits(p, spec, x) for x in x_TH])
+    tokens, experts = logits.shape
+    scores = torch.stack([scores_of(spec, z) for z in logits])
     sinkhorn_experts = sinkhorn_choice(logits, k) if spec.routing == "sinkhorn" and training else None
+    chosen, normalized, weights = [], [], []
+    for t in range(tokens):
+        s = scores[t]
+        if spec.routing == "balanced":
+            row = [(t * k + j) % experts for j in range(k)]
+            w = torch.full((k,), 1 / k, dtype=logits.dtype)
+        else:
+            if spec.routing == "sinkhorn":
+                row = sinkhorn_experts[t] if training else top([s[e].item() for e in range(experts)], k)
+            else:
+                row = select(spec, s)
+            w = torch.stack([s[e] for e in row])
+            if spec.normalized:
+                w = w / (w.sum() + 1e-20)
+        chosen.append(row)
+        normalized.append(w)
+        w = w * spec.routed_scaling_factor
+        if "router_per_expert_scale" in p:
+            w = w * torch.stack([p["router_per_expert_scale"][e] for e in row])
+        weights.append(w)
+    kept = [[True] * k for _ in range(tokens)]
+    limit = None
+    if spec.capacity_factor is not None:
+        limit = capacity(spec, tokens, experts)
+        for e in range(experts):
+            assignments = [(t, j) for t in range(tokens) for j in range(k) if chosen[t][j] == e]
+            if spec.drop_policy == "probability":
+                assignments.sort(key=lambda a: (-normalized[a[0]][a[1]].item(), a[0]))
+            for t, j in assignments[limit:]:
+                kept[t][j] = False
+    return Routing(logits, scores, chosen, normalized, weights, kept, limit)
+
+
+def moe(p: dict, spec: Spec, x_TH: torch.Tensor, *, training: bool = False, routing: Routing | None = None) -> torch.Tensor:
+    """The MoE layer on every token of x_TH [T, H], in float64, from NUMERICS.md."""
+    routing = route(p, spec, x_TH, training=training) if routing is None else routing
     rows = []
     for t, x in enumerate(x_TH):
-        z = logits[t]
-        order = sorted(range(z.shape[0]), key=lambda e: -z[e].item())
-        if spec.routing == "aux_loss":
-            chosen = order[:k]
-            selected = torch.stack([z[e] for e in chosen])
-            weights = torch.exp(selected - selected.max())
-            weights = weights / weights.sum()
-        else:
-            scores = 1 / (1 + torch.exp(-z)) if k == 1 else torch.exp(z - z.max()) / torch.exp(z - z.max()).sum()
-            chosen = sinkhorn_experts[t] if training else sorted(range(z.shape[0]), key=lambda e: -scores[e].item())[:k]
-            weights = torch.stack([scores[e] for e in chosen])
-        if "router_per_expert_scale" in p:
-            weights = weights * torch.stack([p["router_per_expert_scale"][e] for e in chosen])
         xe = x if spec.pre_norm is None else spec.pre_norm(x, p["pre_norm.weight"], p.get("pre_norm.bias"))
-        y = sum(w * mlp(p, "experts.", spec, xe, expert=e) for w, e in zip(weights, chosen))
+        y = torch.zeros_like(x)
+        for w, e, keep in zip(routing.weights[t], routing.chosen[t], routing.kept[t]):
+            if not keep:
+                continue
+            if spec.router_weight_on_input:
+                y = y + mlp(p, "experts.", spec, w * xe, expert=e)
+            else:
+                y = y + w * mlp(p, "experts.", spec, xe, expert=e)
         if spec.shared_experts:
-            y = y + mlp(p, "shared.", spec, xe)
+            shared = mlp(p, "shared.", spec, xe)
+            if "shared_expert_gate" in p:
+                shared = shared * sigmoid(xe @ p["shared_expert_gate"])
+            y = y + shared
         if spec.post_norm:
             y = spec.post_norm(y, p["post_norm.weight"], p.get("post_norm.bias"))
         rows.append(y)
     return torch.stack(rows)
+
+
+def normalized_scores(routing: Routing) -> torch.Tensor:
+    """[T, E_r]: each token's scores divided by their sum over all routed experts (softmax: unchanged)."""
+    return torch.stack([s / s.sum() for s in routing.scores])
+
+
+def load_balancing_loss(routing: Routing) -> torch.Tensor:
+    """aux_loss routing: E_r · Σ_e f_e · P_e, f_e = (tokens whose choice contains e) / T, P_e = mean normalized score."""
+    tokens, experts = routing.scores.shape
+    counts = routing.tokens_per_expert(experts)
+    probs = normalized_scores(routing)
+    return experts * sum(counts[e] / tokens * probs[:, e].sum() / tokens for e in range(experts))
+
+
+def sequence_loss(p: dict, spec: Spec, x: torch.Tensor, token_mask: torch.Tensor | None = None, *, training: bool = True) -> torch.Tensor:
+    """DeepSeek-V3's sequence-wise balance loss: mean over sequences s of Σ_e f_e · P_e.
+
+    f_e = E_r / (k · T_s) · (tokens of s whose choice contains e); P_e = mean over the tokens of s of
+    the normalized scores. 2-D x is one sequence; [B, S, H] x has one per row, masked tokens
+    excluded and rows without a real token skipped. The routing sees all real tokens at once.
+    """
+    if x.dim() == 2:
+        x = x[None]
+        token_mask = None if token_mask is None else token_mask[None]
+    mask = torch.ones(x.shape[:-1], dtype=torch.bool) if token_mask is None else token_mask
+    routing = route(p, spec, x[mask], training=training)
+    probs = normalized_scores(routing)
+    k = spec.experts_per_token
+    experts = probs.shape[1]
+    losses, start = [], 0
+    for row in mask:
+        n = int(row.sum())
+        if n == 0:
+            continue
+        counts = [0] * experts
+        for choice in routing.chosen[start : start + n]:
+            for e in choice:
+                counts[e] += 1
+        mean = probs[start : start + n].sum(0) / n
+        losses.append(sum(experts / (k * n) * counts[e] * mean[e] for e in range(experts)))
+        start += n
+    return sum(losses) / len(losses)
 
 
 def choices(p: dict, spec: Spec, x_TH: torch.Tensor) -> torch.Tensor:
