@@ -584,3 +584,47 @@ def test_load_balancing_loss_with_sigmoid_injected_gradient(implementation):
     for name, parameter in parameters.items():
         expected = parameter.grad if parameter.grad is not None else torch.zeros_like(parameter)
         torch.testing.assert_close(grads[name], expected, rtol=1e-9, atol=1e-12, msg=lambda m, n=name: f"{n}: {m}")
+
+
+# --- DeepSeek-V3: Hugging Face's block on identical weights ---------------------------------------------------
+
+
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_deepseek_v3_equals_hugging_face(implementation):
+    """transformers' DeepseekV3MoE (sigmoid in fp32, e_score_correction_bias, 8 groups keep 4, top-4, × 2.5,
+    one shared expert): the same outputs and input gradient in float32, the same choice."""
+    transformers = pytest.importorskip("transformers", reason="HF parity needs transformers (pip install -e '.[dev]')")
+    from transformers.models.deepseek_v3.modeling_deepseek_v3 import DeepseekV3MoE
+
+    hidden, intermediate = 16, 8
+    config = transformers.DeepseekV3Config(
+        hidden_size=hidden, moe_intermediate_size=intermediate, n_routed_experts=16, num_experts_per_tok=4, n_group=8,
+        topk_group=4, n_shared_experts=1, routed_scaling_factor=2.5, norm_topk_prob=True, hidden_act="silu",
+    )
+    config._experts_implementation = "eager"
+    torch.manual_seed(0)
+    block = DeepseekV3MoE(config).eval()
+    with torch.no_grad():  # standalone HF blocks leave weights uninitialised: fill every parameter and the bias
+        for parameter in block.parameters():
+            parameter.normal_(0, 0.3)
+        block.gate.e_score_correction_bias.copy_(DEEPSEEK_BIAS)
+    layer = build({**DEEPSEEK, "intermediate_size": intermediate, "implementation": implementation}, hidden, dtype=torch.float32, randomize=False)
+    layer.eval()
+    with torch.no_grad():
+        layer.router.weight.copy_(block.gate.weight)
+        correction_bias(layer).copy_(block.gate.e_score_correction_bias)
+        layer.experts.layer_1.weight.copy_(block.experts.gate_up_proj)
+        layer.experts.layer_2.weight.copy_(block.experts.down_proj)
+        shared = block.shared_experts
+        layer.shared.layer_1.weight.copy_(torch.cat([shared.gate_proj.weight, shared.up_proj.weight]))
+        layer.shared.layer_2.weight.copy_(shared.down_proj.weight)
+    x = torch.randn(1, 40, hidden, generator=torch.Generator().manual_seed(0))
+    x_ours, x_hf = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ours, theirs = layer(x_ours), block(x_hf)
+    assert (ours - theirs).abs().max() / theirs.abs().max() <= 1e-5
+    grad = torch.randn_like(ours)
+    (ours * grad).sum().backward()
+    (theirs * grad).sum().backward()
+    assert (x_ours.grad - x_hf.grad).abs().max() / x_hf.grad.abs().max() <= 1e-4
+    _, _, hf_experts = block.gate(x.reshape(-1, hidden))
+    assert torch.equal(layer.stats["tokens_per_expert"], torch.bincount(hf_experts.reshape(-1), minlength=16))
