@@ -11,7 +11,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fastmoe_cfg.layers import parameter_groups
 from tests.layers import reference
 from tests.layers.conftest import build, forward_backward
 from tests.layers.test_moe_reference import assert_same, reference_run
@@ -158,40 +157,4 @@ def test_full_recompute_routes_like_the_forward_and_updates_once(implementation)
     assert_same(results["full"], reference_run(layer, spec, x, grad))
 
 
-# --- training ------------------------------------------------------------------------------------------------
-
-
-def train(rate: float, steps: int = 200) -> float:
-    """200 SGD steps regressing random targets with a router skewed towards experts 0 and 1
-    (as tests/layers/test_training.py); returns max/mean expert load on fresh data (inference)."""
-    layer = build(
-        {
-            "type": "moe", "experts": 8, "experts_per_token": 2, "intermediate_size": 16, "routing": "aux_free",
-            "router_score_function": "sigmoid", "bias_update_rate": rate, "automatic_bias_update": True,
-        },
-        16, dtype=torch.float32, seed=0, randomize=False,
-    ).train()
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        direction = torch.randn(16, generator=generator)
-        layer.router.weight[:2] += 0.5 * direction
-    optimizer = torch.optim.SGD(parameter_groups(layer, lr=0.2))
-    teacher = torch.randn(16, 16, generator=generator) / 4
-    for _ in range(steps):
-        x = torch.randn(128, 16, generator=generator) + direction
-        loss = (layer(x) - x @ teacher).square().mean()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    layer.eval()
-    layer(torch.randn(2048, 16, generator=generator) + direction)
-    load = layer.stats["tokens_per_expert"].float()
-    return (load.max() / load.mean()).item()
-
-
-def test_bias_updates_balance_a_skewed_router():
-    """Measured here (torch 2.13, CPU): max/mean load 3.98 with rate 0 (experts 0 and 1 take nearly
-    every token: the ideal skew is 4), 1.61 with rate 1e-2 (automatic, once per step)."""
-    skewed, balanced = train(0.0), train(1e-2)
-    assert skewed > 3.5, skewed
-    assert balanced < 1.8, balanced
+# The 200-step training test of aux_free balancing is in test_training.py, beside the aux_loss one.
