@@ -1,4 +1,4 @@
-"""aux_free balancing: the correction bias update, by hand, automatic, under recompute, and over training.
+"""aux_free balancing: the correction bias update, by hand, automatic and under recompute (training: test_training.py).
 
 update_bias() adds bias_update_rate · sign(mean_e load - load_e) to `router_correction_bias`, load =
 the router's choices per expert over the training forwards since the last update (then reset; no-op
