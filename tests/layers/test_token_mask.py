@@ -39,13 +39,18 @@ def test_masked_tokens_are_as_if_absent(data, implementation):
             assert stats[name].item() == pytest.approx(layer.stats[name].item(), rel=1e-12)
 
 
-def test_every_token_masked():
-    layer = build(MOE).train()
+@pytest.mark.parametrize("routing", ["aux_loss", "sinkhorn", "aux_free", "balanced"])
+def test_every_token_masked(routing):
+    extra = {"routing": routing, "sequence_auxiliary_loss_coefficient": 0.1, "capacity_factor": 1.0}
+    layer = build({**MOE, **extra}).train()
     x = torch.randn(2, 3, 8, dtype=torch.float64, requires_grad=True)
     out = layer(x, token_mask=torch.zeros(2, 3, dtype=torch.bool))
     out.sum().backward()
     assert torch.equal(out, torch.zeros_like(out)) and torch.equal(x.grad, torch.zeros_like(x))
     assert layer.stats["tokens_per_expert"].tolist() == [0] * 5
+    # Without tokens every loss and statistic is 0, never 0/0.
+    for name in ("dropped_tokens", "load_balancing_loss", "sequence_load_balancing_loss", "z_loss", "router_entropy"):
+        assert layer.stats[name].item() == 0 and not layer.stats[name].signbit(), name
 
 
 @pytest.mark.parametrize(

@@ -11,17 +11,17 @@ from fastmoe_cfg.layers.moe.router import upcast
 def load_balancing_loss(probs_TE: torch.Tensor, experts_TK: torch.Tensor) -> torch.Tensor:
     """Switch-Transformer load-balancing loss, per layer: E · Σ_e f_e · P_e.
 
-    P_e = mean over tokens of softmax(logits)_e; f_e = fraction of tokens whose top-k
+    P_e = mean over tokens of the normalised scores (softmax(logits) by default); f_e = fraction of tokens whose top-k
     contains e, so Σ_e f_e = K. Normalisation: K at the balanced optimum
     (f_e = K/E, P_e = 1/E); at most E (every token's probability on experts that all
-    tokens pick). Gradients flow through P only (the counts f are discrete).
+    tokens pick); 0 without tokens. Gradients flow through P only (the counts f are discrete).
     This is Fast-LLM's and HF's formula (Fedus et al. 2021, eq. 4, with top-k counts)
     applied to one layer; HF pools all layers into one loss instead.
     """
     tokens, experts = probs_TE.shape
     counts_E = torch.bincount(experts_TK.reshape(-1), minlength=experts)
-    fraction_E = counts_E.to(probs_TE.dtype) / tokens
-    return experts * (fraction_E * probs_TE.mean(dim=0)).sum()
+    tokens = max(tokens, 1)  # no tokens: 0, not 0/0
+    return experts * (counts_E.to(probs_TE.dtype) * probs_TE.sum(dim=0)).sum() / tokens**2
 
 
 def sequence_load_balancing_loss(probs_TE: torch.Tensor, experts_TK: torch.Tensor, sequence_T: torch.Tensor | None, sequences: int) -> torch.Tensor:
@@ -47,13 +47,13 @@ def sequence_load_balancing_loss(probs_TE: torch.Tensor, experts_TK: torch.Tenso
 
 
 def z_loss(logits_TE: torch.Tensor) -> torch.Tensor:
-    """Router z-loss (ST-MoE, Zoph et al. 2022, eq. 5): mean over tokens of logsumexp(logits)², in float32 at least."""
-    return torch.logsumexp(upcast(logits_TE), dim=-1).square().mean()
+    """Router z-loss (ST-MoE, Zoph et al. 2022, eq. 5): mean over tokens of logsumexp(logits)², in float32 at least (0 without tokens)."""
+    return torch.logsumexp(upcast(logits_TE), dim=-1).square().sum() / max(logits_TE.shape[0], 1)
 
 
 def router_entropy(probs_TE: torch.Tensor) -> torch.Tensor:
-    """Mean over tokens of the entropy of the routing distribution, in nats."""
-    return -torch.xlogy(probs_TE, probs_TE).sum(dim=-1).mean()
+    """Mean over tokens of the entropy of the routing distribution, in nats (0 without tokens)."""
+    return torch.special.entr(probs_TE).sum() / max(probs_TE.shape[0], 1)
 
 
 class _InjectLoss(torch.autograd.Function):
