@@ -147,6 +147,7 @@ MOE_RULES = [
     "shared_expert_intermediate_size only applies with shared_experts >= 1.",
     "shared_expert_gate needs shared_experts >= 1.",
     "router_weight_on_input needs experts_per_token = 1.",
+    "router_weight_on_input needs a weight that is not renormalised to 1: normalize_expert_weights false.",
 ]
 
 
@@ -270,7 +271,9 @@ sequence_auxiliary_loss_coefficient: 0.0001
 router_dtype: float64
 """
 # ... and the two that only apply with balanced routing and with experts_per_token = 1.
-FAMILY_SET_BALANCED = "type: moe\nexperts: 4\nrouting: balanced\nbalanced_routing_noise: 0.25\nrouter_weight_on_input: true\n"
+FAMILY_SET_BALANCED = (
+    "type: moe\nexperts: 4\nrouting: balanced\nbalanced_routing_noise: 0.25\nrouter_weight_on_input: true\nnormalize_expert_weights: false\n"
+)
 # The same fields left to their defaults, or derived from routing aux_free, a capacity_factor, gpt_oss_glu and groups.
 FAMILY_DERIVED = "type: moe\nexperts: 8\nrouting: aux_free\ncapacity_factor: 1.0\ngated: true\nactivation: gpt_oss_glu\nexpert_groups: 2\n"
 # path: (value in --format json, source), per YAML above.
@@ -297,6 +300,7 @@ FAMILY_ROWS = {
     FAMILY_SET_BALANCED: {
         "balanced_routing_noise": (0.25, "set"),
         "router_weight_on_input": (True, "set"),
+        "normalize_expert_weights": (False, "set"),
         "bias_update_rate": (None, "derived"),
         "automatic_bias_update": (None, "derived"),
     },

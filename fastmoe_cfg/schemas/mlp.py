@@ -195,6 +195,17 @@ class MoEMLPConfig(MLPBaseConfig):
             ),
             doc="router_weight_on_input needs experts_per_token = 1.",
         ),
+        Rule(
+            fields=("router_weight_on_input", "normalize_expert_weights", "experts_per_token"),
+            check=lambda router_weight_on_input, normalize_expert_weights, experts_per_token: (
+                not router_weight_on_input or experts_per_token != 1 or not normalize_expert_weights
+            ),
+            message=lambda router_weight_on_input, normalize_expert_weights, experts_per_token: (
+                "would scale the input by 1: a normalized weight of one expert per token is always 1; set "
+                "normalize_expert_weights: false (the default with router_score_function: sigmoid, as Llama-4)"
+            ),
+            doc="router_weight_on_input needs a weight that is not renormalised to 1: normalize_expert_weights false.",
+        ),
     )
     __derived__ = (
         Derived(

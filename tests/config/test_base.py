@@ -161,6 +161,7 @@ def test_rules_and_derived_defaults_are_declared_as_data() -> None:
         ("shared_expert_intermediate_size", "shared_experts"),
         ("shared_expert_gate", "shared_experts"),
         ("router_weight_on_input", "experts_per_token"),
+        ("router_weight_on_input", "normalize_expert_weights", "experts_per_token"),
     ]
     assert "experts_per_token + shared_experts <= experts" in rules[2].doc
     derived = MoEMLPConfig.derived_defaults()

@@ -93,7 +93,8 @@ def test_field_row_in_full(pages: dict[str, str]) -> None:
         '| <a id="experts_per_token"></a>`experts_per_token` | `int` | `1` | Routed experts active per token (the k of top-k).'
         "<br>**Constraints:** ≥ 1. Each token picks experts_per_token of the experts - shared_experts routed experts: "
         "experts_per_token + shared_experts <= experts. With expert_groups > 1, the expert_groups_per_token kept groups hold "
-        "at least experts_per_token experts. router_weight_on_input needs experts_per_token = 1. |"
+        "at least experts_per_token experts. router_weight_on_input needs experts_per_token = 1. "
+        "router_weight_on_input needs a weight that is not renormalised to 1: normalize_expert_weights false. |"
     )
 
 

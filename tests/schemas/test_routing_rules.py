@@ -159,6 +159,14 @@ RULES = {
         "moe.yaml:4:1: router_weight_on_input: needs experts_per_token = 1 (got 2): with several experts the weight on "
         "the input does not factor out",
     ),
+    "router_weight_on_input with a normalized top-1 weight": (
+        """\
+        type: moe
+        router_weight_on_input: true
+        """,
+        "moe.yaml:2:1: router_weight_on_input: would scale the input by 1: a normalized weight of one expert per token "
+        "is always 1; set normalize_expert_weights: false (the default with router_score_function: sigmoid, as Llama-4)",
+    ),
 }
 
 # The ranges and enum values of the new fields.
@@ -238,7 +246,7 @@ def test_every_rule_of_moe_has_a_golden_error() -> None:
     family_rules = [rule for rule in MoEMLPConfig.rules() if rule.fields[0] != "experts_per_token"]
     blamed = {text.split(": ")[1] for _, text in RULES.values()}
     assert blamed == {rule.fields[0] for rule in family_rules}
-    assert len(RULES) >= len(family_rules) == 14
+    assert len(RULES) >= len(family_rules) == 15
 
 
 def test_all_problems_of_one_file_at_once_sorted_by_position() -> None:
