@@ -158,3 +158,16 @@ def test_full_recompute_routes_like_the_forward_and_updates_once(implementation)
 
 
 # The 200-step training test of aux_free balancing is in test_training.py, beside the aux_loss one.
+
+
+def test_correction_bias_stays_float32_when_the_layer_is_cast():
+    layer = build({"type": "moe", "experts": 6, "experts_per_token": 2, "intermediate_size": 4, "routing": "aux_free"}, dtype=torch.float32)
+    with torch.no_grad():
+        layer.router_correction_bias.fill_(0.5)
+    layer.to(torch.bfloat16)
+    assert layer.router.weight.dtype == torch.bfloat16 and layer.router_correction_bias.dtype == torch.float32
+    layer.train()(torch.randn(9, 8, dtype=torch.bfloat16))
+    layer.update_bias()
+    # 0.5 ± 1e-3 survives in float32 (in bfloat16 it would round back to 0.5).
+    moved = (layer.router_correction_bias - 0.5).abs()
+    assert torch.all((moved == 0) | torch.isclose(moved, torch.tensor(1e-3))) and (moved > 0).any(), layer.router_correction_bias

@@ -128,6 +128,14 @@ class MoEMLP(nn.Module):
     def _vector_lr_scale(self, name: str, config: ParameterConfig, scale: float) -> dict[str, float]:
         return {name: scale * scale_of(config.lr_scale)} if getattr(self, name) is not None else {}
 
+    def _apply(self, fn, recurse=True):
+        # `.to(dtype)`, `.half()`... cast buffers too; the correction bias stays float32 (bfloat16 would swallow
+        # updates of 1e-3 on a bias of order 1, and a rounding of the bias flips choices).
+        super()._apply(fn, recurse)
+        if self.router_correction_bias is not None and self.router_correction_bias.dtype != torch.float32:
+            self.router_correction_bias = self.router_correction_bias.float()
+        return self
+
     @property
     def implementation(self) -> MoEImplementation:
         """The implementation `forward` runs: `auto` resolves to `dropless` (the Triton path comes with its kernels)."""
