@@ -58,9 +58,9 @@ class DropPolicy(DescribedEnum):
 class RouterDtype(DescribedEnum):
     """The precision of the router linear and of the scores."""
 
-    float32 = "float32", "float32 (float64 when the layer is float64): the router input and weight are upcast, as DeepSeek-V3 and GPT-OSS do."
+    float32 = "float32", "float32 (float64 when the layer is float64): the router input and weight are upcast, as HF's DeepSeek-V3 router does."
     float64 = "float64", "float64."
-    input = "input", "The router linear in the layer's dtype, the scores in float32 at least (HF Mixtral, Qwen and OLMoE)."
+    input = "input", "The router linear in the layer's dtype, the scores in float32 at least (HF Mixtral, Qwen, OLMoE, Llama-4 and GPT-OSS run the router linear in the model's dtype)."
 
 
 class MoEImplementation(DescribedEnum):
