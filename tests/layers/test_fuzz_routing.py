@@ -22,8 +22,7 @@ masked tokens, no real token), in training or inference:
    between the forward and its recompute (buffers compared too);
 5. aux_free: the correction bias moves by bias_update_rate · sign(mean load - load_e) (0 or ± the rate).
 
-Found so far: looped without a real token is outside the autograd graph (the last test, which fails
-until it is fixed; `run` lets only that case through so that the fuzzing checks everything else).
+Found by it: looped without a real token was outside the autograd graph (fixed; the last test keeps it).
 
 Derandomized, no example database: the same examples on every run. FASTMOE_PROPERTY_SCALE multiplies
 the number of examples (as tests/config/test_properties.py).
@@ -237,14 +236,8 @@ def run(data: dict[str, Any], case: dict[str, Any], correction_bias: torch.Tenso
     torch.manual_seed(case["seed"])  # jitter and balanced noise
     x = x.requires_grad_()
     out = layer(x, **kwargs)
-    if out.requires_grad:
-        (out * grad).sum().backward()
-    else:
-        # KNOWN BUG (test_without_tokens_the_output_is_in_the_autograd_graph below): without a real token,
-        # looped's output is not in the autograd graph (backward raises) unless shared experts or an affine
-        # post_norm put it there. Nothing else may leave the graph; a correct layer's gradients, zeros, stand in.
-        known_bug = data["implementation"] == "looped" and not any(case["mask"] or [True])
-        assert known_bug, "the output is not in the autograd graph"
+    assert out.requires_grad, "the output is not in the autograd graph"
+    (out * grad).sum().backward()
     zeros = torch.zeros_like
     grads = {name: (p.grad if p.grad is not None else zeros(p)) for name, p in layer.named_parameters()}
     x_grad = x.grad if x.grad is not None else zeros(x)
@@ -338,10 +331,9 @@ def test_fuzzed_layer_properties(routing):
 # --------------------------------------------------------------------------- found by the fuzzing
 @pytest.mark.parametrize("implementation", ["looped", "dropless"])
 def test_without_tokens_the_output_is_in_the_autograd_graph(implementation):
-    # BUG, looped fails: with every token masked, and no shared expert or affine post_norm, looped's output is
-    # a fresh zeros tensor outside the autograd graph, so backward raises "element 0 of tensors does not
-    # require grad and does not have a grad_fn"; dropless's is in the graph and gives zero gradients
-    # (test_token_mask.py's all-masked test has a shared expert and runs dropless, so it does not see it).
+    # With every token masked, and no shared expert or affine post_norm, looped's output was a fresh zeros
+    # tensor outside the autograd graph, so backward raised "element 0 of tensors does not require grad";
+    # test_token_mask.py's all-masked test has a shared expert and runs dropless, so it did not see it.
     layer = build({"type": "moe", "experts": 2, "intermediate_size": 2, "implementation": implementation})
     x = torch.randn(3, HIDDEN, dtype=torch.float64, requires_grad=True)
     out = layer(x, token_mask=torch.zeros(3, dtype=torch.bool))

@@ -178,7 +178,9 @@ class MoEMLP(nn.Module):
         weights_TK = weights_TK.to(x_TH.dtype)
         level = MLPRecomputeLevel.none if self.recompute_level == MLPRecomputeLevel.full else self.recompute_level
         common = {"experts": self.experts, "prepare": self._prepare, "level": level, "weight_on_input": self.config.router_weight_on_input}
-        if self.implementation == MoEImplementation.looped:
+        # Without tokens looped would add nothing to a fresh zeros tensor, outside the autograd graph; dropless's
+        # empty output stays in it (backward then gives zero gradients), so an empty input takes that path.
+        if self.implementation == MoEImplementation.looped and x_TH.shape[0] > 0:
             out_TH = dispatch.looped(x_TH, weights_TK, experts_TK, **common)
         else:
             out_TH = dispatch.dropless(
