@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from fastmoe_cfg.layers.moe.losses import load_balancing_loss, router_entropy, z_loss
-from fastmoe_cfg.layers.moe.router import topk_softmax
+from fastmoe_cfg.layers.moe.router import expert_weights, select_experts
+from fastmoe_cfg.schemas.enums import RouterScoreFunction
 from tests.layers.conftest import build, forward_backward
 
 LN2, LN4 = math.log(2), math.log(4)
@@ -39,7 +40,8 @@ def test_hand_computed_top_2():
     # softmax([ln 4, ln 2, 0]) = [4/7, 2/7, 1/7]; token 2 rolled: P = [5/14, 6/14, 3/14];
     # top-2 sets {0, 1} and {1, 2}: f = [1/2, 1, 1/2]; loss = 3 · (5/28 + 6/14 + 3/28) = 15/7.
     logits = torch.tensor([[LN4, LN2, 0], [0, LN4, LN2]], dtype=torch.float64)
-    weights, experts = topk_softmax(logits, 2)
+    experts = select_experts(logits, 2)
+    weights = expert_weights(logits, logits.softmax(-1), experts, function=RouterScoreFunction.softmax, normalize=True)
     assert experts.tolist() == [[0, 1], [1, 2]]
     torch.testing.assert_close(weights, torch.tensor([[2 / 3, 1 / 3], [2 / 3, 1 / 3]], dtype=torch.float64))
     assert load_balancing_loss(logits.softmax(-1), experts).item() == pytest.approx(15 / 7, rel=1e-12)

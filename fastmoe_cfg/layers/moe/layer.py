@@ -297,7 +297,7 @@ class MoEMLP(nn.Module):
         if self.config.routing != RoutingType.aux_free:
             raise RuntimeError(f"update_bias() needs routing: aux_free; this layer routes with {self.config.routing}")
         load_E = self.pending_load.to(self.router_correction_bias.dtype)
-        self.router_correction_bias += self.config.bias_update_rate * torch.sign(load_E.mean() - load_E) * (load_E.sum() > 0)
+        self.router_correction_bias += self.config.bias_update_rate * torch.sign(load_E.mean() - load_E)  # no loads: sign(0)
         self.pending_load.zero_()
 
     def router_logits(self, x_TH: torch.Tensor) -> torch.Tensor:

@@ -76,16 +76,6 @@ def expert_weights(
     return weights_TK
 
 
-def topk_softmax(logits_TE: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """aux_loss routing with the default fields: top-k logits, weights = softmax over the k selected (float32 at least).
-
-    Equal to softmax over all experts followed by renormalisation of the top k (Mixtral).
-    Returns (weights_TK, experts_TK), experts in descending order of logit.
-    """
-    experts_TK = select_experts(logits_TE, k)
-    return expert_weights(logits_TE, None, experts_TK, function=RouterScoreFunction.softmax, normalize=True), experts_TK
-
-
 def sinkhorn(logits_TE: torch.Tensor, *, tolerance: float = SINKHORN_TOLERANCE, max_iterations: int = SINKHORN_MAX_ITERATIONS) -> torch.Tensor:
     """Balanced assignment scores: Sinkhorn-Knopp on exp(logits) (Megatron-LM's sinkhorn).
 
