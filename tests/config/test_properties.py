@@ -28,11 +28,14 @@ from fastmoe_cfg.config.loader import load_file, load_text
 from fastmoe_cfg.config.yaml_io import dump_yaml
 from fastmoe_cfg.schemas import (
     ActivationType,
+    DropPolicy,
     MLPBaseConfig,
     MLPConfig,
     MLPRecomputeLevel,
     MoEImplementation,
     MoEMLPConfig,
+    RouterDtype,
+    RouterScoreFunction,
     RoutingType,
 )
 
@@ -124,7 +127,7 @@ def _enum(enum_class: Any) -> st.SearchStrategy[str]:
 
 COMMON_FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "format_version": st.one_of(st.none(), st.just(1)),
-    "activation": st.one_of(st.none(), _enum(ActivationType)),
+    "activation": st.one_of(st.none(), _enum(ActivationType)),  # gpt_oss_glu: see `activations`
     "add_linear_biases": st.booleans(),
     "gated": st.booleans(),
     "intermediate_size": st.one_of(st.integers(1, 65536), st.integers(1, 2**63 - 1)),  # configs hold 64-bit ints
@@ -148,6 +151,11 @@ MOE_FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "jitter_eps": st.floats(min_value=0, max_value=1, exclude_max=True),
     "dropless_dynamic_shape": st.booleans(),
     "implementation": _enum(MoEImplementation),
+    "router_score_function": st.one_of(st.none(), _enum(RouterScoreFunction)),
+    "routed_scaling_factor": positive,
+    "router_bias": optional_parameters,
+    "sequence_auxiliary_loss_coefficient": non_negative,
+    "router_dtype": _enum(RouterDtype),
 }
 
 
@@ -168,6 +176,66 @@ def expert_counts(draw: st.DrawFn) -> dict[str, int]:
     return {name: value for name, value in data.items() if name not in omitted}
 
 
+def _maybe(draw: st.DrawFn, data: dict[str, Any], name: str, strategy: st.SearchStrategy[Any]) -> None:
+    """Sets `data[name]` to a drawn value, or leaves it out."""
+    if draw(st.booleans()):
+        data[name] = draw(strategy)
+
+
+def activations(draw: st.DrawFn, data: dict[str, Any]) -> None:
+    """gpt_oss_glu needs gated: true; activation_limit only applies to it (and may be null anywhere)."""
+    if data.get("activation") == ActivationType.gpt_oss_glu.value:
+        data["gated"] = True
+        _maybe(draw, data, "activation_limit", st.one_of(st.none(), positive))
+    else:
+        _maybe(draw, data, "activation_limit", st.none())
+
+
+def routing_family_fields(draw: st.DrawFn, data: dict[str, Any]) -> None:
+    """The fields of the other MoE families, each drawn only where its rules allow it (omitted keys take defaults)."""
+    experts = data.get("experts", MOE_DEFAULTS["experts"])
+    per_token = data.get("experts_per_token", MOE_DEFAULTS["experts_per_token"])
+    shared = data.get("shared_experts", MOE_DEFAULTS["shared_experts"])
+    routing = data.get("routing", RoutingType.aux_loss.value)
+    routed = experts - shared
+
+    # Group-limited routing: groups dividing the routed experts, 2+ experts each, under aux_loss or aux_free.
+    if routing in (RoutingType.aux_loss.value, RoutingType.aux_free.value):
+        groups = draw(st.sampled_from([g for g in range(1, routed // 2 + 1) if routed % g == 0] or [1]))
+        if groups > 1 or draw(st.booleans()):
+            data["expert_groups"] = groups
+        per_group = routed // groups
+        kept = [g for g in range(1, groups + 1) if groups == 1 or g * per_group >= per_token]
+        _maybe(draw, data, "expert_groups_per_token", st.one_of(st.none(), st.sampled_from(kept)))
+
+    # Settings of one routing type only (null is always allowed).
+    for name, owner, strategy in (
+        ("bias_update_rate", RoutingType.aux_free, non_negative),
+        ("automatic_bias_update", RoutingType.aux_free, st.booleans()),
+        ("balanced_routing_noise", RoutingType.balanced, st.floats(0, 1)),
+    ):
+        _maybe(draw, data, name, st.one_of(st.none(), strategy) if routing == owner.value else st.none())
+
+    capacity = draw(st.one_of(st.none(), positive))
+    if capacity is not None or draw(st.booleans()):
+        data["capacity_factor"] = capacity
+    _maybe(draw, data, "drop_policy", st.none() if capacity is None else st.one_of(st.none(), _enum(DropPolicy)))
+
+    if shared > 0:
+        _maybe(draw, data, "shared_expert_intermediate_size", st.one_of(st.none(), st.integers(1, 65536)))
+        _maybe(draw, data, "shared_expert_gate", optional_parameters)
+    else:
+        _maybe(draw, data, "shared_expert_intermediate_size", st.none())
+
+    # router_weight_on_input: one expert per token whose weight is not renormalised to 1.
+    _maybe(draw, data, "normalize_expert_weights", st.one_of(st.none(), st.booleans()))
+    if per_token == 1 and draw(st.booleans()):
+        data["router_weight_on_input"] = True
+        data["normalize_expert_weights"] = False
+    else:
+        _maybe(draw, data, "router_weight_on_input", st.just(False))
+
+
 @st.composite
 def shuffled(draw: st.DrawFn, data: dict[str, Any]) -> dict[str, Any]:
     keys = draw(st.permutations(list(data)))
@@ -181,9 +249,11 @@ def valid_configs(draw: st.DrawFn) -> dict[str, Any]:
     data: dict[str, Any] = draw(st.fixed_dictionaries({}, optional=COMMON_FIELDS))
     if kind is not None:
         data["type"] = kind
+    activations(draw, data)
     if kind == "moe":
         data.update(draw(st.fixed_dictionaries({}, optional=MOE_FIELDS)))
         data.update(draw(expert_counts()))
+        routing_family_fields(draw, data)
     return draw(shuffled(data))
 
 
@@ -209,6 +279,16 @@ def _load(text: str, **kwargs: Any) -> MLPBaseConfig:
 
 @_settings(150)
 @given(valid_configs())
+@example({"activation": "gpt_oss_glu", "gated": True, "activation_limit": None})  # derived limit stays derived
+@example(
+    {
+        "type": "moe", "experts": 9, "shared_experts": 1, "experts_per_token": 1, "routing": "aux_free",
+        "expert_groups": 4, "expert_groups_per_token": 1, "capacity_factor": 1.25, "drop_policy": "position",
+        "shared_expert_intermediate_size": 7, "shared_expert_gate": {"enabled": True},
+        "router_weight_on_input": True, "normalize_expert_weights": False, "bias_update_rate": 0.0,
+        "activation": "gpt_oss_glu", "gated": True, "activation_limit": 3.5,
+    }
+)
 def test_valid_configs_round_trip(data: dict[str, Any]) -> None:
     config = _validate_generated(data)
 
