@@ -1,0 +1,389 @@
+"""Hugging Face model config (`config.json`) -> our MLP config, for one decoder layer. No torch.
+
+Each family reads the HF fields that change the math of its MLP block, maps every one to a field of
+ours (`Conversion.sources` names the HF field each value came from), and reports an HF setting we
+cannot represent as a located problem naming that field. The other HF fields (attention, embeddings,
+rotary, ...) are outside the MLP layer: `Conversion.unused` lists them, the YAML names them.
+
+Families: Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE, DeepSeek-V3, GPT-OSS, Gemma-4 (text, MoE). The routing
+math and weight layouts are in NUMERICS.md; the weight copy is `fastmoe_cfg.hf.weights` (torch).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from fastmoe_cfg.config.errors import ConfigError, Problem, describe, did_you_mean, format_path
+from fastmoe_cfg.config.yaml_io import Source
+from fastmoe_cfg.schemas.mlp import GPT_OSS_LIMIT, MLPBaseConfig
+
+GPT_OSS_ALPHA = 1.702  # fixed in HF's GptOssExperts and in our gpt_oss_glu
+
+# HF `hidden_act` -> our activation. gelu_new and gelu_pytorch_tanh are both the tanh approximation.
+ACTIVATIONS = {
+    "silu": "silu",
+    "swish": "silu",
+    "gelu_pytorch_tanh": "gelu",
+    "gelu_new": "gelu",
+    "gelu": "gelu_exact",
+    "relu": "relu",
+}
+
+POOLED_AUX_LOSS = (
+    "HF pools the load-balancing statistics of all layers into one loss (and adds it only with "
+    "output_router_logits); this is our per-layer coefficient, a different number for the same name"
+)
+
+
+@dataclass
+class Conversion:
+    """One HF decoder layer's MLP as our config data, with where each value came from."""
+
+    family: str  # the HF model_type of the text model
+    layer: int
+    layers: int  # num_hidden_layers
+    moe_layers: tuple[int, ...]
+    hidden_size: int
+    data: dict[str, Any] = field(default_factory=dict)  # our YAML, keys in writing order
+    sources: dict[str, str] = field(default_factory=dict)  # our key -> the HF field(s) it came from
+    unused: tuple[str, ...] = ()  # HF fields outside the MLP layer
+    config: MLPBaseConfig | None = None
+
+    @property
+    def is_moe(self) -> bool:
+        return self.layer in self.moe_layers
+
+    def set(self, key: str, value: Any, source: str) -> None:
+        self.data[key] = value
+        self.sources[key] = source
+
+
+_MISSING = object()
+
+
+class _Reader:
+    """Typed access to the HF fields, recording which were read; bad values become located problems."""
+
+    def __init__(self, source: Source):
+        self.source = source
+        self.data: dict[str, Any] = source.data
+        self.problems: list[Problem] = []
+        self.read: set[str] = set()
+
+    def problem(self, name: str | None, message: str, suggestion: str | None = None) -> None:
+        path = (name,) if name is not None and name in self.data else ()
+        problem = self.source.problem(path, "value", message=message, suggestion=suggestion)
+        if name is not None and name not in self.data:  # name the missing field, at the document
+            path_text = format_path(self.source.prefix + (name,))
+            problem = Problem(message, path_text, problem.file, problem.line, problem.column, suggestion)
+        self.problems.append(problem)
+
+    def get(self, name: str, kind: type, default: Any = _MISSING, *, minimum: int | None = None) -> Any:
+        """The value of `name` (int, float, bool, str or list), `default` when absent or null; a problem
+        (and the default, or None) when it has the wrong type, is below `minimum`, or is required and missing."""
+        self.read.add(name)
+        value = self.data.get(name)
+        if value is None:
+            if default is _MISSING:
+                self.problem(name, f"missing: the {kind_name(kind)} this conversion needs")
+                return None
+            return default
+        ok = {
+            int: type(value) is int,
+            float: type(value) in (int, float) and math.isfinite(value),
+            bool: type(value) is bool,
+            str: type(value) is str,
+            list: type(value) is list,
+        }[kind]
+        if not ok:
+            self.problem(name, f"expected {kind_name(kind)}, got {describe(value)}")
+            return None if default is _MISSING else default
+        if minimum is not None and value < minimum:
+            self.problem(name, f"must be >= {minimum}, got {value}")
+            return None if default is _MISSING else default
+        return float(value) if kind is float else value
+
+    def activation(self, name: str, default: str | None = None) -> str | None:
+        value = self.get(name, str, default)
+        if value is None or value in ACTIVATIONS:
+            return ACTIVATIONS.get(value) if value is not None else None
+        self.problem(name, f"activation {value!r} has no equivalent here (supported: {', '.join(ACTIVATIONS)})", did_you_mean(value, ACTIVATIONS))
+        return None
+
+    def unsupported_unless(self, name: str, ok: Callable[[Any], bool], why: str) -> None:
+        """A problem when `name` is present with a value for which `ok` is false (a setting we cannot express)."""
+        self.read.add(name)
+        value = self.data.get(name)
+        if value is not None and not ok(value):
+            self.problem(name, f"{describe(value)} cannot be converted: {why}")
+
+
+def kind_name(kind: type) -> str:
+    return {int: "an integer", float: "a number", bool: "a boolean", str: "a string", list: "a list"}[kind]
+
+
+# --- families ---------------------------------------------------------------------------------------------------
+
+
+def _routed_softmax(out: Conversion, hf: _Reader, *, normalize: bool | None, normalize_source: str) -> None:
+    out.set("routing", "aux_loss", "softmax top-k routing")
+    out.set("router_score_function", "softmax", "softmax over the router logits (fp32)")
+    out.set("normalize_expert_weights", normalize, normalize_source)
+    out.set("router_dtype", "input", "HF runs the router linear in the model dtype")
+
+
+def _aux_loss(out: Conversion, hf: _Reader) -> None:
+    coefficient = hf.get("router_aux_loss_coef", float, None, minimum=0)
+    if coefficient is not None:
+        out.set("auxiliary_loss_coefficient", coefficient, f"router_aux_loss_coef; {POOLED_AUX_LOSS}")
+
+
+def _no_jitter(hf: _Reader) -> None:
+    hf.unsupported_unless(
+        "router_jitter_noise", lambda value: value == 0,
+        "HF's jitter multiplies the MoE input in place (the experts see it too), which jitter_eps does not; set it to 0",
+    )
+
+
+def _gated_experts(out: Conversion, hf: _Reader, width_field: str, act_field: str = "hidden_act", *, biases: bool = False) -> None:
+    out.set("intermediate_size", hf.get(width_field, int, minimum=1), width_field)
+    out.set("gated", True, "gate_proj and up_proj (fused gate_up_proj)")
+    activation = hf.activation(act_field, "silu")
+    out.set("activation", activation, act_field)
+    out.set("add_linear_biases", biases, "the experts' linears have biases" if biases else "no biases in the MLP")
+
+
+def _dense(out: Conversion, hf: _Reader, width_field: str = "intermediate_size") -> None:
+    out.set("type", "mlp", f"decoder layer {out.layer} has a dense MLP")
+    _gated_experts(out, hf, width_field)
+
+
+def mixtral(out: Conversion, hf: _Reader) -> None:
+    layers = out.layers
+    out.moe_layers = tuple(range(layers))
+    out.set("type", "moe", "MixtralSparseMoeBlock in every decoder layer")
+    out.set("experts", hf.get("num_local_experts", int, minimum=1), "num_local_experts")
+    out.set("experts_per_token", hf.get("num_experts_per_tok", int, minimum=1), "num_experts_per_tok")
+    _gated_experts(out, hf, "intermediate_size")
+    _routed_softmax(out, hf, normalize=True, normalize_source="Mixtral renormalises the top-k weights")
+    _no_jitter(hf)
+    _aux_loss(out, hf)
+
+
+def _qwen(out: Conversion, hf: _Reader, *, shared: bool) -> None:
+    experts = hf.get("num_experts", int, minimum=0)
+    step = hf.get("decoder_sparse_step", int, 1, minimum=1)
+    dense_layers = hf.get("mlp_only_layers", list, [])
+    if any(type(index) is not int for index in dense_layers):
+        hf.problem("mlp_only_layers", "expected a list of layer indices (integers)")
+        dense_layers = []
+    out.moe_layers = tuple(
+        index for index in range(out.layers) if index not in dense_layers and (experts or 0) > 0 and (index + 1) % step == 0
+    )
+    if not out.is_moe:
+        return _dense(out, hf)
+    out.set("type", "moe", "a sparse MoE block: not in mlp_only_layers, num_experts > 0, (layer + 1) % decoder_sparse_step == 0")
+    if shared:
+        out.set("experts", experts + 1, "num_experts + the shared expert")
+        out.set("experts_per_token", hf.get("num_experts_per_tok", int, minimum=1), "num_experts_per_tok")
+        out.set("shared_experts", 1, "shared_expert: one gated MLP on every token")
+        out.set("shared_expert_intermediate_size", hf.get("shared_expert_intermediate_size", int, minimum=1), "shared_expert_intermediate_size")
+        out.set("shared_expert_gate", {"enabled": True}, "shared_expert_gate: Linear(hidden, 1), output × sigmoid")
+    else:
+        out.set("experts", experts, "num_experts")
+        out.set("experts_per_token", hf.get("num_experts_per_tok", int, minimum=1), "num_experts_per_tok")
+    _gated_experts(out, hf, "moe_intermediate_size")
+    normalize = hf.get("norm_topk_prob", bool, False)
+    _routed_softmax(out, hf, normalize=normalize, normalize_source="norm_topk_prob")
+    _no_jitter(hf)
+    _aux_loss(out, hf)
+
+
+def qwen2_moe(out: Conversion, hf: _Reader) -> None:
+    _qwen(out, hf, shared=True)
+
+
+def qwen3_moe(out: Conversion, hf: _Reader) -> None:
+    _qwen(out, hf, shared=False)
+
+
+def olmoe(out: Conversion, hf: _Reader) -> None:
+    out.moe_layers = tuple(range(out.layers))
+    out.set("type", "moe", "OlmoeSparseMoeBlock in every decoder layer")
+    out.set("experts", hf.get("num_experts", int, minimum=1), "num_experts")
+    out.set("experts_per_token", hf.get("num_experts_per_tok", int, minimum=1), "num_experts_per_tok")
+    _gated_experts(out, hf, "intermediate_size")
+    _routed_softmax(out, hf, normalize=hf.get("norm_topk_prob", bool, False), normalize_source="norm_topk_prob")
+    _no_jitter(hf)
+    _aux_loss(out, hf)
+
+
+def deepseek_v3(out: Conversion, hf: _Reader) -> None:
+    routed = hf.get("n_routed_experts", int, None, minimum=1)
+    first_dense = hf.get("first_k_dense_replace", int, 0, minimum=0)
+    frequency = hf.get("moe_layer_freq", int, 1, minimum=1)
+    out.moe_layers = tuple(
+        index for index in range(out.layers) if routed is not None and index >= first_dense and index % frequency == 0
+    )
+    hf.unsupported_unless("scoring_func", lambda value: value == "sigmoid", "DeepSeek-V3 scores with sigmoid")
+    hf.unsupported_unless("topk_method", lambda value: value == "noaux_tc", "DeepSeek-V3 routes with noaux_tc (group-limited, aux-free bias)")
+    if not out.is_moe:
+        return _dense(out, hf)
+    shared = hf.get("n_shared_experts", int, 0, minimum=0)
+    out.set("type", "moe", "DeepseekV3MoE: layer >= first_k_dense_replace (and a multiple of moe_layer_freq)")
+    out.set("experts", routed + shared, "n_routed_experts + n_shared_experts")
+    out.set("experts_per_token", hf.get("num_experts_per_tok", int, minimum=1), "num_experts_per_tok")
+    if shared:
+        out.set("shared_experts", shared, "n_shared_experts: one MLP of width moe_intermediate_size × n_shared_experts")
+    _gated_experts(out, hf, "moe_intermediate_size")
+    out.set("routing", "aux_free", "noaux_tc: e_score_correction_bias serves the choice only")
+    out.set("router_score_function", "sigmoid", "scoring_func sigmoid")
+    out.set("normalize_expert_weights", hf.get("norm_topk_prob", bool, True), "norm_topk_prob")
+    out.set("routed_scaling_factor", hf.get("routed_scaling_factor", float, 1.0), "routed_scaling_factor")
+    groups = hf.get("n_group", int, 1, minimum=1)
+    if groups > 1:
+        out.set("expert_groups", groups, "n_group")
+        out.set("expert_groups_per_token", hf.get("topk_group", int, groups, minimum=1), "topk_group")
+    out.set("router_dtype", "float32", "DeepseekV3TopkRouter upcasts the router linear to float32")
+    alpha = hf.get("aux_loss_alpha", float, 0.0, minimum=0)
+    if hf.get("seq_aux", bool, False) and alpha:
+        out.set(
+            "sequence_auxiliary_loss_coefficient", alpha,
+            "aux_loss_alpha with seq_aux (DeepSeek's training setting; HF transformers computes no auxiliary loss)",
+        )
+
+
+def gpt_oss(out: Conversion, hf: _Reader) -> None:
+    out.moe_layers = tuple(range(out.layers))
+    out.set("type", "moe", "GptOssMLP in every decoder layer")
+    out.set("experts", hf.get("num_local_experts", int, minimum=1), "num_local_experts")
+    k = hf.get("num_experts_per_tok", int, None, minimum=1)
+    other = hf.get("experts_per_token", int, None, minimum=1)
+    if k is not None and other is not None and k != other:
+        hf.problem("experts_per_token", f"disagrees with num_experts_per_tok ({other} != {k}); which one the model uses is unclear")
+    if k is None and other is None:
+        hf.problem("num_experts_per_tok", "missing: the integer this conversion needs")
+    out.set("experts_per_token", k if k is not None else other, "num_experts_per_tok" if k is not None else "experts_per_token")
+    out.set("intermediate_size", hf.get("intermediate_size", int, minimum=1), "intermediate_size")
+    out.set("gated", True, "gate_up_proj, gate and up interleaved")
+    out.set("activation", "gpt_oss_glu", "GptOssExperts' clamped GLU (hidden_act is not used)")
+    hf.read.add("hidden_act")
+    out.set("activation_limit", hf.get("swiglu_limit", float, GPT_OSS_LIMIT), "swiglu_limit")
+    hf.unsupported_unless(
+        "swiglu_alpha", lambda value: value == GPT_OSS_ALPHA, f"our gpt_oss_glu has alpha {GPT_OSS_ALPHA}, as HF's experts"
+    )
+    out.set("add_linear_biases", True, "gate_up_proj_bias and down_proj_bias")
+    out.set("router_bias", {"enabled": True}, "router.bias")
+    _routed_softmax(out, hf, normalize=True, normalize_source="softmax over the k chosen logits")
+    _aux_loss(out, hf)
+
+
+def gemma4_text(out: Conversion, hf: _Reader) -> None:
+    if not hf.get("enable_moe_block", bool, False):
+        hf.problem("enable_moe_block", "this Gemma-4 model has no MoE block (enable_moe_block is false): nothing to convert")
+        return
+    out.moe_layers = tuple(range(out.layers))
+    hidden = out.hidden_size
+    epsilon = hf.get("rms_norm_eps", float, 1e-6)
+    rms = {"type": "rms_norm", "epsilon": epsilon}
+    out.set("type", "moe", "the MoE branch of every Gemma4TextDecoderLayer (its parallel dense MLP is not part of it)")
+    out.set("experts", hf.get("num_experts", int, minimum=1), "num_experts")
+    out.set("experts_per_token", hf.get("top_k_experts", int, minimum=1), "top_k_experts")
+    _gated_experts(out, hf, "moe_intermediate_size", "hidden_activation")
+    _routed_softmax(out, hf, normalize=True, normalize_source="Gemma4TextRouter renormalises the top-k weights")
+    out.set(
+        "router_normalization", {"type": "rms_norm", "epsilon": epsilon},
+        "router.norm (RMSNorm without scale, rms_norm_eps) × router.scale: its weight is router.scale",
+    )
+    if hidden:
+        out.set("router_input_scale", hidden**-0.5, "router: × hidden_size^-0.5")
+    out.set("router_per_expert_scale", {"enabled": True}, "router.per_expert_scale")
+    out.set("pre_norm", dict(rms), "pre_feedforward_layernorm_2 (rms_norm_eps)")
+    out.set("post_norm", dict(rms), "post_feedforward_layernorm_2 (rms_norm_eps)")
+
+
+FAMILIES: dict[str, Callable[[Conversion, _Reader], None]] = {
+    "mixtral": mixtral,
+    "qwen2_moe": qwen2_moe,
+    "qwen3_moe": qwen3_moe,
+    "olmoe": olmoe,
+    "deepseek_v3": deepseek_v3,
+    "gpt_oss": gpt_oss,
+    "gemma4_text": gemma4_text,
+}
+MULTIMODAL = {"gemma4": "text_config"}  # model_type -> the key of its text model's config
+
+
+# --- entry points -----------------------------------------------------------------------------------------------
+
+
+def as_source(hf_config: Any) -> Source:
+    """A dict, a `Source` (a parsed config.json, with positions) or a transformers config object."""
+    if isinstance(hf_config, Source):
+        return hf_config
+    if isinstance(hf_config, dict):
+        return Source(hf_config)
+    if hasattr(hf_config, "to_dict"):
+        return Source(hf_config.to_dict())
+    raise TypeError(f"expected a dict or a transformers config, got {type(hf_config).__name__}")
+
+
+def convert(hf_config: Any, layer: int | None = None) -> Conversion:
+    """The MLP of decoder `layer` (default: the first MoE layer) as a validated `Conversion`.
+
+    Raises ConfigError, naming each HF field that is missing, malformed or cannot be represented.
+    """
+    source = as_source(hf_config)
+    if not isinstance(source.data, dict):
+        raise ConfigError([*source.problems, Problem("expected a mapping (a model's config.json)", file=source.file, line=1, column=1)])
+    model_type = source.data.get("model_type")
+    if model_type in MULTIMODAL and isinstance(source.data.get(MULTIMODAL[model_type]), dict):
+        source = source.select((MULTIMODAL[model_type],))
+        model_type = source.data.get("model_type", f"{model_type}_text")
+    hf = _Reader(source)
+    hf.read.add("model_type")
+    if model_type not in FAMILIES:
+        known = sorted(FAMILIES)
+        message = f"cannot convert model_type {model_type!r}: supported are {', '.join(known)}" if model_type is not None else (
+            f"missing: the family of the model (one of {', '.join(known)})"
+        )
+        hf.problem("model_type", message, did_you_mean(model_type, known))
+        raise ConfigError([*source.problems, *hf.problems])
+    hidden = hf.get("hidden_size", int, minimum=1)
+    layers = hf.get("num_hidden_layers", int, minimum=1)
+    out = Conversion(family=model_type, layer=layer or 0, layers=layers or 0, moe_layers=(), hidden_size=hidden or 0)
+    if hidden is None or layers is None:
+        raise ConfigError([*source.problems, *hf.problems])
+    if layer is not None and not 0 <= layer < layers:
+        hf.problem("num_hidden_layers", f"there is no decoder layer {layer}: the model has {layers} (0 to {layers - 1})")
+        raise ConfigError([*source.problems, *hf.problems])
+    out.data, out.sources = {}, {}
+    FAMILIES[model_type](out, hf)
+    if layer is None and out.moe_layers and not out.is_moe:  # default: the first MoE layer
+        out = Conversion(family=model_type, layer=out.moe_layers[0], layers=layers, moe_layers=(), hidden_size=hidden)
+        hf.problems.clear()
+        FAMILIES[model_type](out, hf)
+    if hf.problems or source.problems:
+        raise ConfigError([*source.problems, *hf.problems])
+    out.unused = tuple(sorted(key for key in source.data if key not in hf.read))
+    try:
+        out.config = MLPBaseConfig.from_dict(out.data)
+    except ConfigError as exc:  # a combination our rules reject: say which HF fields it came from
+        raise ConfigError(
+            Problem(f"{problem.message} (from HF {out.sources.get(problem.path.split('.')[0], '?')})", problem.path, source.file)
+            for problem in exc.problems
+        ) from None
+    return out
+
+
+def config_from_hf(hf_config: Any, layer: int | None = None) -> tuple[MLPBaseConfig, int]:
+    """`(config, hidden_size)` of decoder `layer`'s MLP (default: the first MoE layer) of an HF model.
+
+    `hf_config` is a transformers config object or a plain dict (as read from `config.json`; no
+    transformers needed). A dense layer (DeepSeek-V3's first_k_dense_replace, Qwen's mlp_only_layers)
+    gives an `MLPConfig`. Raises ConfigError naming every HF field that cannot be converted.
+    """
+    conversion = convert(hf_config, layer)
+    return conversion.config, conversion.hidden_size

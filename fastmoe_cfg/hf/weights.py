@@ -1,0 +1,188 @@
+"""Weights between Hugging Face MoE blocks and our layer; torch is imported inside the functions.
+
+Each family is a list of `Tensors`: the HF tensor(s) of a block's state dict and our parameter or
+buffer they become, with the two exact transforms between them (transposes, GPT-OSS's interleaved
+gate/up, the shared expert's separate gate and up projections). Import is `load_state_dict(strict)`
+of the converted tensors, so every parameter of our layer is filled; export is the inverse.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+from fastmoe_cfg.hf.mapping import convert
+
+if TYPE_CHECKING:
+    import torch
+
+Join = Callable[[list], "torch.Tensor"]  # HF tensors -> ours
+Split = Callable[["torch.Tensor"], list]  # ours -> HF tensors
+
+
+@dataclass(frozen=True)
+class Tensors:
+    hf: tuple[str, ...]
+    ours: str
+    join: Join = lambda tensors: tensors[0]
+    split: Split = lambda tensor: [tensor]
+
+
+def _transposed(hf: str, ours: str) -> Tensors:
+    """[E, a, b] stored as [E, b, a] (GPT-OSS)."""
+    return Tensors((hf,), ours, lambda t: t[0].transpose(1, 2), lambda t: [t.transpose(1, 2)])
+
+
+def _gate_first(interleaved):
+    """GPT-OSS's last dimension [..., 2I] with gate = ::2 and up = 1::2 -> gate then up."""
+    import torch
+
+    return torch.cat([interleaved[..., ::2], interleaved[..., 1::2]], dim=-1)
+
+
+def _interleaved(gate_first):
+    """Inverse of `_gate_first`."""
+    import torch
+
+    gate, up = gate_first.chunk(2, dim=-1)
+    return torch.stack([gate, up], dim=-1).flatten(-2)
+
+
+def _gated_mlp(hf_prefix: str, ours: str) -> list[Tensors]:
+    """An HF gated MLP of nn.Linear (`gate_proj`, `up_proj`, `down_proj`) -> our dense MLP:
+    layer_1.weight = cat(gate, up) [2·I, H]; layer_2.weight = down as is."""
+    import torch
+
+    return [
+        Tensors(
+            (f"{hf_prefix}.gate_proj.weight", f"{hf_prefix}.up_proj.weight"), f"{ours}.layer_1.weight",
+            lambda t: torch.cat(t), lambda t: list(t.chunk(2)),
+        ),
+        Tensors((f"{hf_prefix}.down_proj.weight",), f"{ours}.layer_2.weight"),
+    ]
+
+
+def _fused_experts(prefix: str = "experts") -> list[Tensors]:
+    """HF fused experts: gate_up_proj [E, 2I, H] (gate rows first) and down_proj [E, H, I], our layout as is."""
+    return [Tensors((f"{prefix}.gate_up_proj",), "experts.layer_1.weight"), Tensors((f"{prefix}.down_proj",), "experts.layer_2.weight")]
+
+
+def _family_tensors(family: str, config: Any) -> list[Tensors]:
+    if family in ("mixtral", "qwen3_moe", "olmoe"):
+        return [Tensors(("gate.weight",), "router.weight"), *_fused_experts()]
+    if family == "qwen2_moe":
+        return [
+            Tensors(("gate.weight",), "router.weight"),
+            *_fused_experts(),
+            *_gated_mlp("shared_expert", "shared"),
+            Tensors(("shared_expert_gate.weight",), "shared_expert_gate", lambda t: t[0][0], lambda t: [t[None]]),
+        ]
+    if family == "deepseek_v3":
+        tensors = [
+            Tensors(("gate.weight",), "router.weight"),
+            Tensors(("gate.e_score_correction_bias",), "router_correction_bias"),
+            *_fused_experts(),
+        ]
+        return tensors + (_gated_mlp("shared_experts", "shared") if config.shared_experts else [])
+    if family == "gpt_oss":
+        return [
+            Tensors(("router.weight",), "router.weight"),
+            Tensors(("router.bias",), "router.bias"),
+            Tensors(
+                ("experts.gate_up_proj",), "experts.layer_1.weight",
+                lambda t: _gate_first(t[0]).transpose(1, 2), lambda t: [_interleaved(t.transpose(1, 2))],
+            ),
+            Tensors(("experts.gate_up_proj_bias",), "experts.layer_1.bias", lambda t: _gate_first(t[0]), lambda t: [_interleaved(t)]),
+            _transposed("experts.down_proj", "experts.layer_2.weight"),
+            Tensors(("experts.down_proj_bias",), "experts.layer_2.bias"),
+        ]
+    if family == "gemma4_text":  # names inside Gemma4TextDecoderLayer; its other tensors are not the MoE layer's
+        return [
+            Tensors(("router.scale",), "router_normalization.weight"),  # norm without scale, then × scale
+            Tensors(("router.proj.weight",), "router.weight"),
+            Tensors(("router.per_expert_scale",), "router_per_expert_scale"),
+            *_fused_experts(),
+            Tensors(("pre_feedforward_layernorm_2.weight",), "pre_norm.weight"),
+            Tensors(("post_feedforward_layernorm_2.weight",), "post_norm.weight"),
+        ]
+    raise ValueError(f"no weight mapping for family {family!r}")
+
+
+def import_moe_block(hf_block: Any, hf_config: Any, *, implementation: str | None = None):
+    """Our MoE layer with the weights of an HF MoE block (same device and dtype), built from `hf_config`.
+
+    `hf_block` is the family's MoE block (MixtralSparseMoeBlock, Qwen2MoeSparseMoeBlock, Qwen3MoeSparseMoeBlock,
+    OlmoeSparseMoeBlock, DeepseekV3MoE, GptOssMLP) or, for Gemma-4, the decoder layer (Gemma4TextDecoderLayer or
+    any module with its `router`, `experts`, `pre_feedforward_layernorm_2` and `post_feedforward_layernorm_2`).
+    `hf_config` is the model's config (transformers object or dict). `implementation` overrides ours (looped,
+    dropless, ...). The layer returns a tensor, also where the HF block returns a tuple.
+    """
+    import torch
+
+    conversion = convert(hf_config)
+    if not conversion.is_moe:
+        raise ValueError(f"{conversion.family}: the model has no MoE layer to import")
+    config = conversion.config
+    if implementation is not None:
+        config = type(config).from_dict({**conversion.data, "implementation": implementation})
+    hf_state = _hf_state(hf_block, conversion.family)
+    tensors = _family_tensors(conversion.family, config)
+    missing = [name for entry in tensors for name in entry.hf if name not in hf_state]
+    if missing:
+        raise ValueError(f"{type(hf_block).__name__} is not a {conversion.family} MoE block: it has no {', '.join(missing)}")
+    reference = hf_state[tensors[0].hf[0]]  # a router weight: the layer's device and dtype
+    layer = config.build(conversion.hidden_size, device=reference.device, dtype=reference.dtype)
+    ours = {entry.ours: entry.join([hf_state[name] for name in entry.hf]) for entry in tensors}
+    expected = layer.state_dict()
+    for name, tensor in ours.items():
+        if tensor.shape != expected[name].shape:
+            raise ValueError(
+                f"{type(hf_block).__name__}: {' + '.join(_by_ours(tensors)[name].hf)} has shape {tuple(tensor.shape)}, "
+                f"{name} needs {tuple(expected[name].shape)} (does hf_config describe this block?)"
+            )
+        ours[name] = tensor.to(expected[name].dtype)  # buffers keep their dtype (the correction bias stays float32)
+    with torch.no_grad():
+        layer.load_state_dict(ours, strict=True)
+    return layer.train(getattr(hf_block, "training", False))
+
+
+GEMMA4_MOE_MODULES = ("router", "experts", "pre_feedforward_layernorm_2", "post_feedforward_layernorm_2")
+
+
+def _hf_state(hf_block: Any, family: str) -> dict:
+    """The block's state dict; for Gemma-4, that of the MoE modules of the decoder layer only."""
+    if family != "gemma4_text":
+        return hf_block.state_dict()
+    absent = [name for name in GEMMA4_MOE_MODULES if not hasattr(hf_block, name)]
+    if absent:
+        raise ValueError(f"{type(hf_block).__name__} is not a Gemma-4 decoder layer with an MoE block: it has no {', '.join(absent)}")
+    return {f"{name}.{key}": value for name in GEMMA4_MOE_MODULES for key, value in getattr(hf_block, name).state_dict().items()}
+
+
+def _by_ours(tensors: list[Tensors]) -> dict[str, Tensors]:
+    return {entry.ours: entry for entry in tensors}
+
+
+def export_state_dict(layer: Any, family: str) -> dict:
+    """Our layer's weights in the HF block's state-dict layout and names (for Gemma-4: the MoE tensors of
+    the decoder layer). `family` is the HF model_type: mixtral, qwen2_moe, qwen3_moe, olmoe, deepseek_v3,
+    gpt_oss or gemma4_text (gemma4 is accepted for it)."""
+    from fastmoe_cfg.hf.mapping import FAMILIES
+
+    family = "gemma4_text" if family == "gemma4" else family
+    if family not in FAMILIES:
+        raise ValueError(f"unknown family {family!r}: one of {', '.join(sorted(FAMILIES))}")
+    state = layer.state_dict()
+    tensors = _family_tensors(family, layer.config)
+    missing = [entry.ours for entry in tensors if entry.ours not in state]
+    extra = sorted(set(state) - {entry.ours for entry in tensors})
+    if missing or extra:
+        raise ValueError(
+            f"this layer does not have the {family} layout: "
+            + "; ".join(part for part in (f"missing {', '.join(missing)}" if missing else "", f"no HF place for {', '.join(extra)}" if extra else "") if part)
+        )
+    exported = {}
+    for entry in tensors:
+        for name, tensor in zip(entry.hf, entry.split(state[entry.ours])):
+            exported[name] = tensor.detach().contiguous()
+    return exported
