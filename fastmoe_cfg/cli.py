@@ -252,6 +252,51 @@ def init(
     _write(output, text)
 
 
+@app.command()
+def convert(
+    from_hf: Path = typer.Option(
+        ..., "--from-hf", exists=True, dir_okay=False, readable=True, metavar="CONFIG_JSON",
+        help="A Hugging Face model's config.json (Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE, DeepSeek-V3, GPT-OSS, Gemma-4).",
+    ),
+    layer: Optional[int] = typer.Option(None, "--layer", "-l", min=0, metavar="N", help="Decoder layer to convert. Default: the first MoE layer."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", dir_okay=False, help="Write to this file instead of stdout."),
+    force: bool = typer.Option(False, "--force", help="Overwrite --output if it exists."),
+) -> None:
+    """Convert the MLP of one decoder layer of a Hugging Face model config into a commented YAML config.
+
+    Each value's comment names the HF field it came from; the header gives the
+    model's hidden size and the layer's parameter counts. A dense layer (DeepSeek-V3's
+    first_k_dense_replace, Qwen's mlp_only_layers) becomes `type: mlp`. An HF setting
+    that cannot be represented is an error naming it (exit 1). No torch needed.
+
+    Example:
+
+    \b
+        fastmoe-cfg convert --from-hf config.json --layer 3 -o moe.yaml
+        fastmoe-cfg explain moe.yaml --hidden-size 7168
+    """
+    from fastmoe_cfg.config.yaml_io import read_yaml
+    from fastmoe_cfg.hf.mapping import conversion_yaml
+    from fastmoe_cfg.hf.mapping import convert as convert_hf
+
+    if output is not None and output.exists() and not force:
+        raise typer.BadParameter(f"{output} exists; pass --force to overwrite it", param_hint="--output")
+    try:
+        conversion = convert_hf(read_yaml(from_hf), layer)
+    except ConfigError as exc:
+        _print_problems(exc.problems, sys.stderr)
+        raise typer.Exit(1) from None
+    except OSError as exc:
+        _print_problems([Problem(f"cannot read the file: {exc.strerror or exc}", file=str(from_hf))], sys.stderr)
+        raise typer.Exit(1) from None
+    command = " ".join(["fastmoe-cfg convert --from-hf", str(from_hf), *([f"--layer {layer}"] if layer is not None else [])])
+    text = conversion_yaml(conversion, command)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        _write(output, text)
+
+
 def _write(output: Path, text: str) -> None:
     """Write an output file; a path that cannot be written is a usage error (exit 2)."""
     try:

@@ -31,10 +31,7 @@ ACTIVATIONS = {
     "relu": "relu",
 }
 
-POOLED_AUX_LOSS = (
-    "HF pools the load-balancing statistics of all layers into one loss (and adds it only with "
-    "output_router_logits); this is our per-layer coefficient, a different number for the same name"
-)
+POOLED_AUX_LOSS = "HF pools all layers into one loss (used with output_router_logits): not our per-layer number"
 
 
 @dataclass
@@ -387,3 +384,60 @@ def config_from_hf(hf_config: Any, layer: int | None = None) -> tuple[MLPBaseCon
     """
     conversion = convert(hf_config, layer)
     return conversion.config, conversion.hidden_size
+
+
+# --- commented YAML ---------------------------------------------------------------------------------------------
+
+
+def _ranges(indices: tuple[int, ...]) -> str:
+    """(0, 1, 2, 5) -> '0-2, 5'."""
+    parts: list[str] = []
+    for index in indices:
+        if parts and index == last + 1:  # noqa: F821 - `last` is set once parts is not empty
+            parts[-1] = f"{parts[-1].split('-')[0]}-{index}"
+        else:
+            parts.append(str(index))
+        last = index
+    return ", ".join(parts)
+
+
+def conversion_yaml(conversion: Conversion, command: str) -> str:
+    """The converted config as YAML: a header (the command, the HF layer, the width and parameter counts,
+    the HF fields left out), then each value with a comment naming the HF field it came from."""
+    import io
+    import textwrap
+
+    from ruamel.yaml import YAML
+    from ruamel.yaml.comments import CommentedMap
+
+    from fastmoe_cfg.config.yaml_io import _to_commented
+    from fastmoe_cfg.schemas.counts import count_layer
+
+    moe = conversion.moe_layers
+    moe_text = "none" if not moe else f"all {len(moe)}" if len(moe) == conversion.layers else f"{len(moe)} of them: {_ranges(moe)}"
+    counts = count_layer(conversion.config, conversion.hidden_size)
+    kind = "an MoE layer" if conversion.is_moe else "a dense MLP"
+    header = [
+        f"Written by: {command}",
+        f"Hugging Face model_type {conversion.family}, decoder layer {conversion.layer} of {conversion.layers} ({kind}; MoE layers: {moe_text}).",
+        f"The model's width is hidden_size {conversion.hidden_size}; it is not part of this config. Counts and FLOPs:",
+        f"  fastmoe-cfg explain THIS_FILE --hidden-size {conversion.hidden_size}",
+        f"Parameters of this layer: {counts.total_parameters:,} in all, {counts.active_parameters:,} active per token.",
+        "Each comment names the HF field(s) a value came from.",
+    ]
+    if conversion.unused:
+        header += textwrap.wrap(
+            f"HF fields that layer {conversion.layer}'s MLP does not use, not converted: " + ", ".join(conversion.unused) + ".", width=98, subsequent_indent="  "
+        )
+    document = CommentedMap()
+    column = 2 + max(len(f"{key}: {value}") if not isinstance(value, dict) else len(key) + 1 for key, value in conversion.data.items())
+    for key, value in conversion.data.items():
+        document[key] = _to_commented(value)
+        document.yaml_add_eol_comment(conversion.sources[key], key, column=min(column, 40))
+    document.yaml_set_start_comment("\n".join(header))
+    yaml = YAML(typ="rt", pure=True)
+    yaml.default_flow_style = False
+    yaml.width = 4096  # one line per value and comment
+    stream = io.StringIO()
+    yaml.dump(document, stream)
+    return stream.getvalue()
