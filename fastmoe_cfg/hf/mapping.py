@@ -77,14 +77,21 @@ class _Reader:
             problem = Problem(message, path_text, problem.file, problem.line, problem.column, suggestion)
         self.problems.append(problem)
 
-    def get(self, name: str, kind: type, default: Any = _MISSING, *, minimum: int | None = None) -> Any:
+    def get(self, name: str, kind: type, default: Any = _MISSING, *, minimum: int | None = None, aliases: tuple[str, ...] = ()) -> Any:
         """The value of `name` (int, float, bool, str or list), `default` when absent or null; a problem
-        (and the default, or None) when it has the wrong type, is below `minimum`, or is required and missing."""
-        self.read.add(name)
+        (and the default, or None) when it has the wrong type, is below `minimum`, or is required and missing.
+        `aliases` are other names of the field (transformers' attribute_map, GPT-OSS's experts_per_token)."""
+        names = (name, *aliases)
+        self.read.update(names)
+        present = [other for other in names if self.data.get(other) is not None]
+        for other in present[1:]:
+            if self.data[other] != self.data[present[0]]:
+                self.problem(other, f"disagrees with {present[0]} ({self.data[other]!r} != {self.data[present[0]]!r}): which one the model uses is unclear")
+        name = present[0] if present else name
         value = self.data.get(name)
         if value is None:
             if default is _MISSING:
-                self.problem(name, f"missing: the {kind_name(kind)} this conversion needs")
+                self.problem(name, f"missing: expected {kind_name(kind)}")
                 return None
             return default
         ok = {
@@ -161,7 +168,7 @@ def mixtral(out: Conversion, hf: _Reader) -> None:
     layers = out.layers
     out.moe_layers = tuple(range(layers))
     out.set("type", "moe", "MixtralSparseMoeBlock in every decoder layer")
-    out.set("experts", hf.get("num_local_experts", int, minimum=1), "num_local_experts")
+    out.set("experts", hf.get("num_local_experts", int, minimum=1, aliases=("num_experts",)), "num_local_experts")
     out.set("experts_per_token", hf.get("num_experts_per_tok", int, minimum=1), "num_experts_per_tok")
     _gated_experts(out, hf, "intermediate_size")
     _routed_softmax(out, hf, normalize=True, normalize_source="Mixtral renormalises the top-k weights")
@@ -170,7 +177,7 @@ def mixtral(out: Conversion, hf: _Reader) -> None:
 
 
 def _qwen(out: Conversion, hf: _Reader, *, shared: bool) -> None:
-    experts = hf.get("num_experts", int, minimum=0)
+    experts = hf.get("num_experts", int, minimum=0, aliases=("num_local_experts",))
     step = hf.get("decoder_sparse_step", int, 1, minimum=1)
     dense_layers = hf.get("mlp_only_layers", list, [])
     if any(type(index) is not int for index in dense_layers):
@@ -209,7 +216,7 @@ def qwen3_moe(out: Conversion, hf: _Reader) -> None:
 def olmoe(out: Conversion, hf: _Reader) -> None:
     out.moe_layers = tuple(range(out.layers))
     out.set("type", "moe", "OlmoeSparseMoeBlock in every decoder layer")
-    out.set("experts", hf.get("num_experts", int, minimum=1), "num_experts")
+    out.set("experts", hf.get("num_experts", int, minimum=1, aliases=("num_local_experts",)), "num_experts")
     out.set("experts_per_token", hf.get("num_experts_per_tok", int, minimum=1), "num_experts_per_tok")
     _gated_experts(out, hf, "intermediate_size")
     _routed_softmax(out, hf, normalize=hf.get("norm_topk_prob", bool, False), normalize_source="norm_topk_prob")
@@ -218,7 +225,7 @@ def olmoe(out: Conversion, hf: _Reader) -> None:
 
 
 def deepseek_v3(out: Conversion, hf: _Reader) -> None:
-    routed = hf.get("n_routed_experts", int, None, minimum=1)
+    routed = hf.get("n_routed_experts", int, None, minimum=1, aliases=("num_local_experts",))
     first_dense = hf.get("first_k_dense_replace", int, 0, minimum=0)
     frequency = hf.get("moe_layer_freq", int, 1, minimum=1)
     out.moe_layers = tuple(
@@ -255,14 +262,9 @@ def deepseek_v3(out: Conversion, hf: _Reader) -> None:
 def gpt_oss(out: Conversion, hf: _Reader) -> None:
     out.moe_layers = tuple(range(out.layers))
     out.set("type", "moe", "GptOssMLP in every decoder layer")
-    out.set("experts", hf.get("num_local_experts", int, minimum=1), "num_local_experts")
-    k = hf.get("num_experts_per_tok", int, None, minimum=1)
-    other = hf.get("experts_per_token", int, None, minimum=1)
-    if k is not None and other is not None and k != other:
-        hf.problem("experts_per_token", f"disagrees with num_experts_per_tok ({other} != {k}); which one the model uses is unclear")
-    if k is None and other is None:
-        hf.problem("num_experts_per_tok", "missing: the integer this conversion needs")
-    out.set("experts_per_token", k if k is not None else other, "num_experts_per_tok" if k is not None else "experts_per_token")
+    out.set("experts", hf.get("num_local_experts", int, minimum=1, aliases=("num_experts",)), "num_local_experts")
+    k = hf.get("num_experts_per_tok", int, minimum=1, aliases=("experts_per_token",))
+    out.set("experts_per_token", k, "num_experts_per_tok (experts_per_token in openai's config.json)")
     out.set("intermediate_size", hf.get("intermediate_size", int, minimum=1), "intermediate_size")
     out.set("gated", True, "gate_up_proj, gate and up interleaved")
     out.set("activation", "gpt_oss_glu", "GptOssExperts' clamped GLU (hidden_act is not used)")

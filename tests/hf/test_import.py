@@ -1,0 +1,263 @@
+"""`import_moe_block` and `export_state_dict` against transformers' own MoE blocks (test-only dependency).
+
+For each family: the HF block of a small config of that family, every parameter and buffer filled by hand
+(standalone HF blocks never run `_init_weights`), imported with the config alone; CPU, float32, eval mode.
+Outputs within 1e-5 and input gradients within 1e-4 (max abs difference / max abs reference), the same
+experts per token as sets (HF's top-k order is not ours). Token counts 1, 7 and 37; with 1 token most of the
+8 or 16 routed experts receive no token. Inputs are drawn until every token's k-th and (k+1)-th selection
+score differ by more than MIN_MARGIN, so rounding cannot flip a choice. Export of the imported layer equals
+the HF state dict exactly (names, shapes, dtypes, values).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import pytest
+import torch
+
+from fastmoe_cfg.hf import config_from_hf, export_state_dict, import_moe_block
+from fastmoe_cfg.schemas import MoEMLPConfig
+
+transformers = pytest.importorskip("transformers", reason="HF import tests need transformers (pip install -e '.[dev]')")
+
+HIDDEN = 16
+MIN_MARGIN = 1e-3
+IMPLEMENTATIONS = ["looped", "dropless"]
+
+
+@dataclass
+class Family:
+    name: str
+    config: object  # the transformers config of the model
+    block: torch.nn.Module  # the MoE block (Gemma-4: the decoder layer)
+    k: int
+    forward: Callable[[torch.nn.Module, torch.Tensor], torch.Tensor]  # HF's MoE output for [1, T, H]
+    route: Callable[[torch.nn.Module, torch.Tensor], tuple]  # HF's (selection scores [T, E], experts [T, K])
+    state: Callable[[torch.nn.Module], dict]  # the HF tensors that export must reproduce
+
+
+def eager(config):
+    config._experts_implementation = "eager"
+    return config
+
+
+def filled(block: torch.nn.Module, std: float = 0.3) -> torch.nn.Module:
+    with torch.no_grad():
+        for parameter in block.parameters():
+            parameter.normal_(0, std)
+    return block.eval()
+
+
+def block_output(block, x):
+    out = block(x)
+    return out[0] if isinstance(out, tuple) else out  # GPT-OSS returns (hidden, router_scores)
+
+
+def gate_route(name="gate"):
+    """HF top-k routers return (logits, weights, experts): softmax families select on the logits."""
+    def route(block, x_TH):
+        logits, _, experts = getattr(block, name)(x_TH)
+        return logits, experts
+    return route
+
+
+def whole_state(block):
+    return block.state_dict()
+
+
+def mixtral() -> Family:
+    from transformers.models.mixtral.modeling_mixtral import MixtralSparseMoeBlock
+
+    config = eager(transformers.MixtralConfig(hidden_size=HIDDEN, intermediate_size=8, num_local_experts=8, num_experts_per_tok=2, num_hidden_layers=2))
+    return Family("mixtral", config, filled(MixtralSparseMoeBlock(config)), 2, block_output, gate_route(), whole_state)
+
+
+def qwen2_moe() -> Family:
+    """Layer 0 is dense (mlp_only_layers): the import takes the first MoE layer's config."""
+    from transformers.models.qwen2_moe.modeling_qwen2_moe import Qwen2MoeSparseMoeBlock
+
+    config = eager(transformers.Qwen2MoeConfig(
+        hidden_size=HIDDEN, moe_intermediate_size=8, shared_expert_intermediate_size=12, num_experts=8, num_experts_per_tok=2,
+        norm_topk_prob=False, num_hidden_layers=2, mlp_only_layers=[0], intermediate_size=24,
+    ))
+    return Family("qwen2_moe", config, filled(Qwen2MoeSparseMoeBlock(config)), 2, block_output, gate_route(), whole_state)
+
+
+def qwen3_moe() -> Family:
+    from transformers.models.qwen3_moe.modeling_qwen3_moe import Qwen3MoeSparseMoeBlock
+
+    config = eager(transformers.Qwen3MoeConfig(
+        hidden_size=HIDDEN, moe_intermediate_size=8, num_experts=8, num_experts_per_tok=2, norm_topk_prob=True, num_hidden_layers=2,
+    ))
+    return Family("qwen3_moe", config, filled(Qwen3MoeSparseMoeBlock(config)), 2, block_output, gate_route(), whole_state)
+
+
+def olmoe() -> Family:
+    from transformers.models.olmoe.modeling_olmoe import OlmoeSparseMoeBlock
+
+    config = eager(transformers.OlmoeConfig(
+        hidden_size=HIDDEN, intermediate_size=8, num_experts=8, num_experts_per_tok=2, norm_topk_prob=False, num_hidden_layers=2,
+    ))
+    return Family("olmoe", config, filled(OlmoeSparseMoeBlock(config)), 2, block_output, gate_route(), whole_state)
+
+
+def deepseek_v3() -> Family:
+    """16 routed experts in 4 groups (keep 2), top-4, × 2.5, one shared expert; layer 0 dense."""
+    from transformers.models.deepseek_v3.modeling_deepseek_v3 import DeepseekV3MoE
+
+    config = eager(transformers.DeepseekV3Config(
+        hidden_size=HIDDEN, moe_intermediate_size=8, intermediate_size=24, n_routed_experts=16, n_shared_experts=1,
+        num_experts_per_tok=4, n_group=4, topk_group=2, routed_scaling_factor=2.5, norm_topk_prob=True,
+        first_k_dense_replace=1, num_hidden_layers=2,
+    ))
+    block = filled(DeepseekV3MoE(config))
+    with torch.no_grad():  # a buffer: filled too, so that it changes the choice
+        block.gate.e_score_correction_bias.normal_(0, 0.1)
+
+    def route(block, x_TH):
+        logits, _, experts = block.gate(x_TH)
+        return logits.float().sigmoid() + block.gate.e_score_correction_bias, experts
+
+    return Family("deepseek_v3", config, block, 4, block_output, route, whole_state)
+
+
+def gpt_oss() -> Family:
+    from transformers.models.gpt_oss.modeling_gpt_oss import GptOssMLP
+
+    config = eager(transformers.GptOssConfig(hidden_size=HIDDEN, intermediate_size=8, num_local_experts=8, num_experts_per_tok=2, num_hidden_layers=2))
+    block = filled(GptOssMLP(config))
+    with torch.no_grad():  # pre-activations beyond swiglu_limit, so that the clamps act
+        block.experts.gate_up_proj.normal_(0, 2.5)
+    return Family("gpt_oss", config, block, 2, block_output, gate_route("router"), whole_state)
+
+
+GEMMA4_MOE = ("router", "experts", "pre_feedforward_layernorm_2", "post_feedforward_layernorm_2")
+
+
+def gemma4_moe_branch(layer, x):
+    """The MoE branch of Gemma4TextDecoderLayer.forward, line for line (transformers 5.x): the router sees the
+    un-normed input, the experts pre_feedforward_layernorm_2 of it, and post_feedforward_layernorm_2 their sum."""
+    flat = x.reshape(-1, x.shape[-1])
+    _, top_k_weights, top_k_index = layer.router(flat)
+    out = layer.experts(layer.pre_feedforward_layernorm_2(flat), top_k_index, top_k_weights)
+    return layer.post_feedforward_layernorm_2(out.reshape(x.shape))
+
+
+def gemma4() -> Family:
+    """The hf_block is the decoder layer; norms' and router scales' weights are filled too (not left at 1)."""
+    from transformers.models.gemma4.modeling_gemma4 import Gemma4TextDecoderLayer
+
+    text = transformers.Gemma4TextConfig(
+        hidden_size=HIDDEN, num_hidden_layers=2, enable_moe_block=True, num_experts=8, top_k_experts=2, moe_intermediate_size=8,
+        intermediate_size=24, num_attention_heads=2, num_key_value_heads=1, head_dim=8, vocab_size=32, layer_types=["full_attention"] * 2,
+    )
+    layer = Gemma4TextDecoderLayer(eager(text), 0)
+    filled(layer)
+    with torch.no_grad():
+        for module in (layer.pre_feedforward_layernorm_2, layer.post_feedforward_layernorm_2):
+            module.weight.add_(1)
+        layer.router.scale.add_(1)
+        layer.router.per_expert_scale.add_(1)
+    config = transformers.Gemma4Config(text_config=text.to_dict())  # the multimodal wrapper, as in a config.json
+
+    def route(layer, x_TH):
+        probabilities, _, experts = layer.router(x_TH)
+        return probabilities, experts
+
+    def state(layer):
+        return {f"{name}.{key}": value for name in GEMMA4_MOE for key, value in getattr(layer, name).state_dict().items()}
+
+    return Family("gemma4", config, layer, 2, gemma4_moe_branch, route, state)
+
+
+FAMILIES = {family.__name__: family for family in (mixtral, qwen2_moe, qwen3_moe, olmoe, deepseek_v3, gpt_oss, gemma4)}
+
+
+def untied_input(family: Family, tokens: int) -> torch.Tensor:
+    for seed in range(200):
+        x = torch.randn(1, tokens, HIDDEN, generator=torch.Generator().manual_seed(seed))
+        with torch.no_grad():
+            scores, _ = family.route(family.block, x.reshape(-1, HIDDEN))
+            top = scores.topk(family.k + 1, dim=-1).values
+        if (top[:, family.k - 1] - top[:, family.k]).min() > MIN_MARGIN:
+            return x
+    raise AssertionError("no seed without a near-tie")
+
+
+def relative_error(ours: torch.Tensor, theirs: torch.Tensor) -> float:
+    return ((ours - theirs).abs().max() / theirs.abs().max()).item()
+
+
+@pytest.mark.parametrize("tokens", [1, 7, 37])
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_imported_block_equals_hugging_face(name, implementation, tokens):
+    torch.manual_seed(0)
+    family = FAMILIES[name]()
+    layer = import_moe_block(family.block, family.config, implementation=implementation)
+    assert not layer.training and layer.config.implementation == implementation
+
+    x = untied_input(family, tokens)
+    x_ours, x_hf = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ours = layer(x_ours)
+    theirs = family.forward(family.block, x_hf)
+    assert isinstance(ours, torch.Tensor) and ours.shape == x.shape
+    assert relative_error(ours, theirs) <= 1e-5
+    grad = torch.randn_like(ours)
+    (ours * grad).sum().backward()
+    (theirs * grad).sum().backward()
+    assert relative_error(x_ours.grad, x_hf.grad) <= 1e-4
+
+    with torch.no_grad():
+        _, experts_TK, _ = layer.route(x.reshape(-1, HIDDEN))
+        _, hf_experts_TK = family.route(family.block, x.reshape(-1, HIDDEN))
+    assert torch.equal(experts_TK.sort(dim=-1).values, hf_experts_TK.sort(dim=-1).values)
+    if tokens == 1:  # experts without tokens take part in the comparison above
+        assert (layer.stats["tokens_per_expert"] == 0).sum() >= 4
+
+
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_export_of_an_imported_block_is_the_hf_state_dict(name):
+    family = FAMILIES[name]()
+    layer = import_moe_block(family.block, family.config)
+    exported = export_state_dict(layer, family.name)
+    original = family.state(family.block)
+    assert list(exported) == list(exported) and set(exported) == set(original)
+    for key, tensor in original.items():
+        assert exported[key].dtype == tensor.dtype and exported[key].shape == tensor.shape, key
+        assert torch.equal(exported[key], tensor), key
+
+
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_transformers_config_object_and_its_dict_convert_alike(name):
+    family = FAMILIES[name]()
+    config, hidden = config_from_hf(family.config)
+    assert hidden == HIDDEN and isinstance(config, MoEMLPConfig)
+    assert config_from_hf(family.config.to_dict()) == (config, hidden)
+
+
+def test_a_block_of_another_family_is_refused_by_name():
+    qwen = qwen3_moe()
+    with pytest.raises(ValueError, match="GptOssMLP is not a qwen3_moe MoE block: it has no gate.weight"):
+        import_moe_block(gpt_oss().block, qwen.config)
+    with pytest.raises(ValueError, match=r"experts.gate_up_proj has shape \(8, 16, 16\), experts.layer_1.weight needs \(8, 24, 16\)"):
+        import_moe_block(qwen.block, transformers.Qwen3MoeConfig(hidden_size=HIDDEN, moe_intermediate_size=12, num_experts=8, num_hidden_layers=1))
+
+
+def test_export_refuses_a_layer_of_another_layout():
+    layer = import_moe_block(*(lambda family: (family.block, family.config))(gpt_oss()))
+    with pytest.raises(ValueError, match="does not have the mixtral layout: .*no HF place for experts.layer_1.bias"):
+        export_state_dict(layer, "mixtral")
+    with pytest.raises(ValueError, match="unknown family 'llama'"):
+        export_state_dict(layer, "llama")
+
+
+def test_import_keeps_the_block_dtype_and_the_float32_correction_bias():
+    family = deepseek_v3()
+    block = family.block.to(torch.bfloat16)
+    layer = import_moe_block(block, family.config)
+    assert layer.router.weight.dtype == torch.bfloat16 and layer.experts.layer_1.weight.dtype == torch.bfloat16
+    assert layer.router_correction_bias.dtype == torch.float32
+    assert torch.equal(layer.router_correction_bias, block.gate.e_score_correction_bias.float())
