@@ -105,6 +105,10 @@ def test_validate_key_and_overrides() -> None:
         (["validate", "examples/dense.yaml", "--key", "model..mlp"], "'model..mlp': expected a dotted path of keys"),
         (["schema", "-o", "/nonexistent/dir/schema.json"], "cannot write /nonexistent/dir/schema.json: No such file or directory"),
         (["init", "--type", "transformer"], "Invalid value for '--type'"),
+        (["convert"], "Missing option '--from-hf'"),
+        (["convert", "--from-hf", "no/such/config.json"], "'no/such/config.json' does not exist"),
+        (["convert", "--from-hf", "tests/data/hf_configs/olmoe_1b_7b.json", "--layer", "-1"], "Invalid value for '--layer'"),
+        (["convert", "--from-hf", "tests/data/hf_configs/olmoe_1b_7b.json", "-o", "examples/olmoe_1b_7b.yaml"], "examples/olmoe_1b_7b.yaml exists; pass --force"),
     ],
 )
 def test_usage_errors_exit_2(args: list[str], message: str) -> None:
@@ -114,7 +118,7 @@ def test_usage_errors_exit_2(args: list[str], message: str) -> None:
     assert "Traceback" not in result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("command", ["validate", "explain", "schema", "init"])
+@pytest.mark.parametrize("command", ["validate", "explain", "schema", "init", "convert"])
 def test_help_has_an_example(command: str) -> None:
     result = runner.invoke(app, [command, "--help"])
     assert result.exit_code == 0

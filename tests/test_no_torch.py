@@ -25,7 +25,7 @@ assert not blocked, blocked
 """
 
 
-@pytest.mark.parametrize("module", ["fastmoe_cfg", "fastmoe_cfg.config", "fastmoe_cfg.schemas", "fastmoe_cfg.cli"])
+@pytest.mark.parametrize("module", ["fastmoe_cfg", "fastmoe_cfg.config", "fastmoe_cfg.schemas", "fastmoe_cfg.cli", "fastmoe_cfg.hf"])
 def test_import_is_torch_free(module: str) -> None:
     code = BLOCK + f"import {module}\n" + CHECK
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
@@ -40,6 +40,8 @@ def test_import_is_torch_free(module: str) -> None:
         ["explain", "examples/mixtral_8x7b.yaml", "--hidden-size", "4096", "--all"],
         ["schema"],
         ["init", "--type", "moe"],
+        ["convert", "--from-hf", "tests/data/hf_configs/deepseek_v3.json", "--layer", "0"],
+        ["convert", "--from-hf", "tests/data/hf_configs/gemma4_26b_a4b.json"],
     ],
 )
 def test_cli_commands_are_torch_free(argv: list[str]) -> None:
