@@ -193,7 +193,7 @@ def test_a_layer_beyond_the_model_is_an_error() -> None:
 def test_every_unrepresentable_setting_is_named_at_once() -> None:
     data = {**hf_config("mixtral_8x7b"), "router_jitter_noise": 0.1, "hidden_act": "gelu_fast", "num_local_experts": "8"}
     assert sorted(errors(data).splitlines()) == [
-        "hidden_act: activation 'gelu_fast' has no equivalent here (supported: silu, swish, gelu_pytorch_tanh, gelu_new, gelu, relu) (did you mean gelu_new?)",
+        "hidden_act: activation 'gelu_fast' has no equivalent here (supported: silu, swish, gelu_pytorch_tanh, gelu_new, gelu, relu) (did you mean gelu?)",
         "num_local_experts: expected an integer, got string '8'",
         "router_jitter_noise: number 0.1 cannot be converted: HF's jitter multiplies the MoE input in place (the experts see it too), which jitter_eps does not; set it to 0",
     ]
