@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from fastmoe_cfg.config.errors import ConfigError, Problem, describe, did_you_mean, format_path
+from fastmoe_cfg.config.errors import ConfigError, Problem, describe, did_you_mean, format_number, format_path, shorten
 from fastmoe_cfg.config.yaml_io import Source
 from fastmoe_cfg.schemas.mlp import GPT_OSS_LIMIT, MLPBaseConfig
 
@@ -58,6 +58,7 @@ class Conversion:
 
 
 _MISSING = object()
+MAX_LAYERS = 100_000  # a bound for num_hidden_layers: the layer lists are built in memory
 
 
 class _Reader:
@@ -77,7 +78,9 @@ class _Reader:
             problem = Problem(message, path_text, problem.file, problem.line, problem.column, suggestion)
         self.problems.append(problem)
 
-    def get(self, name: str, kind: type, default: Any = _MISSING, *, minimum: int | None = None, aliases: tuple[str, ...] = ()) -> Any:
+    def get(
+        self, name: str, kind: type, default: Any = _MISSING, *, minimum: int | None = None, maximum: int | None = None, aliases: tuple[str, ...] = ()
+    ) -> Any:
         """The value of `name` (int, float, bool, str or list), `default` when absent or null; a problem
         (and the default, or None) when it has the wrong type, is below `minimum`, or is required and missing.
         `aliases` are other names of the field (transformers' attribute_map, GPT-OSS's experts_per_token)."""
@@ -104,8 +107,9 @@ class _Reader:
         if not ok:
             self.problem(name, f"expected {kind_name(kind)}, got {describe(value)}")
             return None if default is _MISSING else default
-        if minimum is not None and value < minimum:
-            self.problem(name, f"must be >= {minimum}, got {value}")
+        if minimum is not None and value < minimum or maximum is not None and value > maximum:
+            bound = f">= {minimum}" if minimum is not None and value < minimum else f"<= {maximum:,}"
+            self.problem(name, f"must be {bound}, got {format_number(value)}")
             return None if default is _MISSING else default
         return float(value) if kind is float else value
 
@@ -183,6 +187,7 @@ def _qwen(out: Conversion, hf: _Reader, *, shared: bool) -> None:
     if any(type(index) is not int for index in dense_layers):
         hf.problem("mlp_only_layers", "expected a list of layer indices (integers)")
         dense_layers = []
+    dense_layers = set(dense_layers)
     out.moe_layers = tuple(
         index for index in range(out.layers) if index not in dense_layers and (experts or 0) > 0 and (index + 1) % step == 0
     )
@@ -334,24 +339,33 @@ def convert(hf_config: Any, layer: int | None = None) -> Conversion:
 
     Raises ConfigError, naming each HF field that is missing, malformed or cannot be represented.
     """
+    if layer is not None and (type(layer) is not int or layer < 0):
+        raise TypeError(f"layer: expected a decoder layer index >= 0 or None, got {layer!r}")
     source = as_source(hf_config)
     if not isinstance(source.data, dict):
         raise ConfigError([*source.problems, Problem("expected a mapping (a model's config.json)", file=source.file, line=1, column=1)])
     model_type = source.data.get("model_type")
-    if model_type in MULTIMODAL and isinstance(source.data.get(MULTIMODAL[model_type]), dict):
-        source = source.select((MULTIMODAL[model_type],))
+    if isinstance(model_type, str) and model_type in MULTIMODAL:
+        text_key = MULTIMODAL[model_type]
+        if not isinstance(source.data.get(text_key), dict):
+            problem = source.problem((text_key,) if text_key in source.data else (), "value", message=f"expected a mapping: the text model's config of a {model_type} model")
+            raise ConfigError([*source.problems, Problem(problem.message, text_key, problem.file, problem.line, problem.column)])
+        source = source.select((text_key,))
         model_type = source.data.get("model_type", f"{model_type}_text")
     hf = _Reader(source)
     hf.read.add("model_type")
-    if model_type not in FAMILIES:
+    if not isinstance(model_type, str) or model_type not in FAMILIES:
         known = sorted(FAMILIES)
-        message = f"cannot convert model_type {model_type!r}: supported are {', '.join(known)}" if model_type is not None else (
-            f"missing: the family of the model (one of {', '.join(known)})"
-        )
+        if model_type is None:
+            message = f"missing: the family of the model (one of {', '.join(known)})"
+        elif not isinstance(model_type, str):
+            message = f"expected a string, got {describe(model_type)}"
+        else:
+            message = f"cannot convert model_type {shorten(repr(model_type))}: supported are {', '.join(known)}"
         hf.problem("model_type", message, did_you_mean(model_type, known))
         raise ConfigError([*source.problems, *hf.problems])
     hidden = hf.get("hidden_size", int, minimum=1)
-    layers = hf.get("num_hidden_layers", int, minimum=1)
+    layers = hf.get("num_hidden_layers", int, minimum=1, maximum=MAX_LAYERS)
     out = Conversion(family=model_type, layer=layer or 0, layers=layers or 0, moe_layers=(), hidden_size=hidden or 0)
     if hidden is None or layers is None:
         raise ConfigError([*source.problems, *hf.problems])
