@@ -25,7 +25,11 @@ __all__ = ["INSTALL_HINT", "SCHEMA_FILE", "MissingMkDocs", "Step", "build_steps"
 
 INSTALL_HINT = "pip install 'fastmoe_cfg[docs]'"
 SCHEMA_FILE = "fastmoe.schema.json"
-GUIDES = {"writing-a-config.md": "Writing a config", "routing-families.md": "Routing of other MoE families"}  # asset -> title, under guide/
+GUIDES = {
+    "writing-a-config.md": "Writing a config",
+    "routing-families.md": "Routing of other MoE families",
+    "hugging-face.md": "Import from Hugging Face",
+}  # asset -> title, under guide/
 
 
 class MissingMkDocs(RuntimeError):

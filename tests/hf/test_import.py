@@ -261,3 +261,17 @@ def test_import_keeps_the_block_dtype_and_the_float32_correction_bias():
     assert layer.router.weight.dtype == torch.bfloat16 and layer.experts.layer_1.weight.dtype == torch.bfloat16
     assert layer.router_correction_bias.dtype == torch.float32
     assert torch.equal(layer.router_correction_bias, block.gate.e_score_correction_bias.float())
+
+
+def test_the_guide_example_runs(capsys):
+    """The Python example of the Hugging Face guide (docs site) imports, compares and exports a Qwen3-MoE block."""
+    import re
+
+    from tests.conftest import ROOT
+
+    text = (ROOT / "fastmoe_cfg" / "docs_gen" / "assets" / "hugging-face.md").read_text()
+    code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    namespace: dict = {}
+    exec(compile(code, "hugging-face.md", "exec"), namespace)  # noqa: S102
+    assert float(capsys.readouterr().out.strip().removeprefix("tensor(").split(",")[0].rstrip(")")) < 1e-5
+    assert namespace["layer"].config.implementation == "dropless"
