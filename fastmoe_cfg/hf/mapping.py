@@ -113,6 +113,10 @@ class _Reader:
             return None if default is _MISSING else default
         return float(value) if kind is float else value
 
+    def named(self, name: str) -> str:
+        """`name`, for a comment; says so when the value is transformers' default (the field is absent)."""
+        return name if self.data.get(name) is not None else f"{name} (absent: transformers' default)"
+
     def activation(self, name: str, default: str | None = None) -> str | None:
         value = self.get(name, str, default)
         if value is None or value in ACTIVATIONS:
@@ -142,10 +146,10 @@ def _routed_softmax(out: Conversion, hf: _Reader, *, normalize: bool | None, nor
     out.set("router_dtype", "input", "HF runs the router linear in the model dtype")
 
 
-def _aux_loss(out: Conversion, hf: _Reader) -> None:
-    coefficient = hf.get("router_aux_loss_coef", float, None, minimum=0)
-    if coefficient is not None:
-        out.set("auxiliary_loss_coefficient", coefficient, f"router_aux_loss_coef; {POOLED_AUX_LOSS}")
+def _aux_loss(out: Conversion, hf: _Reader, default: float) -> None:
+    """`router_aux_loss_coef`, or the family's transformers default (`default`) when absent."""
+    coefficient = hf.get("router_aux_loss_coef", float, default, minimum=0)
+    out.set("auxiliary_loss_coefficient", coefficient, f"{hf.named('router_aux_loss_coef')}; {POOLED_AUX_LOSS}")
 
 
 def _no_jitter(hf: _Reader) -> None:
@@ -155,11 +159,13 @@ def _no_jitter(hf: _Reader) -> None:
     )
 
 
-def _gated_experts(out: Conversion, hf: _Reader, width_field: str, act_field: str = "hidden_act", *, biases: bool = False) -> None:
+def _gated_experts(
+    out: Conversion, hf: _Reader, width_field: str, act_field: str = "hidden_act", act_default: str = "silu", *, biases: bool = False
+) -> None:
     out.set("intermediate_size", hf.get(width_field, int, minimum=1), width_field)
     out.set("gated", True, "gate_proj and up_proj (fused gate_up_proj)")
-    activation = hf.activation(act_field, "silu")
-    out.set("activation", activation, act_field)
+    activation = hf.activation(act_field, act_default)
+    out.set("activation", activation, hf.named(act_field))
     out.set("add_linear_biases", biases, "the experts' linears have biases" if biases else "no biases in the MLP")
 
 
@@ -177,7 +183,7 @@ def mixtral(out: Conversion, hf: _Reader) -> None:
     _gated_experts(out, hf, "intermediate_size")
     _routed_softmax(out, hf, normalize=True, normalize_source="Mixtral renormalises the top-k weights")
     _no_jitter(hf)
-    _aux_loss(out, hf)
+    _aux_loss(out, hf, 0.001)
 
 
 def _qwen(out: Conversion, hf: _Reader, *, shared: bool) -> None:
@@ -205,9 +211,9 @@ def _qwen(out: Conversion, hf: _Reader, *, shared: bool) -> None:
         out.set("experts_per_token", hf.get("num_experts_per_tok", int, minimum=1), "num_experts_per_tok")
     _gated_experts(out, hf, "moe_intermediate_size")
     normalize = hf.get("norm_topk_prob", bool, False)
-    _routed_softmax(out, hf, normalize=normalize, normalize_source="norm_topk_prob")
+    _routed_softmax(out, hf, normalize=normalize, normalize_source=hf.named("norm_topk_prob"))
     _no_jitter(hf)
-    _aux_loss(out, hf)
+    _aux_loss(out, hf, 0.001)
 
 
 def qwen2_moe(out: Conversion, hf: _Reader) -> None:
@@ -224,14 +230,14 @@ def olmoe(out: Conversion, hf: _Reader) -> None:
     out.set("experts", hf.get("num_experts", int, minimum=1, aliases=("num_local_experts",)), "num_experts")
     out.set("experts_per_token", hf.get("num_experts_per_tok", int, minimum=1), "num_experts_per_tok")
     _gated_experts(out, hf, "intermediate_size")
-    _routed_softmax(out, hf, normalize=hf.get("norm_topk_prob", bool, False), normalize_source="norm_topk_prob")
+    _routed_softmax(out, hf, normalize=hf.get("norm_topk_prob", bool, False), normalize_source=hf.named("norm_topk_prob"))
     _no_jitter(hf)
-    _aux_loss(out, hf)
+    _aux_loss(out, hf, 0.01)
 
 
 def deepseek_v3(out: Conversion, hf: _Reader) -> None:
     routed = hf.get("n_routed_experts", int, None, minimum=1, aliases=("num_local_experts",))
-    first_dense = hf.get("first_k_dense_replace", int, 0, minimum=0)
+    first_dense = hf.get("first_k_dense_replace", int, 3, minimum=0)  # absent fields: DeepseekV3Config's defaults
     frequency = hf.get("moe_layer_freq", int, 1, minimum=1)
     out.moe_layers = tuple(
         index for index in range(out.layers) if routed is not None and index >= first_dense and index % frequency == 0
@@ -240,21 +246,21 @@ def deepseek_v3(out: Conversion, hf: _Reader) -> None:
     hf.unsupported_unless("topk_method", lambda value: value == "noaux_tc", "DeepSeek-V3 routes with noaux_tc (group-limited, aux-free bias)")
     if not out.is_moe:
         return _dense(out, hf)
-    shared = hf.get("n_shared_experts", int, 0, minimum=0)
+    shared = hf.get("n_shared_experts", int, 1, minimum=0)
     out.set("type", "moe", "DeepseekV3MoE: layer >= first_k_dense_replace (and a multiple of moe_layer_freq)")
     out.set("experts", routed + shared, "n_routed_experts + n_shared_experts")
     out.set("experts_per_token", hf.get("num_experts_per_tok", int, minimum=1), "num_experts_per_tok")
     if shared:
-        out.set("shared_experts", shared, "n_shared_experts: one MLP of width moe_intermediate_size × n_shared_experts")
+        out.set("shared_experts", shared, f"{hf.named('n_shared_experts')}: one MLP of width moe_intermediate_size × n_shared_experts")
     _gated_experts(out, hf, "moe_intermediate_size")
     out.set("routing", "aux_free", "noaux_tc: e_score_correction_bias serves the choice only")
     out.set("router_score_function", "sigmoid", "scoring_func sigmoid")
-    out.set("normalize_expert_weights", hf.get("norm_topk_prob", bool, True), "norm_topk_prob")
-    out.set("routed_scaling_factor", hf.get("routed_scaling_factor", float, 1.0), "routed_scaling_factor")
-    groups = hf.get("n_group", int, 1, minimum=1)
+    out.set("normalize_expert_weights", hf.get("norm_topk_prob", bool, True), hf.named("norm_topk_prob"))
+    out.set("routed_scaling_factor", hf.get("routed_scaling_factor", float, 2.5), hf.named("routed_scaling_factor"))
+    groups = hf.get("n_group", int, 8, minimum=1)
     if groups > 1:
-        out.set("expert_groups", groups, "n_group")
-        out.set("expert_groups_per_token", hf.get("topk_group", int, groups, minimum=1), "topk_group")
+        out.set("expert_groups", groups, hf.named("n_group"))
+        out.set("expert_groups_per_token", hf.get("topk_group", int, 4, minimum=1), hf.named("topk_group"))
     out.set("router_dtype", "float32", "DeepseekV3TopkRouter upcasts the router linear to float32")
     alpha = hf.get("aux_loss_alpha", float, 0.0, minimum=0)
     if hf.get("seq_aux", bool, False) and alpha:
@@ -274,14 +280,14 @@ def gpt_oss(out: Conversion, hf: _Reader) -> None:
     out.set("gated", True, "gate_up_proj, gate and up interleaved")
     out.set("activation", "gpt_oss_glu", "GptOssExperts' clamped GLU (hidden_act is not used)")
     hf.read.add("hidden_act")
-    out.set("activation_limit", hf.get("swiglu_limit", float, GPT_OSS_LIMIT), "swiglu_limit")
+    out.set("activation_limit", hf.get("swiglu_limit", float, GPT_OSS_LIMIT), hf.named("swiglu_limit"))
     hf.unsupported_unless(
         "swiglu_alpha", lambda value: value == GPT_OSS_ALPHA, f"our gpt_oss_glu has alpha {GPT_OSS_ALPHA}, as HF's experts"
     )
     out.set("add_linear_biases", True, "gate_up_proj_bias and down_proj_bias")
     out.set("router_bias", {"enabled": True}, "router.bias")
     _routed_softmax(out, hf, normalize=True, normalize_source="softmax over the k chosen logits")
-    _aux_loss(out, hf)
+    _aux_loss(out, hf, 0.001)
 
 
 def gemma4_text(out: Conversion, hf: _Reader) -> None:
@@ -295,7 +301,7 @@ def gemma4_text(out: Conversion, hf: _Reader) -> None:
     out.set("type", "moe", "the MoE branch of every Gemma4TextDecoderLayer (its parallel dense MLP is not part of it)")
     out.set("experts", hf.get("num_experts", int, minimum=1), "num_experts")
     out.set("experts_per_token", hf.get("top_k_experts", int, minimum=1), "top_k_experts")
-    _gated_experts(out, hf, "moe_intermediate_size", "hidden_activation")
+    _gated_experts(out, hf, "moe_intermediate_size", "hidden_activation", "gelu_pytorch_tanh")
     _routed_softmax(out, hf, normalize=True, normalize_source="Gemma4TextRouter renormalises the top-k weights")
     out.set(
         "router_normalization", {"type": "rms_norm", "epsilon": epsilon},
@@ -306,6 +312,7 @@ def gemma4_text(out: Conversion, hf: _Reader) -> None:
     out.set("router_per_expert_scale", {"enabled": True}, "router.per_expert_scale")
     out.set("pre_norm", dict(rms), "pre_feedforward_layernorm_2 (rms_norm_eps)")
     out.set("post_norm", dict(rms), "post_feedforward_layernorm_2 (rms_norm_eps)")
+    out.set("auxiliary_loss_coefficient", 0.0, "transformers' Gemma-4 adds no load-balancing loss")
 
 
 FAMILIES: dict[str, Callable[[Conversion, _Reader], None]] = {

@@ -275,3 +275,26 @@ def test_the_guide_example_runs(capsys):
     exec(compile(code, "hugging-face.md", "exec"), namespace)  # noqa: S102
     assert float(capsys.readouterr().out.strip().removeprefix("tensor(").split(",")[0].rstrip(")")) < 1e-5
     assert namespace["layer"].config.implementation == "dropless"
+
+
+MINIMAL = {  # the fields a conversion needs; every other one is absent from the dict
+    "MixtralConfig": {"model_type": "mixtral", "num_local_experts": 8, "num_experts_per_tok": 2, "intermediate_size": 64},
+    "Qwen2MoeConfig": {"model_type": "qwen2_moe", "num_experts": 8, "num_experts_per_tok": 2, "moe_intermediate_size": 64, "shared_expert_intermediate_size": 96},
+    "Qwen3MoeConfig": {"model_type": "qwen3_moe", "num_experts": 8, "num_experts_per_tok": 2, "moe_intermediate_size": 64},
+    "OlmoeConfig": {"model_type": "olmoe", "num_experts": 8, "num_experts_per_tok": 2, "intermediate_size": 64},
+    "DeepseekV3Config": {"model_type": "deepseek_v3", "n_routed_experts": 32, "num_experts_per_tok": 4, "moe_intermediate_size": 64, "intermediate_size": 96},
+    "GptOssConfig": {"model_type": "gpt_oss", "num_local_experts": 8, "num_experts_per_tok": 2, "intermediate_size": 64},
+    "Gemma4TextConfig": {"model_type": "gemma4_text", "enable_moe_block": True, "num_experts": 8, "top_k_experts": 2, "moe_intermediate_size": 64},
+}
+
+
+@pytest.mark.parametrize("class_name", list(MINIMAL))
+def test_absent_fields_take_the_transformers_defaults(class_name):
+    """A config.json without the optional routing fields converts as transformers reads it (its class defaults:
+    DeepSeek-V3's 2.5 scaling, 8 groups keep 4, one shared expert, 3 dense layers; Gemma's tanh GELU; ...)."""
+    data = {**MINIMAL[class_name], "hidden_size": 32, "num_hidden_layers": 4}
+    fields = {key: value for key, value in data.items() if key != "model_type"}
+    hf_object = getattr(transformers, class_name)(**fields)
+    ours = config_from_hf(data)
+    assert ours == config_from_hf(hf_object)
+    assert ours == config_from_hf(hf_object.to_dict())
