@@ -7,6 +7,7 @@ reaches the user. Never imports torch.
 import enum
 import json
 import os
+import shlex
 import sys
 import unicodedata
 from pathlib import Path
@@ -289,7 +290,7 @@ def convert(
     except OSError as exc:
         _print_problems([Problem(f"cannot read the file: {exc.strerror or exc}", file=str(from_hf))], sys.stderr)
         raise typer.Exit(1) from None
-    command = " ".join(["fastmoe-cfg convert --from-hf", str(from_hf), *([f"--layer {layer}"] if layer is not None else [])])
+    command = shlex.join(["fastmoe-cfg", "convert", "--from-hf", str(from_hf), *(["--layer", str(layer)] if layer is not None else [])])
     text = conversion_yaml(conversion, command)
     if output is None:
         sys.stdout.write(text)

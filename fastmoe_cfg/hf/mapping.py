@@ -17,9 +17,7 @@ from typing import Any, Callable
 
 from fastmoe_cfg.config.errors import ConfigError, Problem, describe, did_you_mean, format_number, format_path, shorten
 from fastmoe_cfg.config.yaml_io import Source
-from fastmoe_cfg.schemas.mlp import GPT_OSS_LIMIT, MLPBaseConfig
-
-GPT_OSS_ALPHA = 1.702  # fixed in HF's GptOssExperts and in our gpt_oss_glu
+from fastmoe_cfg.schemas.mlp import GPT_OSS_ALPHA, GPT_OSS_LIMIT, MLPBaseConfig
 
 # HF `hidden_act` -> our activation. gelu_new and gelu_pytorch_tanh are both the tanh approximation.
 ACTIVATIONS = {
@@ -139,7 +137,7 @@ def kind_name(kind: type) -> str:
 # --- families ---------------------------------------------------------------------------------------------------
 
 
-def _routed_softmax(out: Conversion, hf: _Reader, *, normalize: bool | None, normalize_source: str) -> None:
+def _routed_softmax(out: Conversion, *, normalize: bool | None, normalize_source: str) -> None:
     out.set("routing", "aux_loss", "softmax top-k routing")
     out.set("router_score_function", "softmax", "softmax over the router logits (fp32)")
     out.set("normalize_expert_weights", normalize, normalize_source)
@@ -159,14 +157,13 @@ def _no_jitter(hf: _Reader) -> None:
     )
 
 
-def _gated_experts(
-    out: Conversion, hf: _Reader, width_field: str, act_field: str = "hidden_act", act_default: str = "silu", *, biases: bool = False
-) -> None:
+def _gated_experts(out: Conversion, hf: _Reader, width_field: str, act_field: str = "hidden_act", act_default: str = "silu") -> None:
+    """Gated experts (or dense MLP) without biases: width, activation."""
     out.set("intermediate_size", hf.get(width_field, int, minimum=1), width_field)
     out.set("gated", True, "gate_proj and up_proj (fused gate_up_proj)")
     activation = hf.activation(act_field, act_default)
     out.set("activation", activation, hf.named(act_field))
-    out.set("add_linear_biases", biases, "the experts' linears have biases" if biases else "no biases in the MLP")
+    out.set("add_linear_biases", False, "no biases in the MLP")
 
 
 def _dense(out: Conversion, hf: _Reader, width_field: str = "intermediate_size") -> None:
@@ -181,7 +178,7 @@ def mixtral(out: Conversion, hf: _Reader) -> None:
     out.set("experts", hf.get("num_local_experts", int, minimum=1, aliases=("num_experts",)), "num_local_experts")
     out.set("experts_per_token", hf.get("num_experts_per_tok", int, minimum=1), "num_experts_per_tok")
     _gated_experts(out, hf, "intermediate_size")
-    _routed_softmax(out, hf, normalize=True, normalize_source="Mixtral renormalises the top-k weights")
+    _routed_softmax(out, normalize=True, normalize_source="Mixtral renormalises the top-k weights")
     _no_jitter(hf)
     _aux_loss(out, hf, 0.001)
 
@@ -211,7 +208,7 @@ def _qwen(out: Conversion, hf: _Reader, *, shared: bool) -> None:
         out.set("experts_per_token", hf.get("num_experts_per_tok", int, minimum=1), "num_experts_per_tok")
     _gated_experts(out, hf, "moe_intermediate_size")
     normalize = hf.get("norm_topk_prob", bool, False)
-    _routed_softmax(out, hf, normalize=normalize, normalize_source=hf.named("norm_topk_prob"))
+    _routed_softmax(out, normalize=normalize, normalize_source=hf.named("norm_topk_prob"))
     _no_jitter(hf)
     _aux_loss(out, hf, 0.001)
 
@@ -230,7 +227,7 @@ def olmoe(out: Conversion, hf: _Reader) -> None:
     out.set("experts", hf.get("num_experts", int, minimum=1, aliases=("num_local_experts",)), "num_experts")
     out.set("experts_per_token", hf.get("num_experts_per_tok", int, minimum=1), "num_experts_per_tok")
     _gated_experts(out, hf, "intermediate_size")
-    _routed_softmax(out, hf, normalize=hf.get("norm_topk_prob", bool, False), normalize_source=hf.named("norm_topk_prob"))
+    _routed_softmax(out, normalize=hf.get("norm_topk_prob", bool, False), normalize_source=hf.named("norm_topk_prob"))
     _no_jitter(hf)
     _aux_loss(out, hf, 0.01)
 
@@ -286,7 +283,7 @@ def gpt_oss(out: Conversion, hf: _Reader) -> None:
     )
     out.set("add_linear_biases", True, "gate_up_proj_bias and down_proj_bias")
     out.set("router_bias", {"enabled": True}, "router.bias")
-    _routed_softmax(out, hf, normalize=True, normalize_source="softmax over the k chosen logits")
+    _routed_softmax(out, normalize=True, normalize_source="softmax over the k chosen logits")
     _aux_loss(out, hf, 0.001)
 
 
@@ -302,13 +299,12 @@ def gemma4_text(out: Conversion, hf: _Reader) -> None:
     out.set("experts", hf.get("num_experts", int, minimum=1), "num_experts")
     out.set("experts_per_token", hf.get("top_k_experts", int, minimum=1), "top_k_experts")
     _gated_experts(out, hf, "moe_intermediate_size", "hidden_activation", "gelu_pytorch_tanh")
-    _routed_softmax(out, hf, normalize=True, normalize_source="Gemma4TextRouter renormalises the top-k weights")
+    _routed_softmax(out, normalize=True, normalize_source="Gemma4TextRouter renormalises the top-k weights")
     out.set(
         "router_normalization", {"type": "rms_norm", "epsilon": epsilon},
         "router.norm (RMSNorm without scale, rms_norm_eps) × router.scale: its weight is router.scale",
     )
-    if hidden:
-        out.set("router_input_scale", hidden**-0.5, "router: × hidden_size^-0.5")
+    out.set("router_input_scale", hidden**-0.5, "router: × hidden_size^-0.5")
     out.set("router_per_expert_scale", {"enabled": True}, "router.per_expert_scale")
     out.set("pre_norm", dict(rms), "pre_feedforward_layernorm_2 (rms_norm_eps)")
     out.set("post_norm", dict(rms), "post_feedforward_layernorm_2 (rms_norm_eps)")
@@ -373,13 +369,12 @@ def convert(hf_config: Any, layer: int | None = None) -> Conversion:
         raise ConfigError([*source.problems, *hf.problems])
     hidden = hf.get("hidden_size", int, minimum=1)
     layers = hf.get("num_hidden_layers", int, minimum=1, maximum=MAX_LAYERS)
-    out = Conversion(family=model_type, layer=layer or 0, layers=layers or 0, moe_layers=(), hidden_size=hidden or 0)
     if hidden is None or layers is None:
         raise ConfigError([*source.problems, *hf.problems])
     if layer is not None and not 0 <= layer < layers:
         hf.problem("num_hidden_layers", f"there is no decoder layer {layer}: the model has {layers} (0 to {layers - 1})")
         raise ConfigError([*source.problems, *hf.problems])
-    out.data, out.sources = {}, {}
+    out = Conversion(family=model_type, layer=layer or 0, layers=layers, moe_layers=(), hidden_size=hidden)
     FAMILIES[model_type](out, hf)
     if layer is None and out.moe_layers and not out.is_moe:  # default: the first MoE layer
         out = Conversion(family=model_type, layer=out.moe_layers[0], layers=layers, moe_layers=(), hidden_size=hidden)
@@ -414,14 +409,13 @@ def config_from_hf(hf_config: Any, layer: int | None = None) -> tuple[MLPBaseCon
 
 def _ranges(indices: tuple[int, ...]) -> str:
     """(0, 1, 2, 5) -> '0-2, 5'."""
-    parts: list[str] = []
+    runs: list[list[int]] = []
     for index in indices:
-        if parts and index == last + 1:  # noqa: F821 - `last` is set once parts is not empty
-            parts[-1] = f"{parts[-1].split('-')[0]}-{index}"
+        if runs and index == runs[-1][-1] + 1:
+            runs[-1].append(index)
         else:
-            parts.append(str(index))
-        last = index
-    return ", ".join(parts)
+            runs.append([index])
+    return ", ".join(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}" for run in runs)
 
 
 def conversion_yaml(conversion: Conversion, command: str) -> str:

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from fastmoe_cfg.schemas.enums import ActivationType
+from fastmoe_cfg.schemas.mlp import GPT_OSS_ALPHA
 
 
 def _squared_relu(x: torch.Tensor) -> torch.Tensor:
@@ -29,8 +30,6 @@ ACTIVATIONS: dict[ActivationType, Callable[[torch.Tensor], torch.Tensor]] = {
     ActivationType.identity: _identity,
 }
 
-
-GPT_OSS_ALPHA = 1.702
 
 
 def gpt_oss_glu(gate_NI: torch.Tensor, up_NI: torch.Tensor, limit: float) -> torch.Tensor:

@@ -18,6 +18,7 @@ from fastmoe_cfg.schemas.parameter import OptionalParameterConfig
 
 FORMAT_VERSION = 1
 GPT_OSS_LIMIT = 7.0
+GPT_OSS_ALPHA = 1.702  # the sigmoid-GELU approximation constant of gpt_oss_glu (fixed, as in HF's GptOssExperts)
 BIAS_UPDATE_RATE = 1e-3  # DeepSeek-V3's γ
 
 

@@ -22,7 +22,7 @@ from typing import Callable
 import pytest
 import torch
 
-from fastmoe_cfg.layers.activations import GPT_OSS_ALPHA
+from fastmoe_cfg.schemas.mlp import GPT_OSS_ALPHA
 from fastmoe_cfg.schemas import MLPBaseConfig
 
 transformers = pytest.importorskip("transformers", reason="HF parity needs transformers (pip install -e '.[dev]')")
