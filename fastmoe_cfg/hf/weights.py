@@ -130,6 +130,9 @@ def import_moe_block(hf_block: Any, hf_config: Any, *, implementation: str | Non
     missing = [name for entry in tensors for name in entry.hf if name not in hf_state]
     if missing:
         raise ValueError(f"{type(hf_block).__name__} is not a {conversion.family} MoE block: it has no {', '.join(missing)}")
+    unknown = sorted(set(hf_state) - {name for entry in tensors for name in entry.hf})
+    if unknown:  # never dropped silently: a tensor we do not map would change the block's function
+        raise ValueError(f"{type(hf_block).__name__} has tensors a {conversion.family} MoE layer does not have: {', '.join(unknown)}")
     reference = hf_state[tensors[0].hf[0]]  # a router weight: the layer's device and dtype
     layer = config.build(conversion.hidden_size, device=reference.device, dtype=reference.dtype)
     ours = {entry.ours: entry.join([hf_state[name] for name in entry.hf]) for entry in tensors}

@@ -298,3 +298,12 @@ def test_absent_fields_take_the_transformers_defaults(class_name):
     ours = config_from_hf(data)
     assert ours == config_from_hf(hf_object)
     assert ours == config_from_hf(hf_object.to_dict())
+
+
+def test_a_tensor_the_config_does_not_describe_is_an_error():
+    """A DeepSeek-V3 block with shared experts, imported with a config that has none: its shared experts' tensors
+    would be dropped, so the import refuses and names them."""
+    family = deepseek_v3()
+    config = family.config.to_dict() | {"n_shared_experts": 0}
+    with pytest.raises(ValueError, match=r"DeepseekV3MoE has tensors a deepseek_v3 MoE layer does not have: shared_experts.down_proj.weight, "):
+        import_moe_block(family.block, config)
