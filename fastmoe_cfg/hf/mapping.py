@@ -44,6 +44,7 @@ class Conversion:
     data: dict[str, Any] = field(default_factory=dict)  # our YAML, keys in writing order
     sources: dict[str, str] = field(default_factory=dict)  # our key -> the HF field(s) it came from
     unused: tuple[str, ...] = ()  # HF fields outside the MLP layer
+    dtype: str | None = None  # the checkpoint's weight dtype (HF torch_dtype / dtype): a build() argument, not a field
     config: MLPBaseConfig | None = None
 
     @property
@@ -375,9 +376,10 @@ def convert(hf_config: Any, layer: int | None = None) -> Conversion:
         hf.problem("num_hidden_layers", f"there is no decoder layer {layer}: the model has {layers} (0 to {layers - 1})")
         raise ConfigError([*source.problems, *hf.problems])
     out = Conversion(family=model_type, layer=layer or 0, layers=layers, moe_layers=(), hidden_size=hidden)
+    out.dtype = hf.get("torch_dtype", str, None, aliases=("dtype",))
     FAMILIES[model_type](out, hf)
     if layer is None and out.moe_layers and not out.is_moe:  # default: the first MoE layer
-        out = Conversion(family=model_type, layer=out.moe_layers[0], layers=layers, moe_layers=(), hidden_size=hidden)
+        out = Conversion(family=model_type, layer=out.moe_layers[0], layers=layers, moe_layers=(), hidden_size=hidden, dtype=out.dtype)
         hf.problems.clear()
         FAMILIES[model_type](out, hf)
     if hf.problems or source.problems:
@@ -418,6 +420,12 @@ def _ranges(indices: tuple[int, ...]) -> str:
     return ", ".join(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}" for run in runs)
 
 
+def _dtype_line(dtype: str | None) -> list[str]:
+    if dtype in ("float32", "float16", "bfloat16", "float64"):
+        return [f"The checkpoint's weights are {dtype} (HF dtype): config.build(hidden_size, dtype=torch.{dtype})."]
+    return [f"HF dtype: {shorten(repr(dtype))}."] if dtype is not None else []
+
+
 def conversion_yaml(conversion: Conversion, command: str) -> str:
     """The converted config as YAML: a header (the command, the HF layer, the width and parameter counts,
     the HF fields left out), then each value with a comment naming the HF field it came from."""
@@ -440,6 +448,7 @@ def conversion_yaml(conversion: Conversion, command: str) -> str:
         f"The model's width is hidden_size {conversion.hidden_size}; it is not part of this config. Counts and FLOPs:",
         f"  fastmoe-cfg explain THIS_FILE --hidden-size {conversion.hidden_size}",
         f"Parameters of this layer: {counts.total_parameters:,} in all, {counts.active_parameters:,} active per token.",
+        *_dtype_line(conversion.dtype),
         "Each comment names the HF field(s) a value came from.",
     ]
     if conversion.unused:

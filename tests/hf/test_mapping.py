@@ -98,6 +98,7 @@ def test_converted_yaml_names_the_source_of_every_value() -> None:
         "# The model's width is hidden_size 7168; it is not part of this config. Counts and FLOPs:\n"
         "#   fastmoe-cfg explain THIS_FILE --hidden-size 7168\n"
         "# Parameters of this layer: 11,320,164,352 in all, 398,196,736 active per token.\n"
+        "# The checkpoint's weights are bfloat16 (HF dtype): config.build(hidden_size, dtype=torch.bfloat16).\n"
     )
     assert "experts: 257                            # n_routed_experts + n_shared_experts\n" in text
     assert "expert_groups_per_token: 4              # topk_group\n" in text
