@@ -5,6 +5,10 @@ ours (`Conversion.sources` names the HF field each value came from), and reports
 cannot represent as a located problem naming that field. The other HF fields (attention, embeddings,
 rotary, ...) are outside the MLP layer: `Conversion.unused` lists them, the YAML names them.
 
+Absent fields: an option (norm_topk_prob, routed_scaling_factor, n_group, router_aux_loss_coef, ...) takes
+its transformers class default, and the YAML comment says so; a size (hidden_size, num_hidden_layers, the
+expert count, k, the widths) is required: transformers' defaults for those describe one particular model.
+
 Families: Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE, DeepSeek-V3, GPT-OSS, Gemma-4 (text, MoE). The routing
 math and weight layouts are in NUMERICS.md; the weight copy is `fastmoe_cfg.hf.weights` (torch).
 """
@@ -12,6 +16,7 @@ math and weight layouts are in NUMERICS.md; the weight copy is `fastmoe_cfg.hf.w
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -29,7 +34,7 @@ ACTIVATIONS = {
     "relu": "relu",
 }
 
-POOLED_AUX_LOSS = "HF pools all layers into one loss (used with output_router_logits): not our per-layer number"
+POOLED_AUX_LOSS = "HF pools all layers into one loss, added only with output_router_logits: not our per-layer number"
 
 
 @dataclass
@@ -91,6 +96,8 @@ class _Reader:
                 self.problem(other, f"disagrees with {present[0]} ({self.data[other]!r} != {self.data[present[0]]!r}): which one the model uses is unclear")
         name = present[0] if present else name
         value = self.data.get(name)
+        if self.source.prefix + (name,) in self.source.bad_paths or (name,) in self.source.bad_paths:  # reported while reading
+            return None if default is _MISSING else default
         if value is None:
             if default is _MISSING:
                 self.problem(name, f"missing: expected {kind_name(kind)}")
@@ -98,7 +105,7 @@ class _Reader:
             return default
         ok = {
             int: type(value) is int,
-            float: type(value) in (int, float) and math.isfinite(value),
+            float: type(value) is float and math.isfinite(value) or type(value) is int and abs(value) <= sys.float_info.max,
             bool: type(value) is bool,
             str: type(value) is str,
             list: type(value) is list,
@@ -120,7 +127,7 @@ class _Reader:
         value = self.get(name, str, default)
         if value is None or value in ACTIVATIONS:
             return ACTIVATIONS.get(value) if value is not None else None
-        self.problem(name, f"activation {value!r} has no equivalent here (supported: {', '.join(ACTIVATIONS)})", did_you_mean(value, ACTIVATIONS))
+        self.problem(name, f"activation {shorten(repr(value))} has no equivalent here (supported: {', '.join(ACTIVATIONS)})", did_you_mean(value, ACTIVATIONS))
         return None
 
     def unsupported_unless(self, name: str, ok: Callable[[Any], bool], why: str) -> None:
@@ -138,9 +145,9 @@ def kind_name(kind: type) -> str:
 # --- families ---------------------------------------------------------------------------------------------------
 
 
-def _routed_softmax(out: Conversion, *, normalize: bool | None, normalize_source: str) -> None:
+def _routed_softmax(out: Conversion, *, normalize: bool | None, normalize_source: str, scores: str = "softmax of the router logits in float32") -> None:
     out.set("routing", "aux_loss", "softmax top-k routing")
-    out.set("router_score_function", "softmax", "softmax over the router logits (fp32)")
+    out.set("router_score_function", "softmax", scores)
     out.set("normalize_expert_weights", normalize, normalize_source)
     out.set("router_dtype", "input", "HF runs the router linear in the model dtype")
 
@@ -148,10 +155,12 @@ def _routed_softmax(out: Conversion, *, normalize: bool | None, normalize_source
 def _aux_loss(out: Conversion, hf: _Reader, default: float) -> None:
     """`router_aux_loss_coef`, or the family's transformers default (`default`) when absent."""
     coefficient = hf.get("router_aux_loss_coef", float, default, minimum=0)
+    hf.read.add("output_router_logits")  # named in the comment: whether HF adds the loss at all
     out.set("auxiliary_loss_coefficient", coefficient, f"{hf.named('router_aux_loss_coef')}; {POOLED_AUX_LOSS}")
 
 
 def _no_jitter(hf: _Reader) -> None:
+    """Mixtral's block jitters its input in training (the Qwen and OLMoE blocks ignore the field)."""
     hf.unsupported_unless(
         "router_jitter_noise", lambda value: value == 0,
         "HF's jitter multiplies the MoE input in place (the experts see it too), which jitter_eps does not; set it to 0",
@@ -210,7 +219,6 @@ def _qwen(out: Conversion, hf: _Reader, *, shared: bool) -> None:
     _gated_experts(out, hf, "moe_intermediate_size")
     normalize = hf.get("norm_topk_prob", bool, False)
     _routed_softmax(out, normalize=normalize, normalize_source=hf.named("norm_topk_prob"))
-    _no_jitter(hf)
     _aux_loss(out, hf, 0.001)
 
 
@@ -229,23 +237,24 @@ def olmoe(out: Conversion, hf: _Reader) -> None:
     out.set("experts_per_token", hf.get("num_experts_per_tok", int, minimum=1), "num_experts_per_tok")
     _gated_experts(out, hf, "intermediate_size")
     _routed_softmax(out, normalize=hf.get("norm_topk_prob", bool, False), normalize_source=hf.named("norm_topk_prob"))
-    _no_jitter(hf)
     _aux_loss(out, hf, 0.01)
 
 
 def deepseek_v3(out: Conversion, hf: _Reader) -> None:
-    routed = hf.get("n_routed_experts", int, None, minimum=1, aliases=("num_local_experts",))
+    routed = hf.get("n_routed_experts", int, minimum=1, aliases=("num_local_experts",))
     first_dense = hf.get("first_k_dense_replace", int, 3, minimum=0)  # absent fields: DeepseekV3Config's defaults
-    frequency = hf.get("moe_layer_freq", int, 1, minimum=1)
-    out.moe_layers = tuple(
-        index for index in range(out.layers) if routed is not None and index >= first_dense and index % frequency == 0
+    out.moe_layers = tuple(range(first_dense, out.layers)) if routed is not None else ()
+    hf.unsupported_unless(
+        "moe_layer_freq", lambda value: value == 1,
+        "transformers makes every layer from first_k_dense_replace on an MoE layer, DeepSeek's own code only every "
+        "moe_layer_freq-th: which layers are MoE is ambiguous; set it to 1",
     )
     hf.unsupported_unless("scoring_func", lambda value: value == "sigmoid", "DeepSeek-V3 scores with sigmoid")
     hf.unsupported_unless("topk_method", lambda value: value == "noaux_tc", "DeepSeek-V3 routes with noaux_tc (group-limited, aux-free bias)")
     if not out.is_moe:
         return _dense(out, hf)
     shared = hf.get("n_shared_experts", int, 1, minimum=0)
-    out.set("type", "moe", "DeepseekV3MoE: layer >= first_k_dense_replace (and a multiple of moe_layer_freq)")
+    out.set("type", "moe", "DeepseekV3MoE: layer >= first_k_dense_replace")
     out.set("experts", routed + shared, "n_routed_experts + n_shared_experts")
     out.set("experts_per_token", hf.get("num_experts_per_tok", int, minimum=1), "num_experts_per_tok")
     if shared:
@@ -272,8 +281,11 @@ def gpt_oss(out: Conversion, hf: _Reader) -> None:
     out.moe_layers = tuple(range(out.layers))
     out.set("type", "moe", "GptOssMLP in every decoder layer")
     out.set("experts", hf.get("num_local_experts", int, minimum=1, aliases=("num_experts",)), "num_local_experts")
-    k = hf.get("num_experts_per_tok", int, minimum=1, aliases=("experts_per_token",))
-    out.set("experts_per_token", k, "num_experts_per_tok (experts_per_token in openai's config.json)")
+    k = hf.get("num_experts_per_tok", int, minimum=1)
+    hf.unsupported_unless(  # openai's config.json repeats k under this name, which transformers does not read
+        "experts_per_token", lambda value: value == k or k is None, f"disagrees with num_experts_per_tok ({k}), which transformers uses"
+    )
+    out.set("experts_per_token", k, "num_experts_per_tok")
     out.set("intermediate_size", hf.get("intermediate_size", int, minimum=1), "intermediate_size")
     out.set("gated", True, "gate_up_proj, gate and up interleaved")
     out.set("activation", "gpt_oss_glu", "GptOssExperts' clamped GLU (hidden_act is not used)")
@@ -284,13 +296,19 @@ def gpt_oss(out: Conversion, hf: _Reader) -> None:
     )
     out.set("add_linear_biases", True, "gate_up_proj_bias and down_proj_bias")
     out.set("router_bias", {"enabled": True}, "router.bias")
-    _routed_softmax(out, normalize=True, normalize_source="softmax over the k chosen logits")
+    _routed_softmax(
+        out, normalize=True, normalize_source="top-k of the logits, softmax over the k chosen",
+        scores="softmax (HF takes it in the logits' dtype, ours in float32 at least: equal in float32)",
+    )
     _aux_loss(out, hf, 0.001)
 
 
 def gemma4_text(out: Conversion, hf: _Reader) -> None:
-    if not hf.get("enable_moe_block", bool, False):
-        hf.problem("enable_moe_block", "this Gemma-4 model has no MoE block (enable_moe_block is false): nothing to convert")
+    enabled = hf.get("enable_moe_block", bool, None)
+    if enabled is None and hf.data.get("enable_moe_block") is not None:  # not a boolean: reported
+        return
+    if not enabled:
+        hf.problem("enable_moe_block", "this Gemma-4 model has no MoE block (enable_moe_block is false or absent): nothing to convert")
         return
     out.moe_layers = tuple(range(out.layers))
     hidden = out.hidden_size
@@ -384,7 +402,7 @@ def convert(hf_config: Any, layer: int | None = None) -> Conversion:
         FAMILIES[model_type](out, hf)
     if hf.problems or source.problems:
         raise ConfigError([*source.problems, *hf.problems])
-    out.unused = tuple(sorted(key for key in source.data if key not in hf.read))
+    out.unused = tuple(sorted(str(key) for key in source.data if key not in hf.read))
     try:
         out.config = MLPBaseConfig.from_dict(out.data)
     except ConfigError as exc:  # a combination our rules reject: say which HF fields it came from

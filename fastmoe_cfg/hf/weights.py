@@ -133,17 +133,21 @@ def import_moe_block(hf_block: Any, hf_config: Any, *, implementation: str | Non
     unknown = sorted(set(hf_state) - {name for entry in tensors for name in entry.hf})
     if unknown:  # never dropped silently: a tensor we do not map would change the block's function
         raise ValueError(f"{type(hf_block).__name__} has tensors a {conversion.family} MoE layer does not have: {', '.join(unknown)}")
-    reference = hf_state[tensors[0].hf[0]]  # a router weight: the layer's device and dtype
+    reference = hf_state["experts.gate_up_proj"]  # the bulk of the weights: the layer's device and dtype
     layer = config.build(conversion.hidden_size, device=reference.device, dtype=reference.dtype)
     ours = {entry.ours: entry.join([hf_state[name] for name in entry.hf]) for entry in tensors}
     expected = layer.state_dict()
+    parameters = dict(layer.named_parameters())
     for name, tensor in ours.items():
         if tensor.shape != expected[name].shape:
             raise ValueError(
                 f"{type(hf_block).__name__}: {' + '.join(_by_ours(tensors)[name].hf)} has shape {tuple(tensor.shape)}, "
                 f"{name} needs {tuple(expected[name].shape)} (does hf_config describe this block?)"
             )
-        ours[name] = tensor.to(expected[name].dtype)  # buffers keep their dtype (the correction bias stays float32)
+        if name in parameters:  # a parameter keeps the HF tensor's dtype (DeepSeek-V3 keeps gate.weight in float32)
+            parameters[name].data = parameters[name].data.to(tensor.dtype)
+        else:  # a buffer keeps ours (the correction bias stays float32)
+            ours[name] = tensor.to(expected[name].dtype)
     with torch.no_grad():
         layer.load_state_dict(ours, strict=True)
     return layer.train(getattr(hf_block, "training", False))

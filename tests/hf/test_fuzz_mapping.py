@@ -22,6 +22,7 @@ KEYS = sorted({key for data in CONFIGS.values() for key in data} | {key for key 
 
 scalars = st.one_of(
     st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70), st.integers(min_value=-3, max_value=300),
+    st.sampled_from([10**400, -(10**400), 2**63, 2**1024]),  # beyond a float and a 64-bit integer
     st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12),
     st.sampled_from(["silu", "gelu", "sigmoid", "softmax", "noaux_tc", "mixtral", "gemma4", "gemma4_text", "deepseek_v3"]),
 )
@@ -34,7 +35,7 @@ def mutated(draw):
     data = json.loads(json.dumps(CONFIGS[name]))
     target = data["text_config"] if "text_config" in data and draw(st.booleans()) else data
     for _ in range(draw(st.integers(1, 4))):
-        key = draw(st.sampled_from(KEYS))
+        key = draw(st.sampled_from(KEYS) | st.integers(0, 3))  # an integer key: not a config.json, still a dict
         if draw(st.integers(0, 5)) == 0:
             target.pop(key, None)
         else:

@@ -206,7 +206,11 @@ def test_every_unrepresentable_setting_is_named_at_once() -> None:
         ("deepseek_v3", {"scoring_func": "softmax"}, "scoring_func: string 'softmax' cannot be converted: DeepSeek-V3 scores with sigmoid"),
         ("deepseek_v3", {"topk_method": "greedy"}, "topk_method: string 'greedy' cannot be converted: DeepSeek-V3 routes with noaux_tc (group-limited, aux-free bias)"),
         ("gpt_oss_20b", {"swiglu_alpha": 1.5}, "swiglu_alpha: number 1.5 cannot be converted: our gpt_oss_glu has alpha 1.702, as HF's experts"),
-        ("gpt_oss_20b", {"experts_per_token": 2}, "experts_per_token: disagrees with num_experts_per_tok (2 != 4): which one the model uses is unclear"),
+        ("gpt_oss_20b", {"experts_per_token": 2}, "experts_per_token: integer 2 cannot be converted: disagrees with num_experts_per_tok (4), which transformers uses"),
+        ("deepseek_v3", {"moe_layer_freq": 2}, "moe_layer_freq: integer 2 cannot be converted: transformers makes every layer from first_k_dense_replace on an MoE layer, DeepSeek's own code only every moe_layer_freq-th: which layers are MoE is ambiguous; set it to 1"),
+        ("deepseek_v3", {"n_routed_experts": None}, "n_routed_experts: missing: expected an integer"),
+        ("deepseek_v3", {"routed_scaling_factor": 10**400}, "routed_scaling_factor: expected a number, got integer <a 1329-bit integer>"),
+        ("mixtral_8x7b", {"num_experts": 4}, "num_experts: disagrees with num_local_experts (4 != 8): which one the model uses is unclear"),
         ("qwen2_57b_a14b", {"shared_expert_intermediate_size": 0}, "shared_expert_intermediate_size: must be >= 1, got 0"),
         ("qwen3_30b_a3b", {"mlp_only_layers": ["0"]}, "mlp_only_layers: expected a list of layer indices (integers)"),
         ("olmoe_1b_7b", {"num_experts": None}, "num_experts: missing: expected an integer"),
@@ -224,7 +228,21 @@ def test_errors_name_the_hf_field(name: str, changes: dict, message: str) -> Non
 def test_gemma4_without_moe_block_is_an_error() -> None:
     data = hf_config("gemma4_26b_a4b")
     data["text_config"]["enable_moe_block"] = False
-    assert errors(data) == "text_config.enable_moe_block: this Gemma-4 model has no MoE block (enable_moe_block is false): nothing to convert"
+    message = "this Gemma-4 model has no MoE block (enable_moe_block is false or absent): nothing to convert"
+    assert errors(data) == f"text_config.enable_moe_block: {message}"
+    data["text_config"]["enable_moe_block"] = "true"
+    assert errors(data) == "text_config.enable_moe_block: expected a boolean, got string 'true'"
+
+
+def test_only_mixtral_refuses_router_jitter_noise() -> None:
+    """Mixtral's block jitters its input; transformers' Qwen and OLMoE blocks never read the field."""
+    assert "router_jitter_noise: number 0.1 cannot be converted" in errors({**hf_config("mixtral_8x7b"), "router_jitter_noise": 0.1})
+    for name in ("qwen2_57b_a14b", "qwen3_30b_a3b", "olmoe_1b_7b"):
+        assert "router_jitter_noise" in convert({**hf_config(name), "router_jitter_noise": 0.1}).unused
+
+
+def test_keys_that_are_not_strings_are_listed_as_unused() -> None:
+    assert "1" in convert({**hf_config("olmoe_1b_7b"), 1: 2}).unused
 
 
 def test_not_a_mapping(tmp_path: Path) -> None:
