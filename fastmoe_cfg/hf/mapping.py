@@ -319,10 +319,8 @@ def gemma4_text(out: Conversion, hf: _Reader) -> None:
     out.set("experts_per_token", hf.get("top_k_experts", int, minimum=1), "top_k_experts")
     _gated_experts(out, hf, "moe_intermediate_size", "hidden_activation", "gelu_pytorch_tanh")
     _routed_softmax(out, normalize=True, normalize_source="Gemma4TextRouter renormalises the top-k weights")
-    out.set(
-        "router_normalization", {"type": "rms_norm", "epsilon": epsilon},
-        "router.norm (RMSNorm without scale, rms_norm_eps) × router.scale: its weight is router.scale",
-    )
+    out.set("router_normalization", {"type": "rms_norm", "epsilon": epsilon, "weight": {"enabled": False}}, "router.norm: RMSNorm without scale (rms_norm_eps)")
+    out.set("router_scale", {"enabled": True}, "router.scale")
     out.set("router_input_scale", hidden**-0.5, "router: × hidden_size^-0.5")
     out.set("router_per_expert_scale", {"enabled": True}, "router.per_expert_scale")
     out.set("pre_norm", dict(rms), "pre_feedforward_layernorm_2 (rms_norm_eps)")

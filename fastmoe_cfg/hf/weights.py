@@ -98,7 +98,7 @@ def _family_tensors(family: str, config: Any) -> list[Tensors]:
         ]
     if family == "gemma4_text":  # names inside Gemma4TextDecoderLayer; its other tensors are not the MoE layer's
         return [
-            Tensors(("router.scale",), "router_normalization.weight"),  # norm without scale, then × scale
+            Tensors(("router.scale",), "router_scale"),
             Tensors(("router.proj.weight",), "router.weight"),
             Tensors(("router.per_expert_scale",), "router_per_expert_scale"),
             *_fused_experts(),

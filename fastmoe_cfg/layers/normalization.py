@@ -16,7 +16,7 @@ from fastmoe_cfg.schemas.normalization import (
 
 
 class Normalization(nn.Module):
-    """layer_norm: (x - mean) / sqrt(var + eps) · w + b; rms_norm: x / sqrt(mean(x²) + eps) · w.
+    """layer_norm: (x - mean) / sqrt(var + eps) · w + b; rms_norm: x / sqrt(mean(x²) + eps) · w (no w when disabled).
 
     With `zero_centered`, the stored weight is an offset and the output is multiplied by (1 + w).
     Statistics are computed in float32 at least, then cast back to the input's dtype.
@@ -27,8 +27,10 @@ class Normalization(nn.Module):
         self.rms = isinstance(config, RMSNormalizationConfig)
         self.epsilon = config.epsilon
         self.zero_centered = config.zero_centered
-        self.weight = nn.Parameter(torch.empty(hidden_size, device=device, dtype=dtype))
-        initialize_(self.weight, config.weight.initialization, fill(0.0 if config.zero_centered else 1.0))
+        self.weight = None
+        if config.weight.enabled is not False:
+            self.weight = nn.Parameter(torch.empty(hidden_size, device=device, dtype=dtype))
+            initialize_(self.weight, config.weight.initialization, fill(0.0 if config.zero_centered else 1.0))
         self.bias = None
         if isinstance(config, LayerNormalizationConfig):
             self.bias = nn.Parameter(torch.empty(hidden_size, device=device, dtype=dtype))
@@ -41,8 +43,9 @@ class Normalization(nn.Module):
             normed = x_float * torch.rsqrt(x_float.square().mean(-1, keepdim=True) + self.epsilon)
         else:
             normed = F.layer_norm(x_float, x.shape[-1:], eps=self.epsilon)
-        weight = self.weight.to(compute_dtype)
-        normed = normed * (1 + weight if self.zero_centered else weight)
+        if self.weight is not None:
+            weight = self.weight.to(compute_dtype)
+            normed = normed * (1 + weight if self.zero_centered else weight)
         if self.bias is not None:
             normed = normed + self.bias.to(compute_dtype)
         return normed.to(x.dtype)
@@ -64,7 +67,7 @@ def normalization_lr_scales(config: NormalizationConfig | None, prefix: str, sca
     """Learning-rate scales of a normalization's parameters, by parameter name."""
     if config is None or not isinstance(config, AffineNormalizationConfig):
         return {}
-    scales = {f"{prefix}.weight": scale * scale_of(config.weight.lr_scale)}
+    scales = {f"{prefix}.weight": scale * scale_of(config.weight.lr_scale)} if config.weight.enabled is not False else {}
     if isinstance(config, LayerNormalizationConfig):
         scales[f"{prefix}.bias"] = scale * scale_of(config.bias.lr_scale)
     return scales

@@ -43,11 +43,10 @@ class LayerCounts:
 
 
 def norm_parameters(norm: NormalizationConfig | None, hidden_size: int) -> int:
-    if isinstance(norm, LayerNormalizationConfig):
-        return 2 * hidden_size
-    if isinstance(norm, RMSNormalizationConfig):
-        return hidden_size
-    return 0
+    if not isinstance(norm, (LayerNormalizationConfig, RMSNormalizationConfig)):
+        return 0
+    weight = hidden_size if norm.weight.enabled is not False else 0
+    return weight + (hidden_size if isinstance(norm, LayerNormalizationConfig) else 0)
 
 
 def has_bias(layer: AffineLinearConfig, config: MLPBaseConfig) -> bool:

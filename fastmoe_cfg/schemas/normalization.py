@@ -2,8 +2,8 @@
 
 from typing import ClassVar
 
-from fastmoe_cfg.config.base import Config, field
-from fastmoe_cfg.schemas.parameter import ParameterConfig
+from fastmoe_cfg.config.base import Config, Rule, field
+from fastmoe_cfg.schemas.parameter import OptionalParameterConfig, ParameterConfig
 
 
 class NormalizationConfig(Config):
@@ -22,11 +22,23 @@ class NoNormalizationConfig(NormalizationConfig):
 class AffineNormalizationConfig(NormalizationConfig):
     """A normalization with a learnable per-feature weight (base of layer_norm and rms_norm)."""
 
+    __rules__ = (
+        Rule(
+            fields=("zero_centered", "weight"),
+            check=lambda zero_centered, weight: not zero_centered or weight.enabled is not False,
+            message=lambda zero_centered, weight: "stores the weight as an offset from 1: it needs the weight (weight.enabled is false)",
+            doc="zero_centered needs the weight (weight.enabled not false).",
+        ),
+    )
+
     epsilon: float = field(1e-5, tier="architecture", gt=0, desc="Added to the variance before the square root.")
     zero_centered: bool = field(
         False, tier="architecture", desc="Store the weight as an offset from 1: the output is multiplied by (1 + weight)."
     )
-    weight: ParameterConfig = field(default_factory=ParameterConfig, tier="architecture", desc="The per-feature weight (default initialization: ones, or zeros when zero_centered).")
+    weight: OptionalParameterConfig = field(
+        default_factory=OptionalParameterConfig, tier="architecture",
+        desc="The per-feature weight (default initialization: ones, or zeros when zero_centered). On unless enabled is false: then the normalized input is not scaled (Gemma-4's router norm).",
+    )
 
 
 @NormalizationConfig.register("layer_norm")

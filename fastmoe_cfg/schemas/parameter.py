@@ -19,5 +19,5 @@ class OptionalParameterConfig(ParameterConfig):
     """A parameter that can be switched off (a bias, an optional scale)."""
 
     enabled: bool | None = field(
-        None, tier="architecture", desc="Whether the parameter exists. None: the owner's default (a linear's bias follows add_linear_biases; router scales are off)."
+        None, tier="architecture", desc="Whether the parameter exists. None: the owner's default (a linear's bias follows add_linear_biases; a norm's weight is on; router scales are off)."
     )

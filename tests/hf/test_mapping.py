@@ -73,7 +73,10 @@ def test_gemma4_maps_its_router_and_norms() -> None:
     config, _ = config_from_hf(hf_config("gemma4_26b_a4b"))
     for norm in (config.router_normalization, config.pre_norm, config.post_norm):
         assert norm.type == "rms_norm" and norm.epsilon == 1e-6 and not norm.zero_centered
-    assert config.router_per_expert_scale.enabled and not config.router_scale.enabled and not config.add_linear_biases
+    # router: RMSNorm without weight, then the learnable scale, then × hidden^-0.5 (transformers' Gemma4TextRouter)
+    assert config.router_normalization.weight.enabled is False and config.pre_norm.weight.enabled is None
+    assert config.router_scale.enabled and config.router_input_scale == 2816**-0.5
+    assert config.router_per_expert_scale.enabled and not config.add_linear_biases
 
 
 def test_gpt_oss_and_qwen2_switch_on_their_optional_parameters() -> None:

@@ -60,14 +60,16 @@ class Norm:
     epsilon: float = 1e-5
     zero_centered: bool = False
 
-    def __call__(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None) -> torch.Tensor:
+        """`weight` None: the weight is disabled (no scaling)."""
         n = x.shape[-1]
         if self.kind == "rms_norm":
             y = x / torch.sqrt((x * x).sum() / n + self.epsilon)
         else:
             mean = x.sum() / n
             y = (x - mean) / torch.sqrt(((x - mean) ** 2).sum() / n + self.epsilon)
-        y = y * (1 + weight if self.zero_centered else weight)
+        if weight is not None:
+            y = y * (1 + weight if self.zero_centered else weight)
         return y if bias is None else y + bias
 
 

@@ -110,6 +110,8 @@ def test_biases_follow_add_linear_biases_unless_a_layer_overrides(fields, biases
         ({"type": "rms_norm", "epsilon": 0.1}, Norm("rms_norm", epsilon=0.1)),
         ({"type": "layer_norm", "zero_centered": True}, Norm("layer_norm", zero_centered=True)),
         ({"type": "rms_norm", "zero_centered": True}, Norm("rms_norm", zero_centered=True)),
+        ({"type": "rms_norm", "epsilon": 0.1, "weight": {"enabled": False}}, Norm("rms_norm", epsilon=0.1)),
+        ({"type": "layer_norm", "weight": {"enabled": False}}, Norm("layer_norm")),
     ],
 )
 def test_normalization_formulas(data, norm):
@@ -118,6 +120,14 @@ def test_normalization_formulas(data, norm):
     bias = None if layer.post_norm.bias is None else layer.post_norm.bias
     expected = torch.stack([norm(row, layer.post_norm.weight, bias) for row in x])
     torch.testing.assert_close(layer.post_norm(x), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_a_disabled_norm_weight_is_not_a_parameter():
+    layer = build({"type": "mlp", "intermediate_size": 4, "post_norm": {"type": "layer_norm", "weight": {"enabled": False}}})
+    assert layer.post_norm.weight is None
+    assert {name for name, _ in layer.named_parameters() if name.startswith("post_norm")} == {"post_norm.bias"}
+    assert "post_norm.weight" not in layer.lr_scales and "post_norm.bias" in layer.lr_scales
+    assert sum(len(group["params"]) for group in parameter_groups(layer, lr=1.0)) == len(list(layer.parameters()))
 
 
 def test_type_none_normalization_builds_nothing():

@@ -18,6 +18,16 @@ def test_mixtral_layer() -> None:
     assert counts.bytes_per_expert == 2 * expert
 
 
+def test_a_norm_without_weight_counts_no_weight() -> None:
+    hidden = 64
+    base = {"experts": 4, "experts_per_token": 2, "intermediate_size": 32}
+    plain = count_layer(MoEMLPConfig(**base), hidden).total_parameters
+    weightless = {"type": "rms_norm", "weight": {"enabled": False}}
+    assert count_layer(MoEMLPConfig(**base, router_normalization=weightless, pre_norm=weightless), hidden).total_parameters == plain
+    layer_norm = {"type": "layer_norm", "weight": {"enabled": False}}
+    assert count_layer(MoEMLPConfig(**base, post_norm=layer_norm), hidden).total_parameters == plain + hidden  # the bias
+
+
 def test_shared_experts_biases_norms_and_scales() -> None:
     hidden, inter = 64, 32
     config = MoEMLPConfig(

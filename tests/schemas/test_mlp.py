@@ -148,6 +148,7 @@ VALID = [
     {"type": "moe", "router_normalization": {"type": "rms_norm", "epsilon": 1e-6, "weight": {"initialization": {"type": "fill", "value": 1}}}},
     {"layer_1": {"bias": {"enabled": False}}, "layer_2": {"weight": {"initialization": {"type": "uniform", "scale": 0.1}}}},
     {"pre_norm": {"type": "none"}, "post_norm": {"zero_centered": True}},
+    {"type": "moe", "router_normalization": {"type": "rms_norm", "weight": {"enabled": False}}, "router_scale": {"enabled": True}},
     {"layer_1": {"weight": {"initialization": {"type": "normal", "std": 0.02, "min": -0.04, "max": 0.04}}}},
 ]
 
@@ -173,6 +174,10 @@ INVALID = {
     "router_input_scale > 0": ({"type": "moe", "router_input_scale": 0.0}, "router_input_scale: must be > 0, got 0.0"),
     "lr_scale >= 0": ({"lr_scale": -1.0}, "lr_scale: must be >= 0, got -1.0"),
     "epsilon > 0": ({"pre_norm": {"type": "rms_norm", "epsilon": 0.0}}, "pre_norm.epsilon: must be > 0, got 0.0"),
+    "zero_centered needs a weight": (
+        {"post_norm": {"type": "rms_norm", "zero_centered": True, "weight": {"enabled": False}}},
+        "post_norm.zero_centered: stores the weight as an offset from 1: it needs the weight (weight.enabled is false)",
+    ),
     "std >= 0": (
         {"layer_1": {"weight": {"initialization": {"std": -1.0}}}},
         "layer_1.weight.initialization.std: must be >= 0, got -1.0",
