@@ -31,7 +31,6 @@ ACTIVATIONS: dict[ActivationType, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 
 
-
 def gpt_oss_glu(gate_NI: torch.Tensor, up_NI: torch.Tensor, limit: float) -> torch.Tensor:
     """GPT-OSS's clamped GLU: (clamp(up, ±limit) + 1) · g · sigmoid(1.702 · g), g = min(gate, limit)."""
     gate_NI = gate_NI.clamp(max=limit)
