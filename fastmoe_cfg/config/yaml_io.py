@@ -362,14 +362,26 @@ _PARSERS: dict[str, tuple[Any, str]] = {
 }
 
 
-def dump_yaml(data: Mapping[str, Any]) -> str:
-    """Plain data -> YAML text (block style, keys in the given order)."""
+def dump_yaml(data: Mapping[str, Any], *, header: str | None = None, comments: Mapping[str, str] | None = None) -> str:
+    """Plain data -> YAML text (block style, keys in the given order).
+
+    `header` becomes the comment lines above the document; `comments` an end-of-line comment on
+    top-level keys, aligned in one column (at most 40), one line per value however long.
+    """
     from ruamel.yaml import YAML
 
     yaml = YAML(typ="rt", pure=True)
     yaml.default_flow_style = False
+    document = _to_commented(data)
+    if comments:
+        yaml.width = 4096
+        column = min(40, 2 + max(len(key) + 1 if isinstance(value, Mapping) else len(f"{key}: {value}") for key, value in data.items()))
+        for key, comment in comments.items():
+            document.yaml_add_eol_comment(comment, key, column=column)
+    if header:
+        document.yaml_set_start_comment(header)
     stream = io.StringIO()
-    yaml.dump(_to_commented(data), stream)
+    yaml.dump(document, stream)
     return stream.getvalue()
 
 

@@ -42,10 +42,10 @@ class Conversion:
     """One HF decoder layer's MLP as our config data, with where each value came from."""
 
     family: str  # the HF model_type of the text model
-    layer: int
+    layer: int | None  # None until the family's MoE layers are known: then the first of them
     layers: int  # num_hidden_layers
-    moe_layers: tuple[int, ...]
     hidden_size: int
+    moe_layers: tuple[int, ...] = ()
     data: dict[str, Any] = field(default_factory=dict)  # our YAML, keys in writing order
     sources: dict[str, str] = field(default_factory=dict)  # our key -> the HF field(s) it came from
     unused: tuple[str, ...] = ()  # HF fields outside the MLP layer
@@ -55,6 +55,12 @@ class Conversion:
     @property
     def is_moe(self) -> bool:
         return self.layer in self.moe_layers
+
+    def set_moe_layers(self, indices: tuple[int, ...]) -> None:
+        """The family's MoE layers; the layer to convert defaults to the first of them (else layer 0)."""
+        self.moe_layers = indices
+        if self.layer is None:
+            self.layer = indices[0] if indices else 0
 
     def set(self, key: str, value: Any, source: str) -> None:
         self.data[key] = value
@@ -182,8 +188,7 @@ def _dense(out: Conversion, hf: _Reader, width_field: str = "intermediate_size")
 
 
 def mixtral(out: Conversion, hf: _Reader) -> None:
-    layers = out.layers
-    out.moe_layers = tuple(range(layers))
+    out.set_moe_layers(tuple(range(out.layers)))
     out.set("type", "moe", "MixtralSparseMoeBlock in every decoder layer")
     out.set("experts", hf.get("num_local_experts", int, minimum=1, aliases=("num_experts",)), "num_local_experts")
     out.set("experts_per_token", hf.get("num_experts_per_tok", int, minimum=1), "num_experts_per_tok")
@@ -201,9 +206,9 @@ def _qwen(out: Conversion, hf: _Reader, *, shared: bool) -> None:
         hf.problem("mlp_only_layers", "expected a list of layer indices (integers)")
         dense_layers = []
     dense_layers = set(dense_layers)
-    out.moe_layers = tuple(
+    out.set_moe_layers(tuple(
         index for index in range(out.layers) if index not in dense_layers and (experts or 0) > 0 and (index + 1) % step == 0
-    )
+    ))
     if not out.is_moe:
         return _dense(out, hf)
     out.set("type", "moe", "a sparse MoE block: not in mlp_only_layers, num_experts > 0, (layer + 1) % decoder_sparse_step == 0")
@@ -231,7 +236,7 @@ def qwen3_moe(out: Conversion, hf: _Reader) -> None:
 
 
 def olmoe(out: Conversion, hf: _Reader) -> None:
-    out.moe_layers = tuple(range(out.layers))
+    out.set_moe_layers(tuple(range(out.layers)))
     out.set("type", "moe", "OlmoeSparseMoeBlock in every decoder layer")
     out.set("experts", hf.get("num_experts", int, minimum=1, aliases=("num_local_experts",)), "num_experts")
     out.set("experts_per_token", hf.get("num_experts_per_tok", int, minimum=1), "num_experts_per_tok")
@@ -243,7 +248,7 @@ def olmoe(out: Conversion, hf: _Reader) -> None:
 def deepseek_v3(out: Conversion, hf: _Reader) -> None:
     routed = hf.get("n_routed_experts", int, minimum=1, aliases=("num_local_experts",))
     first_dense = hf.get("first_k_dense_replace", int, 3, minimum=0)  # absent fields: DeepseekV3Config's defaults
-    out.moe_layers = tuple(range(first_dense, out.layers)) if routed is not None else ()
+    out.set_moe_layers(tuple(range(first_dense, out.layers)) if routed is not None else ())
     hf.unsupported_unless(
         "moe_layer_freq", lambda value: value == 1,
         "transformers makes every layer from first_k_dense_replace on an MoE layer, DeepSeek's own code only every "
@@ -278,7 +283,7 @@ def deepseek_v3(out: Conversion, hf: _Reader) -> None:
 
 
 def gpt_oss(out: Conversion, hf: _Reader) -> None:
-    out.moe_layers = tuple(range(out.layers))
+    out.set_moe_layers(tuple(range(out.layers)))
     out.set("type", "moe", "GptOssMLP in every decoder layer")
     out.set("experts", hf.get("num_local_experts", int, minimum=1, aliases=("num_experts",)), "num_local_experts")
     k = hf.get("num_experts_per_tok", int, minimum=1)
@@ -310,7 +315,7 @@ def gemma4_text(out: Conversion, hf: _Reader) -> None:
     if not enabled:
         hf.problem("enable_moe_block", "this Gemma-4 model has no MoE block (enable_moe_block is false or absent): nothing to convert")
         return
-    out.moe_layers = tuple(range(out.layers))
+    out.set_moe_layers(tuple(range(out.layers)))
     hidden = out.hidden_size
     epsilon = hf.get("rms_norm_eps", float, 1e-6)
     rms = {"type": "rms_norm", "epsilon": epsilon}
@@ -391,13 +396,9 @@ def convert(hf_config: Any, layer: int | None = None) -> Conversion:
     if layer is not None and not 0 <= layer < layers:
         hf.problem("num_hidden_layers", f"there is no decoder layer {layer}: the model has {layers} (0 to {layers - 1})")
         raise ConfigError([*source.problems, *hf.problems])
-    out = Conversion(family=model_type, layer=layer or 0, layers=layers, moe_layers=(), hidden_size=hidden)
+    out = Conversion(family=model_type, layer=layer, layers=layers, hidden_size=hidden)
     out.dtype = hf.get("torch_dtype", str, None, aliases=("dtype",))
     FAMILIES[model_type](out, hf)
-    if layer is None and out.moe_layers and not out.is_moe:  # default: the first MoE layer
-        out = Conversion(family=model_type, layer=out.moe_layers[0], layers=layers, moe_layers=(), hidden_size=hidden, dtype=out.dtype)
-        hf.problems.clear()
-        FAMILIES[model_type](out, hf)
     if hf.problems or source.problems:
         raise ConfigError([*source.problems, *hf.problems])
     out.unused = tuple(sorted(str(key) for key in source.data if key not in hf.read))
@@ -445,13 +446,9 @@ def _dtype_line(dtype: str | None) -> list[str]:
 def conversion_yaml(conversion: Conversion, command: str) -> str:
     """The converted config as YAML: a header (the command, the HF layer, the width and parameter counts,
     the HF fields left out), then each value with a comment naming the HF field it came from."""
-    import io
     import textwrap
 
-    from ruamel.yaml import YAML
-    from ruamel.yaml.comments import CommentedMap
-
-    from fastmoe_cfg.config.yaml_io import _to_commented
+    from fastmoe_cfg.config.yaml_io import dump_yaml
     from fastmoe_cfg.schemas.counts import count_layer
 
     moe = conversion.moe_layers
@@ -471,15 +468,4 @@ def conversion_yaml(conversion: Conversion, command: str) -> str:
         header += textwrap.wrap(
             f"HF fields that layer {conversion.layer}'s MLP does not use, not converted: " + ", ".join(conversion.unused) + ".", width=98, subsequent_indent="  "
         )
-    document = CommentedMap()
-    column = 2 + max(len(f"{key}: {value}") if not isinstance(value, dict) else len(key) + 1 for key, value in conversion.data.items())
-    for key, value in conversion.data.items():
-        document[key] = _to_commented(value)
-        document.yaml_add_eol_comment(conversion.sources[key], key, column=min(column, 40))
-    document.yaml_set_start_comment("\n".join(header))
-    yaml = YAML(typ="rt", pure=True)
-    yaml.default_flow_style = False
-    yaml.width = 4096  # one line per value and comment
-    stream = io.StringIO()
-    yaml.dump(document, stream)
-    return stream.getvalue()
+    return dump_yaml(conversion.data, header="\n".join(header), comments=conversion.sources)

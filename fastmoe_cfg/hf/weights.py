@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
-from fastmoe_cfg.hf.mapping import convert
+from fastmoe_cfg.hf.mapping import FAMILIES, MULTIMODAL, convert
 
 if TYPE_CHECKING:
     import torch
@@ -135,19 +135,21 @@ def import_moe_block(hf_block: Any, hf_config: Any, *, implementation: str | Non
         raise ValueError(f"{type(hf_block).__name__} has tensors a {conversion.family} MoE layer does not have: {', '.join(unknown)}")
     reference = hf_state["experts.gate_up_proj"]  # the bulk of the weights: the layer's device and dtype
     layer = config.build(conversion.hidden_size, device=reference.device, dtype=reference.dtype)
-    ours = {entry.ours: entry.join([hf_state[name] for name in entry.hf]) for entry in tensors}
     expected = layer.state_dict()
     parameters = dict(layer.named_parameters())
-    for name, tensor in ours.items():
+    ours = {}
+    for entry in tensors:
+        name, tensor = entry.ours, entry.join([hf_state[hf_name] for hf_name in entry.hf])
         if tensor.shape != expected[name].shape:
             raise ValueError(
-                f"{type(hf_block).__name__}: {' + '.join(_by_ours(tensors)[name].hf)} has shape {tuple(tensor.shape)}, "
+                f"{type(hf_block).__name__}: {' + '.join(entry.hf)} has shape {tuple(tensor.shape)}, "
                 f"{name} needs {tuple(expected[name].shape)} (does hf_config describe this block?)"
             )
         if name in parameters:  # a parameter keeps the HF tensor's dtype (DeepSeek-V3 keeps gate.weight in float32)
             parameters[name].data = parameters[name].data.to(tensor.dtype)
         else:  # a buffer keeps ours (the correction bias stays float32)
-            ours[name] = tensor.to(expected[name].dtype)
+            tensor = tensor.to(expected[name].dtype)
+        ours[name] = tensor
     with torch.no_grad():
         layer.load_state_dict(ours, strict=True)
     return layer.train(getattr(hf_block, "training", False))
@@ -166,17 +168,11 @@ def _hf_state(hf_block: Any, family: str) -> dict:
     return {f"{name}.{key}": value for name in GEMMA4_MOE_MODULES for key, value in getattr(hf_block, name).state_dict().items()}
 
 
-def _by_ours(tensors: list[Tensors]) -> dict[str, Tensors]:
-    return {entry.ours: entry for entry in tensors}
-
-
 def export_state_dict(layer: Any, family: str) -> dict:
     """Our layer's weights in the HF block's state-dict layout and names (for Gemma-4: the MoE tensors of
     the decoder layer). `family` is the HF model_type: mixtral, qwen2_moe, qwen3_moe, olmoe, deepseek_v3,
     gpt_oss or gemma4_text (gemma4 is accepted for it)."""
-    from fastmoe_cfg.hf.mapping import FAMILIES
-
-    family = "gemma4_text" if family == "gemma4" else family
+    family = f"{family}_text" if family in MULTIMODAL else family
     if family not in FAMILIES:
         raise ValueError(f"unknown family {family!r}: one of {', '.join(sorted(FAMILIES))}")
     state = layer.state_dict()
