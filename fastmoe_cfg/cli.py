@@ -276,7 +276,7 @@ def convert(
         fastmoe-cfg convert --from-hf config.json --layer 3 -o moe.yaml
         fastmoe-cfg explain moe.yaml --hidden-size 7168
     """
-    from fastmoe_cfg.config.yaml_io import read_yaml
+    from fastmoe_cfg.config.yaml_reader import read_yaml
     from fastmoe_cfg.hf.mapping import conversion_yaml
     from fastmoe_cfg.hf.mapping import convert as convert_hf
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import textwrap
 
 from fastmoe_cfg.config.base import TIER_ORDER, Config
-from fastmoe_cfg.explain import format_value
+from fastmoe_cfg.config.base import format_value
 from fastmoe_cfg.schemas import FORMAT_VERSION, MLPBaseConfig
 
 # Values a new config usually starts from (a Mixtral-like layer).

@@ -144,6 +144,7 @@ MOE_RULES = [
     "expert_groups > 1 needs routing aux_loss or aux_free.",
     "expert_groups_per_token <= expert_groups.",
     "With expert_groups > 1, the expert_groups_per_token kept groups hold at least experts_per_token experts.",
+    "auxiliary_loss_coefficient other than 0 needs routing: aux_loss (the only routing with a load-balancing loss).",
     "bias_update_rate only applies with routing: aux_free.",
     "automatic_bias_update only applies with routing: aux_free.",
     "balanced_routing_noise only applies with routing: balanced.",

@@ -11,22 +11,31 @@ validator, the docs and `explain` all read the same declaration.
 from __future__ import annotations
 
 import enum
+import functools
 import types
 import typing
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Iterator, Literal
+from typing import Annotated, Any, Callable, ClassVar, Iterator, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError, PydanticUndefined
+
+from fastmoe_cfg.config import registry
+from fastmoe_cfg.config.errors import format_number
+from fastmoe_cfg.config.translate import RULE_ERROR, config_error
 
 __all__ = [
     "Config",
     "Derived",
     "DescribedEnum",
     "Provenance",
+    "Renamed",
     "Rule",
     "Tier",
+    "all_config_classes",
     "field",
+    "format_value",
+    "plain_data",
 ]
 
 
@@ -77,11 +86,6 @@ class DescribedEnum(enum.StrEnum):
         return member
 
     @classmethod
-    def dynamic_base(cls) -> type[Config] | None:
-        """The base whose variant this class is (itself for a base), None outside any family."""
-        return next((klass for klass in cls.__mro__ if isinstance(klass, type) and issubclass(klass, Config) and klass.is_dynamic()), None)
-
-    @classmethod
     def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
         schema = handler(source)
         # Accept the string values even though models are strict.
@@ -123,7 +127,13 @@ class Rule:
     doc: str
 
 
-_RULE_ERROR = "cfg_rule"
+@dataclass(frozen=True)
+class Renamed:
+    """A name from another system (`n_shared_experts`) and the field it means here, with a note when
+    the value does not carry over as it is (`experts = n_routed_experts + n_shared_experts`)."""
+
+    field: str
+    note: str | None = None
 
 
 def field(
@@ -167,7 +177,30 @@ def _class_in(annotation: Any, base: type) -> Any:
     return None
 
 
-class Config(BaseModel):
+class _ConfigMeta(type(BaseModel)):  # type: ignore[misc]
+    """Direct construction (`MoEMLPConfig(experts=8)`) raises `ConfigError`; a dynamic base builds its variant.
+
+    Nested validation never calls the class, so pydantic's own errors reach the
+    parent's validator, which reports them all together.
+    """
+
+    def __call__(cls, *args: Any, **data: Any) -> Any:
+        if args:
+            raise TypeError(f"{cls.__name__}() takes keyword arguments only")
+        if cls.is_dynamic():
+            # `MLPBaseConfig(type="moe", ...)` builds the variant `type` names (the default one without it).
+            name = data.get("type") or cls.__default_variant__
+            variant = cls.variants().get(name) if isinstance(name, str) else None
+            if variant is None:
+                cls.from_dict(data)  # raises the ConfigError that names the unknown type
+            return variant(**data)
+        try:
+            return super().__call__(**data)
+        except ValidationError as exc:
+            raise config_error(exc, cls) from None
+
+
+class Config(BaseModel, metaclass=_ConfigMeta):
     """Base class of every config: frozen, strict, unknown keys forbidden."""
 
     model_config = ConfigDict(
@@ -183,9 +216,9 @@ class Config(BaseModel):
     # Declared per class; collected along the MRO by `derived_defaults()` / `rules()`.
     __derived__: ClassVar[tuple[Derived, ...]] = ()
     __rules__: ClassVar[tuple[Rule, ...]] = ()
-    # Names users may bring from other systems, with the field they mean.
-    __renamed__: ClassVar[dict[str, str]] = {}
-    # Variants: a dynamic base declares `__default_variant__`; the registry module fills the rest.
+    # Names users may bring from other systems (a field name, or a `Renamed` with a note).
+    __renamed__: ClassVar[dict[str, str | Renamed]] = {}
+    # Variants: a dynamic base declares `__default_variant__`; `register` fills the rest.
     __default_variant__: ClassVar[str | None] = None
     __variants__: ClassVar[dict[str, type[Config]] | None] = None
     __variant_name__: ClassVar[str | None] = None
@@ -195,7 +228,7 @@ class Config(BaseModel):
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
-        for name, info in cls.__pydantic_fields__.items():
+        for name, info in cls.model_fields.items():
             extra = info.json_schema_extra
             if not isinstance(extra, dict) or "x-tier" not in extra:
                 raise TypeError(
@@ -220,27 +253,40 @@ class Config(BaseModel):
     def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
         if not cls.is_dynamic():
             return handler(source)
-        from fastmoe_cfg.config.registry import variant_union_schema
-
-        return variant_union_schema(cls, handler)
+        return registry.variant_union_schema(cls, handler)
 
     @classmethod
     def register(cls, name: str) -> Callable[[type[Config]], type[Config]]:
-        """Class decorator: register a variant selected with `type: name`."""
-        from fastmoe_cfg.config.registry import register_variant
+        """Class decorator: register a variant selected with `type: name`.
+
+        The variant declares its tag: `type: Literal["name"] = field("name", tier="core", desc=...)`.
+        """
 
         def decorator(variant: type[Config]) -> type[Config]:
-            register_variant(cls, name, variant)
+            if not (isinstance(variant, type) and issubclass(variant, cls)):
+                raise TypeError(f"variant {name!r} of {cls.__name__} must subclass it")
+            declared = variant.model_fields.get("type")
+            if declared is None or typing.get_origin(declared.annotation) is not Literal or typing.get_args(declared.annotation) != (name,):
+                raise TypeError(
+                    f"variant {name!r} of {cls.__name__} ({variant.__qualname__}) must declare its tag: "
+                    f"type: Literal[{name!r}] = field({name!r}, tier=\"core\", desc=...)"
+                )
+            registry.register_variant(cls, name, variant)
+            registry.rebuild(all_config_classes())
             return variant
 
         return decorator
 
     @classmethod
+    def unregister(cls, name: str) -> None:
+        """Remove a variant (for tests and plugin reloads); validators are rebuilt without it."""
+        if registry.unregister_variant(cls, name):
+            registry.rebuild(all_config_classes())
+
+    @classmethod
     def variants(cls) -> dict[str, type[Config]]:
         """The registered variants of this dynamic base, plugins included, by name."""
-        from fastmoe_cfg.config.registry import variants_of
-
-        return variants_of(cls)
+        return registry.variants_of(cls)
 
     # ------------------------------------------------------------- introspection
     @classmethod
@@ -252,75 +298,63 @@ class Config(BaseModel):
         return tuple(r for klass in reversed(cls.__mro__) for r in klass.__dict__.get("__rules__", ()))
 
     @classmethod
-    def renamed_fields(cls) -> dict[str, str]:
-        renamed: dict[str, str] = {}
+    def renamed_fields(cls) -> dict[str, Renamed]:
+        renamed: dict[str, Renamed] = {}
         for klass in reversed(cls.__mro__):
-            renamed.update(klass.__dict__.get("__renamed__", {}))
+            for name, target in klass.__dict__.get("__renamed__", {}).items():
+                renamed[name] = target if isinstance(target, Renamed) else Renamed(target)
         return renamed
 
     @classmethod
     def field_tier(cls, name: str) -> Tier:
-        return Tier(cls.__pydantic_fields__[name].json_schema_extra["x-tier"])  # type: ignore[index]
+        return Tier(cls.model_fields[name].json_schema_extra["x-tier"])  # type: ignore[index]
+
+    @classmethod
+    def field_description(cls, name: str) -> str:
+        return cls.model_fields[name].description or ""
+
+    @classmethod
+    def fields_by_tier(cls) -> list[tuple[Tier, list[str]]]:
+        """The field names grouped by tier, tiers in their order, names alphabetical within a tier."""
+        groups = [(tier, sorted(name for name in cls.model_fields if cls.field_tier(name) is tier)) for tier in TIER_ORDER]
+        return [(tier, names) for tier, names in groups if names]
 
     @classmethod
     def field_config_class(cls, name: str) -> type[Config] | None:
         """The config class a field holds (its base when it is dynamic), if any."""
-        info = cls.__pydantic_fields__.get(name)
+        info = cls.model_fields.get(name)
         return None if info is None else _class_in(info.annotation, Config)
 
     @classmethod
     def field_enum_class(cls, name: str) -> type[enum.Enum] | None:
-        info = cls.__pydantic_fields__.get(name)
+        info = cls.model_fields.get(name)
         return None if info is None else _class_in(info.annotation, enum.Enum)
 
     @classmethod
     def field_default(cls, name: str) -> Any:
         """The declared default of a field (not a derived one); PydanticUndefined if required."""
-        return cls.__pydantic_fields__[name].get_default(call_default_factory=True)
+        return cls.model_fields[name].get_default(call_default_factory=True)
 
     def provenance(self, name: str) -> Provenance:
         """Where a field's value came from: `set` by the user, `default`, or `derived` from others."""
-        if name not in type(self).__pydantic_fields__:
+        if name not in type(self).model_fields:
             raise KeyError(name)
         if name in self._derived:
             return "derived"
         return "set" if name in self.model_fields_set else "default"
 
     def iter_fields(self) -> Iterator[tuple[str, Any]]:
-        for name in type(self).__pydantic_fields__:
+        for name in type(self).model_fields:
             yield name, getattr(self, name)
 
     # ---------------------------------------------------------------- validation
-    def __new__(cls, /, *args: Any, **data: Any) -> Any:
-        # `MLPBaseConfig(type="moe", ...)` builds the variant `type` names (the default one without it).
-        if cls.is_dynamic() and not args:
-            name = data.get("type") or cls.__default_variant__
-            variant = cls.variants().get(name) if isinstance(name, str) else None
-            if variant is None:
-                cls.from_dict(data)  # raises the ConfigError that names the unknown type
-            return super().__new__(variant)
-        return super().__new__(cls)
-
-    def __init__(self, /, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError as exc:
-            from fastmoe_cfg.config.errors import ConfigError
-
-            raise ConfigError.from_validation_error(exc, type(self)) from None
-
-    # Tell pydantic this __init__ only wraps its own: it must not call it for nested validation.
-    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
-
     @classmethod
     def from_dict(cls, data: Any) -> Config:
         """Validate plain data (as read from YAML/JSON); raises `ConfigError` with every problem."""
-        from fastmoe_cfg.config.errors import ConfigError
-
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            raise ConfigError.from_validation_error(exc, cls) from None
+            raise config_error(exc, cls) from None
 
     @model_validator(mode="wrap")
     @classmethod
@@ -336,14 +370,37 @@ class Config(BaseModel):
             errors = exc.errors(include_url=False)
             failed = {error["loc"][0] for error in errors if error["loc"]}
             line_errors = [_reraisable(error) for error in errors]
-            line_errors += cls._rule_errors(lambda name: _raw_or_default(cls, data, name), failed)
+            line_errors += cls._rule_errors(cls._valid_values(data, failed))
             raise ValidationError.from_exception_data(exc.title, line_errors) from None
-        config.__pydantic_fields_set__.difference_update(derived)
-        config.__pydantic_private__["_derived"] = frozenset(derived)
-        line_errors = cls._rule_errors(lambda name: getattr(config, name), set())
+        if derived:
+            config._derived = frozenset(derived)  # a private attribute: allowed on a frozen model
+        line_errors = cls._rule_errors(dict(config.iter_fields()))
         if line_errors:
             raise ValidationError.from_exception_data(cls.__name__, line_errors)
         return config
+
+    @classmethod
+    def _valid_values(cls, data: dict[str, Any], failed: set[Any], names: Any = None) -> dict[str, Any]:
+        """The validated values of the fields `names` (all by default) that are valid in `data`.
+
+        Each value is validated alone with its field's own type and constraints,
+        so a rule sees a nested config as a config even when a sibling field failed;
+        a field with an invalid value is left out (its own error is reported).
+        """
+        values: dict[str, Any] = {}
+        for name in cls.model_fields if names is None else names:
+            if name in failed:
+                continue
+            if name not in data:
+                default = cls.field_default(name)
+                if default is not PydanticUndefined:
+                    values[name] = default
+                continue
+            try:
+                values[name] = _field_adapter(cls, name).validate_python(data[name])
+            except ValidationError:  # the value is invalid: its field reports it
+                continue
+        return values
 
     @classmethod
     def _fill_derived(cls, data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
@@ -351,33 +408,26 @@ class Config(BaseModel):
         for rule in cls.derived_defaults():
             if data.get(rule.field) is not None:
                 continue
-            values = {name: _raw_or_default(cls, data, name) for name in rule.depends_on}
-            try:
-                value = rule.compute(**values)
-            except Exception:  # a dependency has a wrong type: its own error is reported
-                continue
-            data = {**data, rule.field: value}
+            values = cls._valid_values(data, set(), rule.depends_on)
+            if len(values) < len(rule.depends_on):
+                continue  # a dependency is invalid: its own error is reported, and nothing is derived from it
+            data = {**data, rule.field: rule.compute(**values)}
             filled.append(rule.field)
         return data, filled
 
     @classmethod
-    def _rule_errors(cls, value_of: Callable[[str], Any], failed: set[Any]) -> list[InitErrorDetails]:
-        """Problems of the declared rules (and of the 64-bit range of integers) on fields that validated."""
+    def _rule_errors(cls, values: dict[str, Any]) -> list[InitErrorDetails]:
+        """Problems of the declared rules (and of the 64-bit range of integers) on the valid `values`."""
         errors: list[InitErrorDetails] = []
-        for name in cls.__pydantic_fields__:
-            value = value_of(name) if name not in failed else None
+        for name, value in values.items():
             if type(value) is int and not _INT64_MIN <= value <= _INT64_MAX:
                 errors.append(_custom_error(name, "must fit in a 64-bit integer", value))
         for rule in cls.rules():
-            if failed.intersection(rule.fields):
-                continue
-            values = {name: value_of(name) for name in rule.fields}
-            try:
-                ok = rule.check(**values)
-            except Exception:  # values of unexpected types were reported by their own fields
-                continue
-            if not ok:
-                errors.append(_custom_error(rule.fields[0], rule.message(**values), values[rule.fields[0]], rule.fields))
+            if not all(name in values for name in rule.fields):
+                continue  # a field of the rule is invalid: its own error is reported
+            arguments = {name: values[name] for name in rule.fields}
+            if not rule.check(**arguments):
+                errors.append(_custom_error(rule.fields[0], rule.message(**arguments), arguments[rule.fields[0]], rule.fields))
         return errors
 
     # ---------------------------------------------------------- equality / dump
@@ -392,7 +442,7 @@ class Config(BaseModel):
 
     def dump(self, *, resolved: bool = False) -> str:
         """YAML text of `to_dict(resolved=...)`: loads back to an equal config (derived values stay derived)."""
-        from fastmoe_cfg.config.yaml_io import dump_yaml
+        from fastmoe_cfg.config.yaml_writer import dump_yaml
 
         return dump_yaml(self.to_dict(resolved=resolved))
 
@@ -403,10 +453,33 @@ class Config(BaseModel):
         """
         out: dict[str, Any] = {}
         for name, value in self.iter_fields():
-            keep = resolved or name in self.model_fields_set or (name == "type" and self.__variant_name__)
+            keep = resolved or self.provenance(name) == "set" or (name == "type" and self.__variant_name__)
             if keep:
                 out[name] = plain_data(value, resolved)
         return out
+
+
+def all_config_classes() -> list[type[Config]]:
+    """Every subclass of Config defined so far, parents before children."""
+    seen: list[type[Config]] = []
+    stack = [Config]
+    while stack:
+        klass = stack.pop()
+        for sub in klass.__subclasses__():
+            if sub not in seen:
+                seen.append(sub)
+                stack.append(sub)
+    return seen
+
+
+@functools.lru_cache(maxsize=None)
+def _field_adapter(cls: type[Config], name: str) -> TypeAdapter[Any]:
+    """Validates one field's value alone: its type and constraints, strict as the models are."""
+    info = cls.model_fields[name]
+    annotation: Any = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+    if cls.field_config_class(name) is not None:
+        return TypeAdapter(annotation)  # config classes carry their own (strict) settings
+    return TypeAdapter(annotation, config=ConfigDict(strict=True, allow_inf_nan=False))
 
 
 def plain_data(value: Any, resolved: bool = True) -> Any:
@@ -422,26 +495,39 @@ def plain_data(value: Any, resolved: bool = True) -> Any:
     return value
 
 
+def format_value(value: Any) -> str:
+    """A value as it would be written in YAML flow style."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    if isinstance(value, float):
+        return format_number(value)
+    if isinstance(value, Config):
+        return format_value(value.to_dict())
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{key}: {format_value(item)}" for key, item in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(format_value(item) for item in value) + "]"
+    return str(value)
+
+
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 def _custom_error(name: str, message: str, value: Any, fields: tuple[str, ...] = ()) -> InitErrorDetails:
     """A problem of ours at `name`; `fields` are all the fields a rule involves (the report may blame another)."""
-    kind = PydanticCustomError(_RULE_ERROR, "{message}", {"message": message, "fields": list(fields or (name,))})
+    kind = PydanticCustomError(RULE_ERROR, "{message}", {"message": message, "fields": list(fields or (name,))})
     return InitErrorDetails(type=kind, loc=(name,), input=value)
-
-
-def _raw_or_default(cls: type[Config], data: dict[str, Any], name: str) -> Any:
-    if name in data:
-        return data[name]
-    return cls.field_default(name)
 
 
 def _reraisable(error: dict[str, Any]) -> InitErrorDetails:
     """Turn a reported error back into one pydantic can raise again (custom types need a template)."""
     ctx = error.get("ctx")
-    if error["type"] == _RULE_ERROR:
-        kind: Any = PydanticCustomError(_RULE_ERROR, "{message}", ctx)
+    if error["type"] == RULE_ERROR:
+        kind: Any = PydanticCustomError(RULE_ERROR, "{message}", ctx)
         return InitErrorDetails(type=kind, loc=error["loc"], input=error["input"])
     details = InitErrorDetails(type=error["type"], loc=error["loc"], input=error["input"])
     if ctx is not None:

@@ -7,14 +7,16 @@ is raised together as one `ConfigError`.
 from __future__ import annotations
 
 from pathlib import Path as FilePath
-from typing import Iterable, TypeVar
+from typing import Any, Iterable, TypeVar
 
 from pydantic import ValidationError
 
 from fastmoe_cfg.config.base import Config
-from fastmoe_cfg.config.errors import ConfigError, format_path, problems_from_validation_error
+from fastmoe_cfg.config.errors import ConfigError, Path, format_path
 from fastmoe_cfg.config.overrides import apply_overrides
-from fastmoe_cfg.config.yaml_io import Source, parse_yaml, read_yaml
+from fastmoe_cfg.config.source import Source
+from fastmoe_cfg.config.translate import problems_from_validation_error
+from fastmoe_cfg.config.yaml_reader import parse_yaml, parse_yaml_bytes, read_yaml
 
 C = TypeVar("C", bound=Config)
 
@@ -44,6 +46,11 @@ def load_text(cls: type[C], text: str, *, file: str | None = None, key: str | No
     return validate_source(cls, prepare(parse_yaml(text, file), key, overrides))
 
 
+def load_bytes(cls: type[C], raw: bytes, *, file: str | None = None, key: str | None = None, overrides: Iterable[str] = ()) -> C:
+    """As `load_text`, from undecoded bytes (standard input): bad UTF-8 is a located problem."""
+    return validate_source(cls, prepare(parse_yaml_bytes(raw, file), key, overrides))
+
+
 def prepare(source: Source, key: str | None, overrides: Iterable[str]) -> Source:
     if isinstance(overrides, str):  # one override given as a plain string
         overrides = [overrides]
@@ -66,11 +73,44 @@ def validate_source(cls: type[C], source: Source) -> C:
     try:
         config = cls.model_validate(source.data)
     except ValidationError as exc:
-        reported = {format_path(source.prefix + path) for path in source.bad_paths}
+        nested = _nested_config(cls, source.data) if not source.prefix else None
         for problem in problems_from_validation_error(exc, cls, source):
-            if not any(problem.path == bad or problem.path.startswith(bad + ".") for bad in reported):
-                problems.append(problem)
+            if nested is not None and problem.path == nested[0] and problem.message == "unknown field":
+                problem = _with_key_hint(problem, nested[1])
+            problems.append(problem)
         raise ConfigError(problems) from None
     if problems:
         raise ConfigError(problems)
     return config  # type: ignore[return-value]
+
+
+def _nested_config(cls: type[Config], data: Any) -> tuple[str, str] | None:
+    """(top-level key, dotted path) of a mapping inside `data` that looks like a config of `cls`, if any.
+
+    A file that holds a whole model (`model: {mlp: {...}}`) gets a hint at the
+    `--key` that selects its MLP, instead of only "unknown field" at `model`.
+    """
+    if not isinstance(data, dict):
+        return None
+    stack: list[tuple[Path, Any]] = [((key,), value) for key, value in data.items() if isinstance(value, dict)]
+    while stack:
+        path, value = stack.pop(0)
+        if _looks_like(cls, value):
+            return str(path[0]), format_path(path)
+        if len(path) < 4:
+            stack += [((*path, key), item) for key, item in value.items() if isinstance(item, dict)]
+    return None
+
+
+def _looks_like(cls: type[Config], data: dict[str, Any]) -> bool:
+    """Every key is a field of the variant that `type` names (the default one without it), and there are some."""
+    klass: Any = cls
+    if cls.is_dynamic():
+        klass = cls.variants().get(data.get("type") or cls.__default_variant__)
+    return klass is not None and bool(data) and all(isinstance(key, str) and key in klass.model_fields for key in data)
+
+
+def _with_key_hint(problem: Any, key: str) -> Any:
+    from dataclasses import replace
+
+    return replace(problem, message=f"unknown field; the config seems to be at {key}: select it with --key {key}")

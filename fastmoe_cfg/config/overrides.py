@@ -8,11 +8,11 @@ override, not a line.
 
 from __future__ import annotations
 
-import copy
-from typing import Any, Iterable
+from typing import Iterable
 
-from fastmoe_cfg.config.errors import ConfigError, Path, Problem, describe, format_path
-from fastmoe_cfg.config.yaml_io import Source, parse_yaml
+from fastmoe_cfg.config.errors import ConfigError, Path, Problem, format_path
+from fastmoe_cfg.config.source import Source
+from fastmoe_cfg.config.yaml_reader import parse_yaml
 
 
 class OverrideSyntaxError(ValueError):
@@ -29,46 +29,18 @@ def parse_override(text: str) -> tuple[Path, str]:
 
 
 def apply_overrides(source: Source, overrides: Iterable[str]) -> Source:
-    """A copy of `source` with the overrides applied; their problems are added to it."""
-    result = Source(
-        copy.deepcopy(source.data), source.file, dict(source.positions), list(source.problems),
-        source.prefix, dict(source.overrides), set(source.bad_paths),
-    )
+    """`source` with the overrides applied, in order; their problems are added to it."""
     for order, text in enumerate(overrides):
         try:
             path, raw = parse_override(text)
         except OverrideSyntaxError as exc:
-            raise ConfigError([*result.problems, Problem(str(exc), file=result.file, override=text, order=order)]) from None
-        _apply_one(result, text, path, raw, order)
-    return result
-
-
-def _apply_one(source: Source, text: str, path: Path, raw: str, order: int) -> None:
-    shown = format_path(source.prefix + path)
-    parsed = parse_yaml(raw, file=None)
-    if parsed.problems:
-        for problem in parsed.problems:
-            source.problems.append(Problem(problem.message, shown, source.file, override=text, order=order))
-        return
-    if source.data is None:
-        source.data = {}
-    node: Any = source.data
-    for depth, part in enumerate(path[:-1]):
-        if not isinstance(node, dict):
-            break
-        if node.get(part) is None:
-            node[part] = {}
-            source.overrides.setdefault(path[: depth + 1], (text, order))  # created by this override
-        node = node[part]
-        if not isinstance(node, dict):
-            where = format_path(source.prefix + path[: depth + 1])
-            source.problems.append(Problem(f"cannot set {shown}: {where} is {describe(node)}, not a mapping", shown, source.file, override=text, order=order))
-            return
-    if not isinstance(node, dict):
-        source.problems.append(Problem(f"cannot set {shown}: the document is {describe(node)}, not a mapping", shown, source.file, override=text, order=order))
-        return
-    node[path[-1]] = parsed.data
-    for written in [written for written in source.positions if written[: len(path)] == path]:
-        del source.positions[written]
-    source.bad_paths = {bad for bad in source.bad_paths if bad[: len(path)] != path}
-    source.overrides[path] = (text, order)
+            raise ConfigError([*source.problems, Problem(str(exc), file=source.file, override=text, order=order)]) from None
+        parsed = parse_yaml(raw, file=None)
+        if parsed.problems:
+            shown = format_path(source.prefix + path)
+            source = source.with_problems(
+                *(Problem(problem.message, shown, source.file, override=text, order=order) for problem in parsed.problems)
+            )
+            continue
+        source = source.with_override(text, order, path, parsed.data)
+    return source

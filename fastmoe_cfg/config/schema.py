@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastmoe_cfg.config.base import Config
-from fastmoe_cfg.config.registry import all_config_classes
+from fastmoe_cfg.config.base import Config, all_config_classes
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 

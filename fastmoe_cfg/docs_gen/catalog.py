@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from fastmoe_cfg.config.base import Config, DescribedEnum
-from fastmoe_cfg.config.registry import all_config_classes
+from fastmoe_cfg.config.base import all_config_classes
 
 __all__ = ["Catalog", "DocsError", "build_catalog", "docstring"]
 

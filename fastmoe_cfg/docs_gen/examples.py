@@ -21,7 +21,7 @@ from typing import Any
 from fastmoe_cfg.config.base import Config
 from fastmoe_cfg.config.errors import ConfigError
 from fastmoe_cfg.config.loader import load_text
-from fastmoe_cfg.config.yaml_io import dump_yaml
+from fastmoe_cfg.config.yaml_writer import dump_yaml
 from fastmoe_cfg.docs_gen.catalog import Catalog, DocsError
 
 __all__ = ["Example", "example_for"]

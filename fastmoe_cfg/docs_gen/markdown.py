@@ -18,7 +18,7 @@ from pydantic_core import PydanticUndefined
 from fastmoe_cfg.config.base import TIER_ORDER, Config, Tier
 from fastmoe_cfg.docs_gen.catalog import Catalog, DocsError, docstring
 from fastmoe_cfg.docs_gen.examples import example_for
-from fastmoe_cfg.explain import format_value
+from fastmoe_cfg.config.base import format_value
 
 __all__ = ["BANNER", "class_page", "enum_page", "index_page", "page_name", "tiers_page", "type_text"]
 

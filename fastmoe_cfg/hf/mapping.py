@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from fastmoe_cfg.config.errors import ConfigError, Problem, describe, did_you_mean, format_number, format_path, shorten
-from fastmoe_cfg.config.yaml_io import Source
+from fastmoe_cfg.config.source import Source
 from fastmoe_cfg.schemas.mlp import GPT_OSS_ALPHA, GPT_OSS_LIMIT, MLPBaseConfig
 
 # HF `hidden_act` -> our activation. gelu_new and gelu_pytorch_tanh are both the tanh approximation.
@@ -102,7 +102,7 @@ class _Reader:
                 self.problem(other, f"disagrees with {present[0]} ({self.data[other]!r} != {self.data[present[0]]!r}): which one the model uses is unclear")
         name = present[0] if present else name
         value = self.data.get(name)
-        if self.source.prefix + (name,) in self.source.bad_paths or (name,) in self.source.bad_paths:  # reported while reading
+        if self.source.is_reported((name,)):  # reported while reading
             return None if default is _MISSING else default
         if value is None:
             if default is _MISSING:
@@ -448,7 +448,7 @@ def conversion_yaml(conversion: Conversion, command: str) -> str:
     the HF fields left out), then each value with a comment naming the HF field it came from."""
     import textwrap
 
-    from fastmoe_cfg.config.yaml_io import dump_yaml
+    from fastmoe_cfg.config.yaml_writer import dump_yaml
     from fastmoe_cfg.schemas.counts import count_layer
 
     moe = conversion.moe_layers

@@ -50,8 +50,8 @@ def norm_parameters(norm: NormalizationConfig | None, hidden_size: int) -> int:
 
 
 def has_bias(layer: AffineLinearConfig, config: MLPBaseConfig) -> bool:
-    """A linear's bias exists when `bias.enabled` says so, else when `add_linear_biases` does."""
-    return config.add_linear_biases if layer.bias.enabled is None else layer.bias.enabled
+    """Deprecated: `config.has_bias(layer)`. Kept until the layers call the method."""
+    return config.has_bias(layer)
 
 
 def _enabled(parameter: OptionalParameterConfig) -> bool:
@@ -62,8 +62,8 @@ def mlp_parameters(config: MLPBaseConfig, hidden_size: int, intermediate_size: i
     """Weights and biases of one MLP of the given width (layer_1 doubles its rows when gated)."""
     rows_1 = intermediate_size * (2 if config.gated else 1)
     count = hidden_size * rows_1 + intermediate_size * hidden_size
-    count += rows_1 if has_bias(config.layer_1, config) else 0
-    count += hidden_size if has_bias(config.layer_2, config) else 0
+    count += rows_1 if config.has_bias(config.layer_1) else 0
+    count += hidden_size if config.has_bias(config.layer_2) else 0
     return count
 
 
@@ -73,10 +73,8 @@ def mlp_flops(config: MLPBaseConfig, hidden_size: int, intermediate_size: int) -
 
 
 def shared_intermediate_size(config: MoEMLPConfig) -> int:
-    """Width of the one dense MLP that holds the shared experts (0 without shared experts)."""
-    if not config.shared_experts:
-        return 0
-    return config.shared_expert_intermediate_size or config.shared_experts * config.intermediate_size
+    """Deprecated: `config.shared_intermediate_size()`. Kept until the layers call the method."""
+    return config.shared_intermediate_size()
 
 
 def count_layer(config: MLPBaseConfig, hidden_size: int, dtype: str = "bf16") -> LayerCounts:
@@ -98,7 +96,7 @@ def count_layer(config: MLPBaseConfig, hidden_size: int, dtype: str = "bf16") ->
     router += routed if _enabled(config.router_per_expert_scale) else 0
     router += routed if _enabled(config.router_bias) else 0
     per_expert = mlp_parameters(config, hidden_size, config.intermediate_size)
-    shared_width = shared_intermediate_size(config)
+    shared_width = config.shared_intermediate_size()
     shared = mlp_parameters(config, hidden_size, shared_width) if config.shared_experts else 0
     shared += hidden_size if _enabled(config.shared_expert_gate) else 0
     flops = 2 * hidden_size * routed + config.experts_per_token * mlp_flops(config, hidden_size, config.intermediate_size)

@@ -66,7 +66,7 @@ class RouterDtype(DescribedEnum):
 class MoEImplementation(DescribedEnum):
     """How the experts are executed. All implementations compute the same function."""
 
-    auto = "auto", "Triton dropless when the input is on a CUDA device and Triton is installed, else the torch dropless path."
+    auto = "auto", "The torch dropless path (this version has no Triton kernels; auto will choose them once they exist)."
     dropless = "dropless", "Sort tokens by expert and run one grouped matrix multiplication per layer; no token is dropped."
     looped = "looped", "Loop over experts, gathering each expert's tokens (simple, slow with many experts)."
 

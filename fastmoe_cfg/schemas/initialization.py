@@ -1,8 +1,11 @@
 """How a parameter is initialized: `type: normal` (default), `uniform` or `fill`."""
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from fastmoe_cfg.config.base import Config, Rule, field
+
+
+TYPE_DESCRIPTION = "The initialization method: normal (default), uniform or fill."
 
 
 class InitializationConfig(Config):
@@ -10,12 +13,14 @@ class InitializationConfig(Config):
 
     __default_variant__: ClassVar[str] = "normal"
 
-    type: str | None = field(None, tier="core", desc="The initialization method: normal (default), uniform or fill.")
+    type: str | None = field(None, tier="core", desc=TYPE_DESCRIPTION)
 
 
 @InitializationConfig.register("normal")
 class NormalInitializationConfig(InitializationConfig):
     """Normal distribution N(mean, std²), optionally truncated to [min, max]."""
+
+    type: Literal["normal"] = field("normal", tier="core", desc=TYPE_DESCRIPTION)
 
     __rules__ = (
         Rule(
@@ -36,6 +41,8 @@ class NormalInitializationConfig(InitializationConfig):
 class UniformInitializationConfig(InitializationConfig):
     """Uniform distribution U(mean - scale, mean + scale)."""
 
+    type: Literal["uniform"] = field("uniform", tier="core", desc=TYPE_DESCRIPTION)
+
     scale: float = field(1.0, tier="feature", ge=0, desc="Half-width of the interval.")
     mean: float = field(0.0, tier="feature", desc="Centre of the interval.")
 
@@ -43,5 +50,7 @@ class UniformInitializationConfig(InitializationConfig):
 @InitializationConfig.register("fill")
 class FillInitializationConfig(InitializationConfig):
     """Every value set to one constant."""
+
+    type: Literal["fill"] = field("fill", tier="core", desc=TYPE_DESCRIPTION)
 
     value: float = field(tier="feature", desc="The constant (required).")

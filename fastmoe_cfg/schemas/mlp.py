@@ -1,8 +1,8 @@
 """The MLP configs: `type: mlp` (dense, default) and `type: moe` (mixture of experts)."""
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
-from fastmoe_cfg.config.base import Config, Derived, Rule, field
+from fastmoe_cfg.config.base import Config, Derived, Renamed, Rule, field
 from fastmoe_cfg.schemas.enums import (
     ActivationType,
     DropPolicy,
@@ -20,6 +20,8 @@ FORMAT_VERSION = 1
 GPT_OSS_LIMIT = 7.0
 GPT_OSS_ALPHA = 1.702  # the sigmoid-GELU approximation constant of gpt_oss_glu (fixed, as in HF's GptOssExperts)
 BIAS_UPDATE_RATE = 1e-3  # DeepSeek-V3's γ
+AUXILIARY_LOSS_COEFFICIENT = 0.01  # Fast-LLM's default
+TYPE_DESCRIPTION = "The MLP variant: mlp (dense, default) or moe (mixture of experts)."
 
 
 def only_with(name: str, condition_fields: tuple[str, ...], condition, condition_text: str) -> Rule:
@@ -30,6 +32,15 @@ def only_with(name: str, condition_fields: tuple[str, ...], condition, condition
         message=lambda **values: f"only applies {condition_text} (remove it, or set it to null)",
         doc=f"{name} only applies {condition_text}.",
     )
+
+
+def _shared_experts_hint(experts: int, shared_experts: int, expert_groups: int) -> str:
+    """With shared experts, say that `experts` counts them, and which value of `experts` would divide."""
+    if not shared_experts:
+        return ""
+    routed = -(-(experts - shared_experts) // expert_groups) * expert_groups
+    shared = f"{shared_experts} shared expert" + ("s" if shared_experts > 1 else "")
+    return f"; experts counts the {shared} too: experts: {routed + shared_experts} gives {routed} routed experts"
 
 
 class MLPBaseConfig(Config):
@@ -64,11 +75,14 @@ class MLPBaseConfig(Config):
         "ffn_hidden_size": "intermediate_size",
         "moe_intermediate_size": "intermediate_size",
         "hidden_act": "activation",
+        "hidden_activation": "activation",
         "gated_linear_unit": "gated",
+        "mlp_bias": "add_linear_biases",
+        "swiglu_limit": "activation_limit",
         "mlp_recompute_level": "recompute_level",
     }
 
-    type: str | None = field(None, tier="core", desc="The MLP variant: mlp (dense, default) or moe (mixture of experts).")
+    type: str | None = field(None, tier="core", desc=TYPE_DESCRIPTION)
     format_version: int | None = field(
         None, tier="core", ge=1, le=FORMAT_VERSION, desc=f"Version of this config format (only {FORMAT_VERSION} exists). None: the current one."
     )
@@ -108,19 +122,35 @@ class MLPBaseConfig(Config):
         `hidden_size` is the model's width; `device` and `dtype` go to every parameter.
         The module's `forward(x, token_mask=None)` takes [tokens, hidden] or [batch, seq, hidden].
         """
-        from fastmoe_cfg.layers import build_layer
-
+        try:
+            from fastmoe_cfg.layers import build_layer
+        except ModuleNotFoundError as exc:
+            if exc.name != "torch" and not (exc.name or "").startswith("torch."):
+                raise
+            raise ModuleNotFoundError(
+                "building a layer needs torch, which is not installed; install it with: pip install 'fastmoe_cfg[torch]' "
+                "(validate, explain, schema and docs work without it)",
+                name=exc.name,
+            ) from None
         return build_layer(self, hidden_size, device=device, dtype=dtype)
+
+    def has_bias(self, layer: AffineLinearConfig) -> bool:
+        """Whether `layer` (this config's layer_1 or layer_2) has a bias: its `bias.enabled`, else `add_linear_biases`."""
+        return self.add_linear_biases if layer.bias.enabled is None else layer.bias.enabled
 
 
 @MLPBaseConfig.register("mlp")
 class MLPConfig(MLPBaseConfig):
     """A dense MLP: layer_2(activation(layer_1(x)))."""
 
+    type: Literal["mlp"] = field("mlp", tier="core", desc=TYPE_DESCRIPTION)
+
 
 @MLPBaseConfig.register("moe")
 class MoEMLPConfig(MLPBaseConfig):
     """A mixture-of-experts MLP: a router sends each token to `experts_per_token` of the routed experts and sums their outputs, weighted by the routing scores; shared experts process every token."""
+
+    type: Literal["moe"] = field("moe", tier="core", desc=TYPE_DESCRIPTION)
 
     __rules__ = (
         Rule(
@@ -136,6 +166,7 @@ class MoEMLPConfig(MLPBaseConfig):
             check=lambda expert_groups, experts, shared_experts: (experts - shared_experts) % expert_groups == 0,
             message=lambda expert_groups, experts, shared_experts: (
                 f"must divide the experts - shared_experts routed experts ({experts - shared_experts} routed experts, {expert_groups} groups)"
+                + _shared_experts_hint(experts, shared_experts, expert_groups)
             ),
             doc="expert_groups divides the experts - shared_experts routed experts.",
         ),
@@ -174,6 +205,15 @@ class MoEMLPConfig(MLPBaseConfig):
                 f"({expert_groups_per_token} · {(experts - shared_experts) // expert_groups} < {experts_per_token})"
             ),
             doc="With expert_groups > 1, the expert_groups_per_token kept groups hold at least experts_per_token experts.",
+        ),
+        Rule(
+            fields=("auxiliary_loss_coefficient", "routing"),
+            check=lambda auxiliary_loss_coefficient, routing: auxiliary_loss_coefficient == 0 or routing == RoutingType.aux_loss,
+            message=lambda auxiliary_loss_coefficient, routing: (
+                f"auxiliary_loss_coefficient {auxiliary_loss_coefficient} only applies with routing: aux_loss; routing {routing} "
+                "adds no load-balancing loss (remove it, or set it to 0)"
+            ),
+            doc="auxiliary_loss_coefficient other than 0 needs routing: aux_loss (the only routing with a load-balancing loss).",
         ),
         only_with("bias_update_rate", ("routing",), lambda routing: routing == RoutingType.aux_free, "with routing: aux_free"),
         only_with("automatic_bias_update", ("routing",), lambda routing: routing == RoutingType.aux_free, "with routing: aux_free"),
@@ -233,6 +273,12 @@ class MoEMLPConfig(MLPBaseConfig):
             doc="expert_groups: every group is eligible.",
         ),
         Derived(
+            field="auxiliary_loss_coefficient",
+            depends_on=("routing",),
+            compute=lambda routing: AUXILIARY_LOSS_COEFFICIENT if routing == RoutingType.aux_loss else 0.0,
+            doc=f"{AUXILIARY_LOSS_COEFFICIENT} with routing aux_loss, else 0 (the other routings have no load-balancing loss).",
+        ),
+        Derived(
             field="bias_update_rate",
             depends_on=("routing",),
             compute=lambda routing: BIAS_UPDATE_RATE if routing == RoutingType.aux_free else None,
@@ -257,16 +303,24 @@ class MoEMLPConfig(MLPBaseConfig):
             doc="probability when capacity_factor is set, else none.",
         ),
     )
+    # The names of the Hugging Face families that `convert` imports (and of Fast-LLM's older configs).
     __renamed__ = {
-        "num_experts": "experts",
+        "num_experts": Renamed("experts", "with shared experts, experts = num_experts + shared_experts (experts counts them)"),
         "num_local_experts": "experts",
-        "n_routed_experts": "experts",
+        "n_routed_experts": Renamed("experts", "experts counts the shared experts too: experts = n_routed_experts + n_shared_experts"),
         "num_experts_per_tok": "experts_per_token",
         "num_experts_per_token": "experts_per_token",
         "top_k": "experts_per_token",
+        "top_k_experts": "experts_per_token",
         "num_shared_experts": "shared_experts",
         "n_shared_experts": "shared_experts",
-        "router_aux_loss_coef": "auxiliary_loss_coefficient",
+        "norm_topk_prob": "normalize_expert_weights",
+        "scoring_func": "router_score_function",
+        "n_group": "expert_groups",
+        "topk_group": "expert_groups_per_token",
+        "topk_method": Renamed("routing", "DeepSeek-V3's noaux_tc is routing: aux_free"),
+        "aux_loss_alpha": Renamed("sequence_auxiliary_loss_coefficient", "DeepSeek-V3's aux_loss_alpha (with seq_aux) is the sequence-wise loss"),
+        "router_aux_loss_coef": Renamed("auxiliary_loss_coefficient", "HF pools all layers into one loss; ours is per layer"),
         "router_jitter_noise": "jitter_eps",
         "expert_z_loss_coefficient": "z_loss_coefficient",
         "router_z_loss_coef": "z_loss_coefficient",
@@ -293,8 +347,8 @@ class MoEMLPConfig(MLPBaseConfig):
     router: LinearConfig = field(
         default_factory=LinearConfig, tier="feature", desc="The router linear: hidden -> experts - shared_experts logits (default initialization: normal, std hidden_size^-0.5)."
     )
-    auxiliary_loss_coefficient: float = field(
-        0.01, tier="feature", ge=0, desc="Scale of the load-balancing loss coefficient · E_r · Σ_e f_e · P_e (aux_loss routing)."
+    auxiliary_loss_coefficient: float | None = field(
+        None, tier="feature", ge=0, desc="Scale of the load-balancing loss coefficient · E_r · Σ_e f_e · P_e (aux_loss routing only)."
     )
     z_loss_coefficient: float = field(
         0.0, tier="feature", ge=0, desc="Scale of the router z-loss mean_t(logsumexp(logits_t)²), computed before jitter."
@@ -352,3 +406,9 @@ class MoEMLPConfig(MLPBaseConfig):
     balanced_routing_noise: float | None = field(
         None, tier="feature", ge=0, le=1, desc="balanced routing: 0 spreads tokens evenly; up to 1 the choices and weights become random and skewed (NeMo's noise)."
     )
+
+    def shared_intermediate_size(self) -> int:
+        """Width of the one dense MLP that holds the shared experts (0 without shared experts)."""
+        if not self.shared_experts:
+            return 0
+        return self.shared_expert_intermediate_size or self.shared_experts * self.intermediate_size

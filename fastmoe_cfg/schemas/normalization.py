@@ -1,9 +1,12 @@
 """Normalization layers: `type: layer_norm` (default), `rms_norm` or `none`."""
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from fastmoe_cfg.config.base import Config, Rule, field
 from fastmoe_cfg.schemas.parameter import OptionalParameterConfig, ParameterConfig
+
+
+TYPE_DESCRIPTION = "The normalization: layer_norm (default), rms_norm or none."
 
 
 class NormalizationConfig(Config):
@@ -11,12 +14,14 @@ class NormalizationConfig(Config):
 
     __default_variant__: ClassVar[str] = "layer_norm"
 
-    type: str | None = field(None, tier="core", desc="The normalization: layer_norm (default), rms_norm or none.")
+    type: str | None = field(None, tier="core", desc=TYPE_DESCRIPTION)
 
 
 @NormalizationConfig.register("none")
 class NoNormalizationConfig(NormalizationConfig):
     """No normalization: the input passes through unchanged."""
+
+    type: Literal["none"] = field("none", tier="core", desc=TYPE_DESCRIPTION)
 
 
 class AffineNormalizationConfig(NormalizationConfig):
@@ -45,9 +50,13 @@ class AffineNormalizationConfig(NormalizationConfig):
 class LayerNormalizationConfig(AffineNormalizationConfig):
     """Layer normalization: (x - mean(x)) / sqrt(var(x) + epsilon) · weight + bias."""
 
+    type: Literal["layer_norm"] = field("layer_norm", tier="core", desc=TYPE_DESCRIPTION)
+
     bias: ParameterConfig = field(default_factory=ParameterConfig, tier="architecture", desc="The per-feature bias (default initialization: zeros).")
 
 
 @NormalizationConfig.register("rms_norm")
 class RMSNormalizationConfig(AffineNormalizationConfig):
     """RMS normalization: x / sqrt(mean(x²) + epsilon) · weight."""
+
+    type: Literal["rms_norm"] = field("rms_norm", tier="core", desc=TYPE_DESCRIPTION)

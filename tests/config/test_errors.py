@@ -26,7 +26,7 @@ CASES = {
     ),
     "yaml 1.1 yes is a string": (
         "gated: yes\n",
-        "moe.yaml:1:8: gated: expected true or false, got string 'yes'",
+        "moe.yaml:1:8: gated: expected true or false, got string 'yes': YAML 1.2 reads yes, no, on and off as strings (did you mean true?)",
     ),
     "unknown key": (
         """\
@@ -185,7 +185,7 @@ def test_every_problem_at_once_sorted_by_position() -> None:
         "moe.yaml:3:1: experts_per_tokn: unknown field (did you mean experts_per_token?)",
         "moe.yaml:4:1: experts_per_token: must satisfy experts_per_token + shared_experts <= experts (3 + 0 > 2)",
         "moe.yaml:5:10: routing: expected one of aux_loss, sinkhorn, aux_free, balanced; got string 'sinkhorm' (did you mean sinkhorn?)",
-        "moe.yaml:6:8: gated: expected true or false, got string 'yes'",
+        "moe.yaml:6:8: gated: expected true or false, got string 'yes': YAML 1.2 reads yes, no, on and off as strings (did you mean true?)",
         "moe.yaml:7:20: intermediate_size: must be >= 1, got -1",
         "moe.yaml:9:9: pre_norm.type: unknown type 'layernorm'; expected one of: layer_norm, none, rms_norm (did you mean layer_norm?)",
         "moe.yaml:12:12: post_norm.epsilon: expected a number, got string '1'",

@@ -51,7 +51,7 @@ def test_problems_of_file_and_overrides_together() -> None:
     assert errors_of(text, overrides=("experts=x", "gated=yes")).splitlines() == [
         "moe.yaml:2:10: routing: expected one of aux_loss, sinkhorn, aux_free, balanced; got string 'sinkhorm' (did you mean sinkhorn?)",
         "--set experts=x: experts: expected an integer, got string 'x'",
-        "--set gated=yes: gated: expected true or false, got string 'yes'",
+        "--set gated=yes: gated: expected true or false, got string 'yes': YAML 1.2 reads yes, no, on and off as strings (did you mean true?)",
     ]
 
 

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from fastmoe_cfg.config.errors import ConfigError
 from fastmoe_cfg.config.loader import load_file, load_text
-from fastmoe_cfg.config.yaml_io import dump_yaml
+from fastmoe_cfg.config.yaml_writer import dump_yaml
 from fastmoe_cfg.schemas import (
     ActivationType,
     DropPolicy,
@@ -146,7 +146,6 @@ MOE_FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "router_input_scale": positive,
     "router_per_expert_scale": optional_parameters,
     "router": linears,
-    "auxiliary_loss_coefficient": non_negative,
     "z_loss_coefficient": non_negative,
     "jitter_eps": st.floats(min_value=0, max_value=1, exclude_max=True),
     "dropless_dynamic_shape": st.booleans(),
@@ -207,6 +206,10 @@ def routing_family_fields(draw: st.DrawFn, data: dict[str, Any]) -> None:
         per_group = routed // groups
         kept = [g for g in range(1, groups + 1) if groups == 1 or g * per_group >= per_token]
         _maybe(draw, data, "expert_groups_per_token", st.one_of(st.none(), st.sampled_from(kept)))
+
+    # The load-balancing loss exists under aux_loss only: another routing takes 0 (or null, derived).
+    coefficient = non_negative if routing == RoutingType.aux_loss.value else st.just(0.0)
+    _maybe(draw, data, "auxiliary_loss_coefficient", st.one_of(st.none(), coefficient))
 
     # Settings of one routing type only (null is always allowed).
     for name, owner, strategy in (

@@ -7,12 +7,13 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
 from fastmoe_cfg.config.base import field
 from fastmoe_cfg.config.errors import ConfigError
-from fastmoe_cfg.config.registry import ENTRY_POINT_GROUP, unregister_variant
+from fastmoe_cfg.config.registry import ENTRY_POINT_GROUP
 from fastmoe_cfg.schemas import MLPBaseConfig, MoEMLPConfig, NormalizationConfig
 from tests.conftest import ROOT, errors_of, load
 
@@ -24,6 +25,7 @@ def test_late_registration_reaches_built_validators() -> None:
     class ScaleNormalizationConfig(NormalizationConfig):
         """ScaleNorm: x / ||x|| · g."""
 
+        type: Literal["scale_norm"] = field("scale_norm", tier="core", desc="The normalization.")
         epsilon: float = field(1e-5, tier="architecture", gt=0, desc="Added to the norm.")
 
     try:
@@ -36,7 +38,7 @@ def test_late_registration_reaches_built_validators() -> None:
             "scale_norm (did you mean scale_norm?)"
         )
     finally:
-        unregister_variant(NormalizationConfig, "scale_norm")
+        NormalizationConfig.unregister("scale_norm")
     assert "scale_norm" not in NormalizationConfig.variants()
     with pytest.raises(ConfigError):
         load("type: moe\npre_norm: {type: scale_norm}\n")
@@ -51,9 +53,19 @@ def test_register_checks() -> None:
         class OtherMoE(MoEMLPConfig):
             """Another."""
 
+            type: Literal["moe"] = field("moe", tier="core", desc="The variant.")
+    with pytest.raises(TypeError, match=r"must declare its tag: type: Literal\['untagged'\]"):
+
+        @MLPBaseConfig.register("untagged")
+        class Untagged(MoEMLPConfig):
+            """A variant that forgot its `type` field."""
+    assert "untagged" not in MLPBaseConfig.variants()
+
 
 PLUGIN = '''
 """A tiny third-party plugin: a normalization variant."""
+from typing import Literal
+
 from fastmoe_cfg.config.base import field
 from fastmoe_cfg.schemas import NormalizationConfig
 
@@ -62,6 +74,7 @@ from fastmoe_cfg.schemas import NormalizationConfig
 class ScaleNormalizationConfig(NormalizationConfig):
     """ScaleNorm: x / ||x|| * g."""
 
+    type: Literal["scale_norm"] = field("scale_norm", tier="core", desc="The normalization.")
     epsilon: float = field(1e-5, tier="architecture", gt=0, desc="Added to the norm.")
 '''
 

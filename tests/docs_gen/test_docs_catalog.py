@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import pytest
 
 from fastmoe_cfg.config.base import DescribedEnum, field
-from fastmoe_cfg.config.registry import unregister_variant
 from fastmoe_cfg.docs_gen import DocsError, build_catalog, reference_pages
 from fastmoe_cfg.docs_gen.reference import default_roots
 from fastmoe_cfg.schemas import InitializationConfig, MLPBaseConfig, MLPConfig, NormalizationConfig
@@ -38,12 +39,13 @@ def undocumented_variant():
     """A registered MLP variant with no docstring and a field without description (a careless plugin)."""
 
     class Undocumented(MLPConfig):
+        type: Literal["undocumented_test_variant"] = field("undocumented_test_variant", tier="core", desc="The variant.")
         depth: int = field(1, tier="architecture")
 
     Undocumented.__doc__ = None  # pydantic gives no docstring of its own, but make the intent explicit
     MLPBaseConfig.register("undocumented_test_variant")(Undocumented)
     yield Undocumented
-    unregister_variant(MLPBaseConfig, "undocumented_test_variant")
+    MLPBaseConfig.unregister("undocumented_test_variant")
 
 
 def test_undocumented_class_and_field_are_errors(undocumented_variant) -> None:
@@ -61,13 +63,14 @@ def test_documented_plugin_variant_gets_a_page() -> None:
     class Shallow(MLPConfig):
         """A test plugin's MLP."""
 
+        type: Literal["shallow_test_variant"] = field("shallow_test_variant", tier="core", desc="The variant.")
         depth: int = field(1, tier="architecture", ge=1, desc="How deep.")
 
     MLPBaseConfig.register("shallow_test_variant")(Shallow)
     try:
         pages = reference_pages(builtin_only=False)
     finally:
-        unregister_variant(MLPBaseConfig, "shallow_test_variant")
+        MLPBaseConfig.unregister("shallow_test_variant")
     assert "- **Variant of:** [`MLPBaseConfig`](MLPBaseConfig.md) — select with `type: shallow_test_variant`\n" in pages["Shallow.md"]
     assert "| `shallow_test_variant` | [`Shallow`](Shallow.md) | A test plugin's MLP. |" in pages["index.md"]
     assert "```yaml\ntype: shallow_test_variant\n```" in pages["Shallow.md"]
@@ -83,6 +86,7 @@ def test_undocumented_enum_member_is_an_error() -> None:
     class Painted(MLPConfig):
         """A test plugin's MLP with a color."""
 
+        type: Literal["painted_test_variant"] = field("painted_test_variant", tier="core", desc="The variant.")
         color: Color = field(Color.red, tier="feature", desc="The color.")
 
     MLPBaseConfig.register("painted_test_variant")(Painted)
@@ -90,5 +94,5 @@ def test_undocumented_enum_member_is_an_error() -> None:
         with pytest.raises(DocsError) as info:
             reference_pages(builtin_only=False)
     finally:
-        unregister_variant(MLPBaseConfig, "painted_test_variant")
+        MLPBaseConfig.unregister("painted_test_variant")
     assert f"Color.blue ({__name__}): no description" in info.value.problems

@@ -27,7 +27,10 @@ SEED = [
     ("router_scale", "architecture", "OptionalParameterConfig", "{}"),
     ("routing", "architecture", "RoutingType", "aux_loss"),
     ("shared_experts", "architecture", "int", "0"),
-    ("auxiliary_loss_coefficient", "feature", "float", "0.01"),
+    (
+        "auxiliary_loss_coefficient", "feature", "float or null",
+        "derived: 0.01 with routing aux_loss, else 0 (the other routings have no load-balancing loss).",
+    ),
     ("jitter_eps", "feature", "float", "0.0"),
     ("lr_scale", "feature", "float or null", "null"),
     ("router", "feature", "LinearConfig", "{}"),
@@ -103,6 +106,7 @@ def test_enum_field_lists_values_with_meanings_and_links_its_page(pages: dict[st
     assert "| [`RoutingType`](RoutingType.md) | `aux_loss` |" in row
     assert row.endswith(
         "How tokens are assigned to experts.<br>**Constraints:** expert_groups > 1 needs routing aux_loss or aux_free. "
+        "auxiliary_loss_coefficient other than 0 needs routing: aux_loss (the only routing with a load-balancing loss). "
         "bias_update_rate only applies with routing: aux_free. automatic_bias_update only applies with routing: aux_free. "
         "balanced_routing_noise only applies with routing: balanced."
         "<br>**Values:**<br>`aux_loss`: Top-k of the scores, weights = the chosen scores (with the default softmax scores and "

@@ -40,7 +40,7 @@ SEED_FIELDS = {
     "router_scale": ("architecture", OptionalParameterConfig()),
     "routing": ("architecture", RoutingType.aux_loss),
     "shared_experts": ("architecture", 0),
-    "auxiliary_loss_coefficient": ("feature", 0.01),
+    "auxiliary_loss_coefficient": ("feature", None),  # derived from routing (issue 17): 0.01 with aux_loss, else 0
     "jitter_eps": ("feature", 0.0),
     "lr_scale": ("feature", None),
     "router": ("feature", LinearConfig()),
@@ -77,6 +77,7 @@ DERIVED_IN_DEFAULT = {
     "router_score_function": RouterScoreFunction.softmax,
     "normalize_expert_weights": True,
     "expert_groups_per_token": 1,
+    "auxiliary_loss_coefficient": 0.01,
 }
 ALL_FIELDS = {**SEED_FIELDS, **SELECTORS, **FAMILY_FIELDS}
 
@@ -109,7 +110,7 @@ def test_dense_has_the_non_moe_fields() -> None:
 
 
 def test_every_field_of_every_class_has_a_tier_and_description() -> None:
-    from fastmoe_cfg.config.registry import all_config_classes
+    from fastmoe_cfg.config.base import all_config_classes
 
     for klass in all_config_classes():
         if klass.__module__.startswith("fastmoe_cfg."):

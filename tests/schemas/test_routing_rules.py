@@ -55,8 +55,30 @@ RULES = {
         shared_experts: 1
         expert_groups: 2
         """,
-        "moe.yaml:4:1: expert_groups: must divide the experts - shared_experts routed experts (7 routed experts, 2 groups)",
+        "moe.yaml:4:1: expert_groups: must divide the experts - shared_experts routed experts (7 routed experts, 2 groups); "
+        "experts counts the 1 shared expert too: experts: 9 gives 8 routed experts",
     ),
+    "DeepSeek-V3 with experts written as n_routed_experts": (
+        """\
+        type: moe
+        experts: 256
+        shared_experts: 1
+        experts_per_token: 8
+        expert_groups: 8
+        """,
+        "moe.yaml:5:1: expert_groups: must divide the experts - shared_experts routed experts (255 routed experts, 8 groups); "
+        "experts counts the 1 shared expert too: experts: 257 gives 256 routed experts",
+    ),
+    "auxiliary_loss_coefficient with another routing": (
+        """\
+        type: moe
+        routing: sinkhorn
+        auxiliary_loss_coefficient: 0.01
+        """,
+        "moe.yaml:3:1: auxiliary_loss_coefficient: auxiliary_loss_coefficient 0.01 only applies with routing: aux_loss; "
+        "routing sinkhorn adds no load-balancing loss (remove it, or set it to 0)",
+    ),
+
     "fewer than 2 routed experts per group": (
         """\
         type: moe
@@ -240,13 +262,27 @@ def test_error_text(text: str, expected: str) -> None:
     assert errors_of(text) == expected
 
 
+def test_auxiliary_loss_coefficient_follows_the_routing() -> None:
+    # Derived: 0.01 with aux_loss, 0 with the routings that have no load-balancing loss; 0 is allowed everywhere.
+    for routing, value in (("aux_loss", 0.01), ("sinkhorn", 0.0), ("aux_free", 0.0), ("balanced", 0.0)):
+        config = load(f"type: moe\nrouting: {routing}\nexperts: 4\n")
+        assert (config.auxiliary_loss_coefficient, config.provenance("auxiliary_loss_coefficient")) == (value, "derived")
+        assert "auxiliary_loss_coefficient" not in config.to_dict()
+        assert load(f"type: moe\nrouting: {routing}\nexperts: 4\nauxiliary_loss_coefficient: 0\n").auxiliary_loss_coefficient == 0
+    # The error names both fields, blamed on the one the user changed last (here the override).
+    assert errors_of("type: moe\nauxiliary_loss_coefficient: 0.02\n", overrides=("routing=aux_free",)) == (
+        "--set routing=aux_free: routing: auxiliary_loss_coefficient 0.02 only applies with routing: aux_loss; "
+        "routing aux_free adds no load-balancing loss (remove it, or set it to 0)"
+    )
+
+
 def test_every_rule_of_moe_has_a_golden_error() -> None:
     # A rule added later without a golden here fails this test. The seed rule (experts_per_token + shared_experts
     # <= experts) has its goldens in tests/config/test_errors.py.
     family_rules = [rule for rule in MoEMLPConfig.rules() if rule.fields[0] != "experts_per_token"]
     blamed = {text.split(": ")[1] for _, text in RULES.values()}
     assert blamed == {rule.fields[0] for rule in family_rules}
-    assert len(RULES) >= len(family_rules) == 15
+    assert len(RULES) >= len(family_rules) == 16
 
 
 def test_all_problems_of_one_file_at_once_sorted_by_position() -> None:
@@ -267,7 +303,8 @@ def test_all_problems_of_one_file_at_once_sorted_by_position() -> None:
     """
     assert errors_of(text).splitlines() == [
         "moe.yaml:5:1: activation: gpt_oss_glu is a gated linear unit: it needs gated: true",
-        "moe.yaml:6:1: expert_groups: must divide the experts - shared_experts routed experts (9 routed experts, 2 groups)",
+        "moe.yaml:6:1: expert_groups: must divide the experts - shared_experts routed experts (9 routed experts, 2 groups); "
+        "experts counts the 1 shared expert too: experts: 11 gives 10 routed experts",
         "moe.yaml:7:1: bias_update_rate: only applies with routing: aux_free (remove it, or set it to null)",
         "moe.yaml:9:18: capacity_factor: must be > 0, got 0",
         "moe.yaml:10:1: router_weight_on_input: needs experts_per_token = 1 (got 2): with several experts the weight on "

@@ -1,28 +1,26 @@
-"""YAML in and out, keeping the line and column of every key and value.
+"""Reading YAML, keeping the line and column of every key and value.
 
-Loading: ruamel.yaml composes the text into a node graph (round-trip parser,
+ruamel.yaml composes the text into a node graph (round-trip parser,
 YAML 1.2), which becomes plain JSON data (dict, list, str, int, float, bool,
 None) plus a side table `path -> (key position, value position)`. Merge keys
 and aliases are resolved; duplicate keys, tags outside the YAML core schema
 (`!!python/...`, `!custom`), dates and binary values are located problems;
 nesting depth and expanded size are bounded. Problems are collected, not
-raised one at a time.
-
-Dumping: `dump_yaml` writes plain data; `edit_yaml` changes values inside an
-existing text and keeps its comments and layout.
+raised one at a time. Writing is `yaml_writer`.
 """
 
 from __future__ import annotations
 
 import errno
-import io
 import os
 import stat
-from dataclasses import dataclass, field
 from pathlib import Path as FilePath
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator
 
-from fastmoe_cfg.config.errors import ConfigError, Path, Problem, did_you_mean, format_path, shorten
+from fastmoe_cfg.config.errors import Path, Problem, format_path, shorten
+from fastmoe_cfg.config.source import Located, Position, Source
+
+__all__ = ["MAX_BYTES", "parse_yaml", "parse_yaml_bytes", "read_yaml"]
 
 MAX_DEPTH = 64
 MAX_NODES = 100_000
@@ -34,79 +32,6 @@ _NON_JSON = {
     "timestamp": "dates and timestamps are not supported here; quote the value to make it a string",
     "binary": "binary values are not supported here",
 }
-
-
-@dataclass(frozen=True)
-class Position:
-    line: int  # 1-based
-    column: int  # 1-based
-
-
-@dataclass(frozen=True)
-class Located:
-    """Where a path is written: its key (None for the root and list items) and its value."""
-
-    key: Position | None
-    value: Position
-
-
-@dataclass
-class Source:
-    """Data read from YAML, with the positions of its nodes; also the `Locator` for its problems."""
-
-    data: Any
-    file: str | None = None
-    positions: dict[Path, Located] = field(default_factory=dict)
-    problems: list[Problem] = field(default_factory=list)
-    prefix: Path = ()  # the `--key` path of `data` inside the document
-    # path -> (`key=value` text of the `--set` that wrote it, its position on the command line)
-    overrides: dict[Path, tuple[str, int]] = field(default_factory=dict)
-    bad_paths: set[Path] = field(default_factory=set)  # values already reported while reading
-
-    def problem(self, path: Path, kind: str, **fields: Any) -> Problem:
-        """A problem at `path` (relative to `data`); `kind` is key, value or missing."""
-        for length in range(len(path), -1, -1):
-            if path[:length] in self.overrides:
-                override, order = self.overrides[path[:length]]
-                shown = format_path(self.prefix + path)
-                return Problem(path=shown, file=self.file, override=override, order=order, **fields)
-        position = self._position(path, kind)
-        line, column = (position.line, position.column) if position else (None, None)
-        return Problem(path=format_path(self.prefix + path), file=self.file, line=line, column=column, **fields)
-
-    def origin(self, path: Path) -> str | None:
-        if any(path[:length] in self.overrides for length in range(len(path), 0, -1)):
-            return "override"
-        return "file" if path in self.positions else None
-
-    def _position(self, path: Path, kind: str) -> Position | None:
-        located = self.positions.get(path)
-        if located is not None:
-            return located.key if kind == "key" and located.key is not None else located.value
-        # Not written (a missing or defaulted field): point at the nearest written parent.
-        for length in range(len(path) - 1, -1, -1):
-            located = self.positions.get(path[:length])
-            if located is not None:
-                return located.key or located.value
-        return Position(1, 1) if self.file is not None else None
-
-    def select(self, key: Path) -> Source:
-        """The sub-tree at `key` (`--key model.mlp`), or a ConfigError naming what is missing."""
-        node = self.data
-        for depth, part in enumerate(key):
-            if not isinstance(node, dict) or part not in node:
-                where = key[:depth]
-                if isinstance(node, dict):
-                    message = f"no key {part!r} (selected with --key {format_path(key)})"
-                    problem = self.problem(where, "key", message=message, suggestion=did_you_mean(part, node))
-                else:
-                    message = f"expected a mapping holding {part!r} (selected with --key {format_path(key)})"
-                    problem = self.problem(where, "value", message=message)
-                raise ConfigError([*self.problems, problem])
-            node = node[part]
-        positions = {path[len(key) :]: located for path, located in self.positions.items() if path[: len(key)] == key}
-        bad_paths = {path[len(key) :] for path in self.bad_paths if path[: len(key)] == key}
-        return Source(node, self.file, positions, list(self.problems), self.prefix + key, dict(self.overrides), bad_paths)
 
 
 def read_yaml(path: str | FilePath, *, display_name: str | None = None) -> Source:
@@ -125,14 +50,14 @@ def read_yaml(path: str | FilePath, *, display_name: str | None = None) -> Sourc
 
 def parse_yaml_bytes(raw: bytes, file: str | None) -> Source:
     if len(raw) > MAX_BYTES:
-        return Source(None, file, problems=[Problem(f"file larger than {MAX_BYTES:,} bytes: not a config", file=file, line=1, column=1)])
+        return Source(None, file, problems=(Problem(f"file larger than {MAX_BYTES:,} bytes: not a config", file=file, line=1, column=1),))
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
         problem = Problem(f"not valid UTF-8 (byte 0x{raw[exc.start]:02x})", file=file, line=line, column=column)
-        return Source(None, file, problems=[problem])
+        return Source(None, file, problems=(problem,))
     return parse_yaml(text, file)
 
 
@@ -144,23 +69,20 @@ def parse_yaml(text: str, file: str | None = None) -> Source:
 
     yaml = YAML(typ="safe", pure=True)  # composing only: nodes keep their marks; no comments needed
     yaml.max_depth = MAX_DEPTH  # ruamel composes recursively: bound it before Python's stack
-    source = Source(None, file)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a reused anchor is legal YAML: the later one wins
             node = yaml.compose(text)
     except Exception as exc:  # ruamel's errors carry a mark; anything else still gets a location
-        source.problems.append(_syntax_problem(exc, text, file))
-        return source
+        return Source(None, file, problems=(_syntax_problem(exc, text, file),))
     if node is None:
-        return source
-    builder = _Builder(source)
+        return Source(None, file)
+    builder = _Builder(file)
     try:
-        source.data = builder.convert(node, ())
+        data = builder.convert(node, ())
     except _TooLarge as exc:
-        source.data = None
-        source.problems.append(exc.problem)
-    return source
+        return Source(None, file, problems=(*builder.problems, exc.problem))
+    return Source(data, file, builder.positions, tuple(builder.problems), reported=frozenset(builder.reported))
 
 
 def _syntax_problem(exc: Exception, text: str, file: str | None) -> Problem:
@@ -178,6 +100,12 @@ def _syntax_problem(exc: Exception, text: str, file: str | None) -> Problem:
     detail = " ".join(str(part) for part in (getattr(exc, "context", None), getattr(exc, "problem", None)) if part)
     if not detail:
         detail = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if "mapping values are not allowed here" in detail:
+        # The usual cause: a key indented under a key that already has a value, or an unquoted ': '.
+        detail += (
+            " (a `key: value` where a plain value was expected: check the indentation of this line against the"
+            " lines above, or quote a value that contains ': ')"
+        )
     return Problem(f"invalid YAML: {detail}", file=file, line=line, column=column)
 
 
@@ -206,16 +134,19 @@ def _value_position(node: Any, key_node: Any) -> Position:
 class _Builder:
     """Node graph -> plain data, recording positions and problems."""
 
-    def __init__(self, source: Source):
-        self.source = source
+    def __init__(self, file: str | None):
+        self.file = file
+        self.positions: dict[Path, Located] = {}
+        self.problems: list[Problem] = []
+        self.reported: set[Path] = set()  # paths whose value is reported here: validation need not say it again
         self.nodes = 0
 
     def _problem(self, node: Any, message: str, path: Path | None = None, *, bad_value: bool = True) -> None:
         if path is not None and bad_value:
-            self.source.bad_paths.add(path)
+            self.reported.add(path)
         position = _position(node)
         shown = format_path(path) if path is not None else ""
-        self.source.problems.append(Problem(message, shown, self.source.file, position.line, position.column))
+        self.problems.append(Problem(message, shown, self.file, position.line, position.column))
 
     def convert(self, node: Any, path: Path, key_node: Any = None, depth: int = 0) -> Any:
         from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
@@ -224,9 +155,9 @@ class _Builder:
         if self.nodes > MAX_NODES or depth > MAX_DEPTH:
             position = _position(node)
             what = f"more than {MAX_NODES} values after expanding aliases" if depth <= MAX_DEPTH else "nesting too deep"
-            raise _TooLarge(Problem(f"document too large: {what}", file=self.source.file, line=position.line, column=position.column))
+            raise _TooLarge(Problem(f"document too large: {what}", file=self.file, line=position.line, column=position.column))
         key_position = _position(key_node) if key_node is not None else None
-        self.source.positions.setdefault(path, Located(key_position, _value_position(node, key_node)))
+        self.positions.setdefault(path, Located(key_position, _value_position(node, key_node)))
         tag = _tag(node)
         if isinstance(node, MappingNode):
             if tag != _CORE + "map":
@@ -272,12 +203,12 @@ class _Builder:
                     self._problem(source, "a merge key (<<) takes a mapping or a list of mappings", path, bad_value=False)
                     continue
                 if depth > MAX_DEPTH:
-                    raise _TooLarge(Problem("merge keys nested too deep", file=self.source.file, line=_position(source).line, column=_position(source).column))
+                    raise _TooLarge(Problem("merge keys nested too deep", file=self.file, line=_position(source).line, column=_position(source).column))
                 for key_node, value_node in self._pairs(source, path, depth + 1):
                     self.nodes += 1
                     if self.nodes > MAX_NODES:
                         position = _position(key_node)
-                        raise _TooLarge(Problem(f"document too large: more than {MAX_NODES} values after expanding aliases", file=self.source.file, line=position.line, column=position.column))
+                        raise _TooLarge(Problem(f"document too large: more than {MAX_NODES} values after expanding aliases", file=self.file, line=position.line, column=position.column))
                     key = getattr(key_node, "value", None)
                     if isinstance(key, str) and key not in seen:
                         seen[key] = key_node
@@ -360,61 +291,3 @@ _PARSERS: dict[str, tuple[Any, str]] = {
     "int": (_parse_int, "a 64-bit integer"),
     "float": (_parse_float, "a number"),
 }
-
-
-def dump_yaml(data: Mapping[str, Any], *, header: str | None = None, comments: Mapping[str, str] | None = None) -> str:
-    """Plain data -> YAML text (block style, keys in the given order).
-
-    `header` becomes the comment lines above the document; `comments` an end-of-line comment on
-    top-level keys, aligned in one column (at most 40), one line per value however long.
-    """
-    from ruamel.yaml import YAML
-
-    yaml = YAML(typ="rt", pure=True)
-    yaml.default_flow_style = False
-    document = _to_commented(data)
-    if comments:
-        yaml.width = 4096
-        column = min(40, 2 + max(len(key) + 1 if isinstance(value, Mapping) else len(f"{key}: {value}") for key, value in data.items()))
-        for key, comment in comments.items():
-            document.yaml_add_eol_comment(comment, key, column=column)
-    if header:
-        document.yaml_set_start_comment(header)
-    stream = io.StringIO()
-    yaml.dump(document, stream)
-    return stream.getvalue()
-
-
-def _to_commented(value: Any) -> Any:
-    from ruamel.yaml.comments import CommentedMap
-
-    if isinstance(value, Mapping):
-        return CommentedMap((key, _to_commented(item)) for key, item in value.items())
-    if isinstance(value, (list, tuple)):
-        return [_to_commented(item) for item in value]
-    return value
-
-
-def edit_yaml(text: str, updates: Mapping[Path, Any]) -> str:
-    """Set values at paths inside YAML text, keeping its comments and layout.
-
-    Missing parent mappings are created. `updates` maps a path tuple to plain data.
-    """
-    from ruamel.yaml import YAML
-    from ruamel.yaml.comments import CommentedMap
-
-    yaml = YAML(typ="rt", pure=True)
-    yaml.preserve_quotes = True
-    document = yaml.load(text)
-    if document is None:
-        document = CommentedMap()
-    for path, value in updates.items():
-        node = document
-        for part in path[:-1]:
-            if not isinstance(node.get(part), Mapping):
-                node[part] = CommentedMap()
-            node = node[part]
-        node[path[-1]] = _to_commented(value)
-    stream = io.StringIO()
-    yaml.dump(document, stream)
-    return stream.getvalue()

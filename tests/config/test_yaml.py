@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import textwrap
 
-from fastmoe_cfg.config.yaml_io import Located, Position, dump_yaml, edit_yaml, parse_yaml
+from fastmoe_cfg.config.source import Located, Position
+from fastmoe_cfg.config.yaml_reader import parse_yaml
+from fastmoe_cfg.config.yaml_writer import dump_yaml, edit_yaml
 from fastmoe_cfg.schemas import MLPBaseConfig, MoEMLPConfig, RMSNormalizationConfig
 from tests.conftest import errors_of, load
 
 
 def test_positions_of_keys_and_values() -> None:
     source = parse_yaml("type: moe\npre_norm:\n  type: rms_norm\nlist: [1, {a: 2}]\n", "f.yaml")
-    assert source.problems == []
+    assert source.problems == ()
     assert source.positions[()] == Located(None, Position(1, 1))
     assert source.positions[("type",)] == Located(Position(1, 1), Position(1, 7))
     assert source.positions[("pre_norm",)] == Located(Position(2, 1), Position(3, 3))
@@ -21,7 +23,7 @@ def test_positions_of_keys_and_values() -> None:
 
 def test_scalars_follow_the_yaml_1_2_core_schema() -> None:
     source = parse_yaml("a: 0x1F\nb: 1_000\nc: -.inf\nd: 1e-3\ne: null\nf: True\ng: yes\nh: '3'\ni: 0o17\n")
-    assert source.problems == []
+    assert source.problems == ()
     data = source.data
     assert (data["a"], data["b"], data["d"], data["e"], data["f"], data["g"], data["h"], data["i"]) == (
         31, 1000, 1e-3, None, True, "yes", "3", 15,
