@@ -308,3 +308,108 @@ def test_invalid_utf8_is_located(tmp_path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(path)
     assert str(info.value) == f"{path}:2:10: not valid UTF-8 (byte 0xff)"
+
+
+# Issue 17: a rule inside a nested config is reported next to a failing field, at every depth.
+NESTED_RULES = {
+    "sibling of the rule fails (depth 1)": (
+        "type: moe\npre_norm: {type: rms_norm, zero_centered: true, weight: {enabled: false}, epsilon: x}\n",
+        "moe.yaml:2:28: pre_norm.zero_centered: stores the weight as an offset from 1: it needs the weight (weight.enabled is false)\n"
+        "moe.yaml:2:84: pre_norm.epsilon: expected a number, got string 'x'",
+    ),
+    "a rule on a nested config next to a failing top-level field": (
+        "type: moe\nintermediate_size: x\nshared_expert_gate: {enabled: true}\n",
+        "moe.yaml:2:20: intermediate_size: expected an integer, got string 'x'\n"
+        "moe.yaml:3:1: shared_expert_gate: gates the shared experts: it needs shared_experts >= 1",
+    ),
+    "sibling of the rule fails (depth 3)": (
+        "type: moe\nrouter:\n  weight:\n    initialization: {type: normal, min: 1, max: 0, std: x}\n",
+        "moe.yaml:4:36: router.weight.initialization.min: must satisfy min < max (1.0 >= 0.0)\n"
+        "moe.yaml:4:57: router.weight.initialization.std: expected a number, got string 'x'",
+    ),
+    "nested rule and a failing field at every level": (
+        "type: moe\nexperts: x\npost_norm:\n  type: layer_norm\n  zero_centered: true\n  weight: {enabled: false}\n"
+        "  bias: {lr_scale: -1}\n",
+        "moe.yaml:2:10: experts: expected an integer, got string 'x'\n"
+        "moe.yaml:5:3: post_norm.zero_centered: stores the weight as an offset from 1: it needs the weight (weight.enabled is false)\n"
+        "moe.yaml:7:20: post_norm.bias.lr_scale: must be >= 0, got -1",
+    ),
+}
+
+
+@pytest.mark.parametrize("text, expected", list(NESTED_RULES.values()), ids=list(NESTED_RULES))
+def test_nested_rules_are_reported_beside_failing_fields(text: str, expected: str) -> None:
+    assert errors_of(text) == expected
+
+
+def test_a_bug_in_a_rule_surfaces_as_a_bug() -> None:
+    # A rule that raises on valid values is a bug in the rule: it is not taken for "the value is invalid".
+    from typing import Literal
+
+    from fastmoe_cfg.config.base import Rule, field
+
+    @NormalizationConfig.register("buggy_norm")
+    class BuggyNormalizationConfig(NormalizationConfig):
+        """A normalization whose rule has a bug."""
+
+        __rules__ = (Rule(fields=("epsilon",), check=lambda epsilon: epsilon.missing, message=lambda epsilon: "", doc="A bug."),)
+        type: Literal["buggy_norm"] = field("buggy_norm", tier="core", desc="The normalization.")
+        epsilon: float = field(1e-5, tier="architecture", gt=0, desc="Added to the variance.")
+
+    try:
+        with pytest.raises(AttributeError, match="missing"):
+            errors_of("type: moe\nexperts: x\npre_norm: {type: buggy_norm}\n")
+    finally:
+        NormalizationConfig.unregister("buggy_norm")
+
+
+HINTS = {
+    "HF names of the imported families": (
+        "type: moe\nnorm_topk_prob: true\nn_shared_experts: 1\nn_routed_experts: 8\nnum_experts_per_tok: 2\n"
+        "n_group: 4\ntopk_group: 2\nscoring_func: sigmoid\nmoe_intermediate_size: 64\nhidden_activation: gelu\n"
+        "top_k_experts: 2\nswiglu_limit: 7.0\n",
+        "moe.yaml:2:1: norm_topk_prob: unknown field (did you mean normalize_expert_weights?)\n"
+        "moe.yaml:3:1: n_shared_experts: unknown field (did you mean shared_experts?)\n"
+        "moe.yaml:4:1: n_routed_experts: unknown field; experts counts the shared experts too: "
+        "experts = n_routed_experts + n_shared_experts (did you mean experts?)\n"
+        "moe.yaml:5:1: num_experts_per_tok: unknown field (did you mean experts_per_token?)\n"
+        "moe.yaml:6:1: n_group: unknown field (did you mean expert_groups?)\n"
+        "moe.yaml:7:1: topk_group: unknown field (did you mean expert_groups_per_token?)\n"
+        "moe.yaml:8:1: scoring_func: unknown field (did you mean router_score_function?)\n"
+        "moe.yaml:9:1: moe_intermediate_size: unknown field (did you mean intermediate_size?)\n"
+        "moe.yaml:10:1: hidden_activation: unknown field (did you mean activation?)\n"
+        "moe.yaml:11:1: top_k_experts: unknown field (did you mean experts_per_token?)\n"
+        "moe.yaml:12:1: swiglu_limit: unknown field (did you mean activation_limit?)",
+    ),
+    "Qwen's num_experts leaves the shared expert out": (
+        "type: moe\nnum_experts: 60\n",
+        "moe.yaml:2:1: num_experts: unknown field; with shared experts, experts = num_experts + shared_experts "
+        "(experts counts them) (did you mean experts?)",
+    ),
+    "type differs in case only": (
+        "type: MoE\n",
+        "moe.yaml:1:7: type: unknown type 'MoE'; expected one of: mlp, moe (did you mean moe?)",
+    ),
+    "yaml 1.1 booleans": (
+        "gated: no\nadd_linear_biases: On\n",
+        "moe.yaml:1:8: gated: expected true or false, got string 'no': YAML 1.2 reads yes, no, on and off as strings "
+        "(did you mean false?)\n"
+        "moe.yaml:2:20: add_linear_biases: expected true or false, got string 'On': YAML 1.2 reads yes, no, on and off as "
+        "strings (did you mean true?)",
+    ),
+    "a key indented under a value": (
+        "type: moe\nexperts: 4\n  experts_per_token: 2\n",
+        "moe.yaml:3:20: invalid YAML: mapping values are not allowed here (a `key: value` where a plain value was expected: "
+        "check the indentation of this line against the lines above, or quote a value that contains ': ')",
+    ),
+    "a whole model file without --key": (
+        "model:\n  hidden_size: 128\n  mlp:\n    type: moe\n    experts: 4\ntraining:\n  lr: 1\n",
+        "moe.yaml:1:1: model: unknown field; the config seems to be at model.mlp: select it with --key model.mlp\n"
+        "moe.yaml:6:1: training: unknown field",
+    ),
+}
+
+
+@pytest.mark.parametrize("text, expected", list(HINTS.values()), ids=list(HINTS))
+def test_hints(text: str, expected: str) -> None:
+    assert errors_of(text) == expected
