@@ -275,10 +275,8 @@ drop_policy: position
 sequence_auxiliary_loss_coefficient: 0.0001
 router_dtype: float64
 """
-# ... and the two that only apply with balanced routing and with experts_per_token = 1.
-FAMILY_SET_BALANCED = (
-    "type: moe\nexperts: 4\nrouting: balanced\nbalanced_routing_noise: 0.25\nrouter_weight_on_input: true\nnormalize_expert_weights: false\n"
-)
+# ... and the one that only applies with balanced routing.
+FAMILY_SET_BALANCED = "type: moe\nexperts: 4\nrouting: balanced\nbalanced_routing_noise: 0.25\n"
 # The same fields left to their defaults, or derived from routing aux_free, a capacity_factor, gpt_oss_glu and groups.
 FAMILY_DERIVED = "type: moe\nexperts: 8\nrouting: aux_free\ncapacity_factor: 1.0\ngated: true\nactivation: gpt_oss_glu\nexpert_groups: 2\n"
 # path: (value in --format json, source), per YAML above.
@@ -304,8 +302,7 @@ FAMILY_ROWS = {
     },
     FAMILY_SET_BALANCED: {
         "balanced_routing_noise": (0.25, "set"),
-        "router_weight_on_input": (True, "set"),
-        "normalize_expert_weights": (False, "set"),
+        "auxiliary_loss_coefficient": (0.0, "derived"),
         "bias_update_rate": (None, "derived"),
         "automatic_bias_update": (None, "derived"),
     },

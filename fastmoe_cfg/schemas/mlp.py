@@ -2,7 +2,7 @@
 
 from typing import ClassVar, Literal
 
-from fastmoe_cfg.config.base import Config, Derived, Renamed, Rule, field
+from fastmoe_cfg.config.base import Config, Derived, Renamed, Rule, field, format_value
 from fastmoe_cfg.schemas.enums import (
     ActivationType,
     DropPolicy,
@@ -41,6 +41,19 @@ def _shared_experts_hint(experts: int, shared_experts: int, expert_groups: int) 
     routed = -(-(experts - shared_experts) // expert_groups) * expert_groups
     shared = f"{shared_experts} shared expert" + ("s" if shared_experts > 1 else "")
     return f"; experts counts the {shared} too: experts: {routed + shared_experts} gives {routed} routed experts"
+
+
+def ignored_by_balanced(name: str, neutral, shown: str) -> Rule:
+    """A rule: `name` keeps its neutral value under routing balanced, which ignores the router's scores."""
+    return Rule(
+        fields=(name, "routing"),
+        check=lambda **values: values["routing"] != RoutingType.balanced or values[name] == neutral,
+        message=lambda **values: (
+            f"{name} {format_value(values[name])} has no effect with routing: balanced, which ignores the router's scores "
+            f"(remove it, or use another routing)"
+        ),
+        doc=f"{name} other than {shown} has no effect with routing: balanced.",
+    )
 
 
 class MLPBaseConfig(Config):
@@ -227,6 +240,34 @@ class MoEMLPConfig(MLPBaseConfig):
             check=lambda shared_expert_gate, shared_experts: not shared_expert_gate.enabled or shared_experts > 0,
             message=lambda shared_expert_gate, shared_experts: "gates the shared experts: it needs shared_experts >= 1",
             doc="shared_expert_gate needs shared_experts >= 1.",
+        ),
+        ignored_by_balanced("router_input_scale", 1.0, "1"),
+        ignored_by_balanced("router_normalization", None, "null"),
+        ignored_by_balanced("jitter_eps", 0.0, "0"),
+        ignored_by_balanced("router_score_function", RouterScoreFunction.softmax, "softmax"),
+        Rule(
+            fields=("normalize_expert_weights", "routing", "router_score_function"),
+            check=lambda normalize_expert_weights, routing, router_score_function: (
+                routing != RoutingType.balanced or normalize_expert_weights or router_score_function == RouterScoreFunction.sigmoid
+            ),
+            message=lambda normalize_expert_weights, routing, router_score_function: (
+                "normalize_expert_weights false has no effect with routing: balanced, which ignores the router's scores "
+                "(remove it, or use another routing)"
+            ),
+            doc="normalize_expert_weights false has no effect with routing: balanced.",
+        ),
+        ignored_by_balanced("router_weight_on_input", False, "false"),
+        ignored_by_balanced("router_dtype", RouterDtype.float32, "float32"),
+        Rule(
+            fields=("drop_policy", "routing", "balanced_routing_noise"),
+            check=lambda drop_policy, routing, balanced_routing_noise: (
+                routing != RoutingType.balanced or balanced_routing_noise or drop_policy != DropPolicy.position
+            ),
+            message=lambda drop_policy, routing, balanced_routing_noise: (
+                "position has no effect with routing: balanced and no balanced_routing_noise: every weight is equal, so "
+                "probability already keeps the earliest tokens (remove it)"
+            ),
+            doc="drop_policy position has no effect with routing: balanced without balanced_routing_noise.",
         ),
         Rule(
             fields=("router_weight_on_input", "experts_per_token"),

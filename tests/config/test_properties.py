@@ -257,7 +257,19 @@ def valid_configs(draw: st.DrawFn) -> dict[str, Any]:
         data.update(draw(st.fixed_dictionaries({}, optional=MOE_FIELDS)))
         data.update(draw(expert_counts()))
         routing_family_fields(draw, data)
+        if data.get("routing") == RoutingType.balanced.value:
+            # balanced ignores the router's scores: the settings of the scores keep their neutral values.
+            for name in BALANCED_IGNORES:
+                data.pop(name, None)
+            if data.get("drop_policy") == "position" and not data.get("balanced_routing_noise"):
+                del data["drop_policy"]
     return draw(shuffled(data))
+
+
+BALANCED_IGNORES = (
+    "router_input_scale", "router_normalization", "jitter_eps", "router_score_function", "normalize_expert_weights",
+    "router_weight_on_input", "router_dtype",
+)
 
 
 def _expected_class(data: dict[str, Any]) -> type[MLPBaseConfig]:
