@@ -1,31 +1,37 @@
 """The `fastmoe-cfg` command line. Thin: parse arguments, call the library, render.
 
 Exit codes: 0 ok, 1 invalid config, 2 usage error. No Python traceback
-reaches the user. Never imports torch.
+reaches the user. Never imports torch. Problems go to standard error in text
+mode, for every command; `--format json` puts its report on standard output.
 """
 
-import enum
 import json
 import os
 import shlex
 import sys
+import textwrap
 import unicodedata
 from pathlib import Path
 from typing import Any, List, Optional
 
 import typer
 
-from fastmoe_cfg import load_config
+from fastmoe_cfg import __version__
 from fastmoe_cfg.config.base import Tier
-from fastmoe_cfg.config.errors import ConfigError, Problem
-from fastmoe_cfg.config.loader import parse_key
+from fastmoe_cfg.config.errors import ConfigError, Problem, did_you_mean
+from fastmoe_cfg.config.loader import load_bytes, load_file, parse_key
 from fastmoe_cfg.config.overrides import OverrideSyntaxError, parse_override
 from fastmoe_cfg.schemas import MLPBaseConfig
 from fastmoe_cfg.schemas.counts import DTYPE_BYTES, count_layer
 
 app = typer.Typer(
     name="fastmoe-cfg",
-    help="Validate, explain and document mixture-of-experts MLP configs.",
+    help=(
+        "Validate, explain and document mixture-of-experts MLP configs.\n\n"
+        "Exit codes: 0 ok, 1 invalid config, 2 usage error. Every command prints the problems it finds on "
+        "standard error (one line each: file:line:col: path: message); with --format json, the report goes "
+        "to standard output instead."
+    ),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -34,14 +40,47 @@ app = typer.Typer(
 )
 
 
-class OutputFormat(str, enum.Enum):
-    text = "text"
-    json = "json"
+JSON_FORMAT = 1  # version of the --format json report: {"format": 1, "files": [{"file", "valid", "problems"}]}
+STDIN = "-"
+STDIN_NAME = "<stdin>"
+
+
+def _choice(choices: List[str]) -> Any:
+    """A callback accepting one of `choices` (or a list of them); anything else is a usage error with a did-you-mean."""
+
+    def check(value: Any) -> Any:
+        for item in value if isinstance(value, list) else [] if value is None else [value]:
+            if item not in choices:
+                hint = did_you_mean(item, choices)
+                raise typer.BadParameter(
+                    f"{item!r} is not one of: {', '.join(choices)}" + (f" (did you mean {hint}?)" if hint else "")
+                )
+        return value
+
+    return check
+
+
+def _integer(minimum: int) -> Any:
+    """A callback reading a decimal integer >= `minimum` (None stays None)."""
+
+    def check(value: Optional[str]) -> Optional[int]:
+        if value is None:
+            return None
+        try:
+            number = int(value, 10)
+        except ValueError:
+            raise typer.BadParameter(f"{value!r} is not an integer") from None
+        if number < minimum:
+            raise typer.BadParameter(f"must be >= {minimum}, got {number}")
+        return number
+
+    return check
 
 
 # Choices that come from the library, so that the CLI cannot drift from it.
-DType = enum.Enum("DType", {name: name for name in DTYPE_BYTES}, type=str)  # type: ignore[misc]
-VariantChoice = enum.Enum("VariantChoice", {name: name for name in sorted(MLPBaseConfig.variants())}, type=str)  # type: ignore[misc]
+FORMATS = ["text", "json"]
+TIERS = [tier.value for tier in Tier]
+DTYPES = list(DTYPE_BYTES)
 
 
 def _check_overrides(values: Optional[List[str]]) -> List[str]:
@@ -71,21 +110,56 @@ def _check_key(value: Optional[str]) -> Optional[str]:
 _KEY = typer.Option(
     None, "--key", "-k", metavar="PATH", callback=_check_key, help="Dotted path of the MLP config inside the file, e.g. model.mlp."
 )
-_FORMAT = typer.Option(OutputFormat.text, "--format", "-f", help="text for people, json for programs.")
+_FORMAT = typer.Option(
+    "text", "--format", "-f", metavar="text|json", callback=_choice(FORMATS),
+    help='text for people; json for programs: {"format": 1, "files": [{"file", "valid", "problems"}]} on standard output.',
+)
 
 
 MAX_PRINTED = 100  # problems shown in text mode; --format json lists all of them
 _FRAME_WIDTH = 100  # characters of a long YAML line shown around the caret
 
 
-def _load_or_problems(path: Path, key: Optional[str], overrides: List[str]) -> tuple[Any, List[Problem]]:
-    """The config, or the problems of the file (an unreadable file is one problem, not a crash)."""
+def _load_or_problems(path: Path, key: Optional[str], overrides: List[str], stdin: Optional[bytes] = None) -> tuple[Any, List[Problem]]:
+    """The config, or the problems of the file (an unreadable file is one problem, not a crash).
+
+    `stdin`: the bytes of standard input, when `path` is `-`.
+    """
     try:
-        return load_config(path, key=key, overrides=overrides), []
+        if stdin is not None:
+            return load_bytes(MLPBaseConfig, stdin, file=STDIN_NAME, key=key, overrides=overrides), []
+        return load_file(MLPBaseConfig, path, key=key, overrides=overrides), []
     except ConfigError as exc:
         return None, exc.problems
     except OSError as exc:
         return None, [Problem(f"cannot read the file: {exc.strerror or exc}", file=str(path))]
+
+
+def _report(results: List[tuple[str, List[Problem]]]) -> str:
+    """The --format json report: every file checked, valid ones too."""
+    files = [{"file": name, "valid": not problems, "problems": [problem.to_json() for problem in problems]} for name, problems in results]
+    return json.dumps({"format": JSON_FORMAT, "files": files}, indent=2) + "\n"
+
+
+def _config_files(arguments: List[str]) -> List[str]:
+    """The files to check: each FILE, `-` (standard input), and the *.yaml / *.yml files under each DIR, sorted."""
+    files: List[str] = []
+    for argument in arguments:
+        path = Path(argument)
+        if argument == STDIN:
+            files.append(STDIN)
+        elif path.is_dir():
+            found = sorted(str(item) for item in path.rglob("*") if item.suffix in (".yaml", ".yml") and item.is_file())
+            if not found:
+                raise typer.BadParameter(f"{argument!r} is a directory without .yaml or .yml files", param_hint="FILE")
+            files += found
+        elif not path.exists():
+            raise typer.BadParameter(f"{argument!r} does not exist", param_hint="FILE")
+        else:
+            files.append(argument)
+    if files.count(STDIN) > 1:
+        raise typer.BadParameter("standard input (-) can be read once only", param_hint="FILE")
+    return files
 
 
 def _frame(line: str, column: int) -> tuple[str, int]:
@@ -97,10 +171,13 @@ def _frame(line: str, column: int) -> tuple[str, int]:
     return prefix + shown + suffix, len(prefix) + column - 1 - start
 
 
-def _print_problems(problems: List[Problem], out: Any = None) -> None:
-    """Each problem as one line, then a code frame of its YAML line with a caret."""
-    out = out or sys.stdout
-    lines_by_file: dict[str, List[str]] = {}
+def _print_problems(problems: List[Problem], out: Any = None, texts: Optional[dict[str, str]] = None) -> None:
+    """Each problem as one line, then a code frame of its YAML line with a caret (on standard error by default).
+
+    `texts`: the text of sources that are not files (standard input), by their name.
+    """
+    out = out or sys.stderr
+    lines_by_file: dict[str, List[str]] = {name: text.splitlines() for name, text in (texts or {}).items()}
     for problem in problems[:MAX_PRINTED]:
         out.write(problem.render() + "\n")
         if problem.file is None or problem.line is None or problem.override is not None:
@@ -122,78 +199,97 @@ def _print_problems(problems: List[Problem], out: Any = None) -> None:
 
 @app.command()
 def validate(
-    files: List[Path] = typer.Argument(
-        ..., exists=True, dir_okay=False, readable=True, metavar="FILE", help="YAML config files."
+    files: List[str] = typer.Argument(
+        ..., metavar="FILE|DIR|-", help="YAML config files; a directory: every *.yaml and *.yml under it; -: standard input."
     ),
     overrides: Optional[List[str]] = _SET,
     key: Optional[str] = _KEY,
-    output_format: OutputFormat = _FORMAT,
+    output_format: str = _FORMAT,
 ) -> None:
     """Check config files; print every problem with its file:line:col and a code frame.
 
-    Exit code 0 when every file is valid, 1 when any is not.
+    Exit code 0 when every file is valid, 1 when any is not. Problems go to standard
+    error; with --format json, a report of every file (valid ones too) goes to
+    standard output: {"format": 1, "files": [{"file", "valid", "problems": [...]}]},
+    each problem with file, line, column (1-based), path, message, suggestion, override.
 
     Example:
 
     \b
         fastmoe-cfg validate examples/mixtral_8x7b.yaml --set experts_per_token=4
+        fastmoe-cfg validate examples/ --format json
+        cat moe.yaml | fastmoe-cfg validate -
     """
-    all_problems: List[Problem] = []
-    valid: List[tuple[Path, Any]] = []
-    for path in files:
-        config, problems = _load_or_problems(path, key, overrides or [])
-        all_problems.extend(problems)
+    names = _config_files(files)
+    stdin = sys.stdin.buffer.read() if STDIN in names else None
+    results: List[tuple[str, List[Problem]]] = []
+    valid: List[tuple[str, Any]] = []
+    for name in names:
+        config, problems = _load_or_problems(Path(name), key, overrides or [], stdin if name == STDIN else None)
+        results.append((STDIN_NAME if name == STDIN else name, problems))
         if config is not None:
-            valid.append((path, config))
-    if output_format is OutputFormat.json:
-        sys.stdout.write(json.dumps([problem.to_json() for problem in all_problems], indent=2) + "\n")
+            valid.append((STDIN_NAME if name == STDIN else name, config))
+    all_problems = [problem for _, problems in results for problem in problems]
+    if output_format == "json":
+        sys.stdout.write(_report(results))
     else:
-        _print_problems(all_problems)
-        for path, config in valid:
-            sys.stdout.write(f"{path}: valid ({type(config).__name__}, type: {config.type})\n")
+        texts = {STDIN_NAME: stdin.decode("utf-8", errors="replace")} if stdin is not None else None
+        _print_problems(all_problems, texts=texts)
+        for name, config in valid:
+            sys.stdout.write(f"{name}: valid ({type(config).__name__}, type: {config.type})\n")
         if all_problems:
             count = len(all_problems)
-            sys.stdout.write(f"{count} problem{'s' if count != 1 else ''} found\n")
+            sys.stderr.write(f"{count} problem{'s' if count != 1 else ''} found\n")
     raise typer.Exit(1 if all_problems else 0)
 
 
 @app.command()
 def explain(
     file: Path = _FILE,
-    tier: Optional[List[Tier]] = typer.Option(
-        None, "--tier", "-t", metavar="TIER", help="Show only fields of this tier (core, architecture, feature, performance, expert). Repeatable."
+    tier: Optional[List[str]] = typer.Option(
+        None, "--tier", "-t", metavar="TIER", callback=_choice(TIERS),
+        help="Show only fields of this tier (core, architecture, feature, performance, expert). Repeatable.",
     ),
     show_all: bool = typer.Option(False, "--all", "-a", help="Show every field: expert tier and nested sub-fields too."),
-    hidden_size: Optional[int] = typer.Option(None, "--hidden-size", min=1, metavar="H", help="Model hidden size: adds parameter, FLOP and memory counts."),
-    dtype: DType = typer.Option("bf16", "--dtype", help="Weight dtype for the memory figures."),
+    hidden_size: Optional[str] = typer.Option(
+        None, "--hidden-size", metavar="H", callback=_integer(1),
+        help="Model hidden size: adds parameter, FLOP and memory counts. With --key, read from the enclosing mapping's "
+        "hidden_size (model.hidden_size for --key model.mlp) when it has one.",
+    ),
+    dtype: str = typer.Option("bf16", "--dtype", metavar="|".join(DTYPES), callback=_choice(DTYPES), help="Weight dtype for the memory figures."),
     overrides: Optional[List[str]] = _SET,
     key: Optional[str] = _KEY,
-    output_format: OutputFormat = _FORMAT,
+    output_format: str = _FORMAT,
 ) -> None:
     """Show the resolved config: value, where it came from (set / default / derived), tier, description.
 
-    With --hidden-size, also the parameter counts (total and active per token),
-    forward FLOPs per token and per-expert weight memory.
+    With --hidden-size (or a hidden_size beside the --key config), also the parameter
+    counts (total and active per token), forward FLOPs per token and per-expert weight
+    memory. Below 100 columns, and when the output is not a terminal, each field takes
+    one line (name: value (source)) with its description below it.
 
     Example:
 
     \b
         fastmoe-cfg explain examples/mixtral_8x7b.yaml --hidden-size 4096
+        fastmoe-cfg explain examples/model_file/model.yaml --key model.mlp
     """
-    from fastmoe_cfg.explain import explain_rows, explain_rules, hidden_expert_fields, render_explain
+    from fastmoe_cfg.explain import explain_rows, explain_rules, hidden_expert_fields
 
     config, problems = _load_or_problems(file, key, overrides or [])
     if problems:
-        if output_format is OutputFormat.json:
-            payload = {"file": str(file), "problems": [problem.to_json() for problem in problems]}
-            sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+        if output_format == "json":
+            sys.stdout.write(_report([(str(file), problems)]))
         else:
-            _print_problems(problems, sys.stderr)
+            _print_problems(problems)
         raise typer.Exit(1)
-    tiers = {choice.value for choice in tier} if tier else None
+    hidden_source = None
+    if hidden_size is None and key:
+        hidden_size, hidden_source = _enclosing_hidden_size(file, parse_key(key))
+    tiers = set(tier) if tier else None
     rows = explain_rows(config, tiers=tiers, expand=show_all)
-    counts = count_layer(config, hidden_size, dtype.value) if hidden_size is not None else None
-    if output_format is OutputFormat.json:
+    counts = count_layer(config, hidden_size, dtype) if hidden_size is not None else None
+    if output_format == "json":
         payload = {
             "file": str(file),
             "class": type(config).__name__,
@@ -205,7 +301,118 @@ def explain(
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
         return
     hidden = hidden_expert_fields(config) if tiers is None and not show_all else 0
-    render_explain(config, rows, counts, title=str(file), hidden_expert=hidden)
+    _render_explain(config, rows, counts, title=str(file), hidden_expert=hidden, hidden_source=hidden_source)
+
+
+def _enclosing_hidden_size(file: Path, key: tuple[str, ...]) -> tuple[Optional[int], Optional[str]]:
+    """The positive integer `hidden_size` in the mapping that holds the --key config, and its dotted path."""
+    from fastmoe_cfg.config.yaml_reader import read_yaml
+
+    node: Any = read_yaml(file).data
+    for part in key[:-1]:
+        node = node.get(part) if isinstance(node, dict) else None
+    value = node.get("hidden_size") if isinstance(node, dict) else None
+    if type(value) is int and value >= 1:
+        return value, ".".join((*key[:-1], "hidden_size"))
+    return None, None
+
+
+COMPACT_BELOW = 100  # columns: narrower terminals (and pipes) get one field per line, the description below
+
+
+def _render_explain(
+    config: Any, rows: List[Any], counts: Any, *, title: str, hidden_expert: int = 0, hidden_source: Optional[str] = None
+) -> None:
+    from rich.console import Console
+
+    from fastmoe_cfg.explain import explain_rules, summary_lines
+
+    console = Console(highlight=False)
+    width = max(console.width, 40)
+    compact = width < COMPACT_BELOW or not console.is_terminal
+    out: List[str] = [f"{title}: {type(config).__name__} (type: {getattr(config, 'type', None)})"]
+    if compact:
+        out += _compact_rows(rows, width)
+        console.print("\n".join(out), markup=False, crop=False, soft_wrap=True)
+    else:
+        console.print(out[0], markup=False)
+        console.print(_table(rows))
+    out = [""] if compact else []
+    rules = explain_rules(config)
+    if rules:
+        out.append("Rules on the fields set here:")
+        for path, doc in rules:
+            out += textwrap.wrap(f"{path + ': ' if path else ''}{doc}", width=width, initial_indent="  ", subsequent_indent="    ")
+    if hidden_expert:
+        out.append(f"{hidden_expert} expert-tier field(s) not shown: --all or --tier expert shows them.")
+    if counts is None:
+        out += textwrap.wrap("Pass --hidden-size N to see parameter counts, FLOPs per token and memory per expert.", width=width)
+        console.print("\n".join(out), markup=False, crop=False, soft_wrap=True)
+        return
+    origin = f" (from {hidden_source})" if hidden_source else ""
+    out.append(f"Per layer, hidden_size={counts.hidden_size}{origin}:")
+    if compact:
+        lines = summary_lines(counts)
+        label_width = max(len(label) for label, _ in lines)
+        out += [f"  {label + ':':<{label_width + 1}} {value}" for label, value in lines]
+        console.print("\n".join(out), markup=False, crop=False, soft_wrap=True)
+        return
+    console.print("\n".join(out), markup=False, crop=False, soft_wrap=True)
+    from rich.table import Table
+
+    summary = Table(show_header=False)
+    summary.add_column("quantity")
+    summary.add_column("value", justify="right")
+    for label, value in summary_lines(counts):
+        summary.add_row(label, value)
+    console.print(summary)
+
+
+def _describe(row: Any) -> str:
+    description = row.description if row.derived is None else f"{row.description} Derived: {row.derived}"
+    if row.value_description:
+        description += f" ({row.display}: {row.value_description})"
+    return description
+
+
+def _compact_rows(rows: List[Any], width: int) -> List[str]:
+    """One line per field, `name: value (source)`, its description wrapped below it; tiers as headings."""
+    out: List[str] = []
+    current_tier = None
+    for row in rows:
+        if row.depth == 0 and row.tier != current_tier:
+            current_tier = row.tier
+            out += ["", *textwrap.wrap(f"{row.tier}: {Tier(row.tier).description}", width=width, subsequent_indent="  ")]
+        indent = "  " * (row.depth + 1)
+        name = row.path.rsplit(".", 1)[-1] if row.depth else row.path
+        tier = f", {row.tier}" if row.depth else ""
+        out.append(f"{indent}{name}: {row.display} ({row.source}{tier})")
+        out += textwrap.wrap(_describe(row), width=width, initial_indent=indent + "    ", subsequent_indent=indent + "    ")
+    return out
+
+
+def _table(rows: List[Any]) -> Any:
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table()
+    table.add_column("field", no_wrap=True)
+    table.add_column("value", overflow="fold")
+    table.add_column("source")
+    table.add_column("description", ratio=1, overflow="fold")
+    current_tier = None
+    for row in rows:
+        if row.depth == 0 and row.tier != current_tier:
+            if current_tier is not None:
+                table.add_section()
+            current_tier = row.tier
+            table.add_row(f"[bold]{row.tier}[/bold]", "", "", f"[dim]{Tier(row.tier).description}[/dim]")
+        description = _describe(row)
+        name = "  " * (row.depth + 1) + row.path.rsplit(".", 1)[-1] if row.depth else "  " + row.path
+        if row.depth:
+            description = f"[{row.tier}] {description}"
+        table.add_row(name, escape(row.display), row.source, escape(description))
+    return table
 
 
 @app.command()
@@ -231,7 +438,10 @@ def schema(
 
 @app.command()
 def init(
-    variant: VariantChoice = typer.Option("moe", "--type", help="The variant: moe (mixture of experts), mlp (dense), or a plugin's."),
+    variant: str = typer.Option(
+        "moe", "--type", metavar="TYPE", callback=_choice(sorted(MLPBaseConfig.variants())),
+        help="The variant: moe (mixture of experts), mlp (dense), or a plugin's.",
+    ),
     output: Optional[Path] = typer.Option(None, "--output", "-o", dir_okay=False, help="Write to this file instead of stdout."),
     force: bool = typer.Option(False, "--force", help="Overwrite --output if it exists."),
 ) -> None:
@@ -244,7 +454,7 @@ def init(
     """
     from fastmoe_cfg.starter import starter_yaml
 
-    text = starter_yaml(variant.value)
+    text = starter_yaml(variant)
     if output is None:
         sys.stdout.write(text)
         return
@@ -259,7 +469,9 @@ def convert(
         ..., "--from-hf", exists=True, dir_okay=False, readable=True, metavar="CONFIG_JSON",
         help="A Hugging Face model's config.json (Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE, DeepSeek-V3, GPT-OSS, Gemma-4).",
     ),
-    layer: Optional[int] = typer.Option(None, "--layer", "-l", min=0, metavar="N", help="Decoder layer to convert. Default: the first MoE layer."),
+    layer: Optional[str] = typer.Option(
+        None, "--layer", "-l", metavar="N", callback=_integer(0), help="Decoder layer to convert. Default: the first MoE layer."
+    ),
     output: Optional[Path] = typer.Option(None, "--output", "-o", dir_okay=False, help="Write to this file instead of stdout."),
     force: bool = typer.Option(False, "--force", help="Overwrite --output if it exists."),
 ) -> None:
@@ -305,6 +517,19 @@ def _write(output: Path, text: str) -> None:
     except OSError as exc:
         raise typer.BadParameter(f"cannot write {output}: {exc.strerror or exc}", param_hint="--output") from None
     sys.stderr.write(f"wrote {output}\n")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"fastmoe-cfg {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version, help="Print the version and exit."),
+) -> None:
+    """Validate, explain and document mixture-of-experts MLP configs."""
 
 
 # ------------------------------------------------------------------------------------------- docs

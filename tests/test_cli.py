@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fastmoe_cfg.cli import app
+from fastmoe_cfg.schemas import MoEMLPConfig
 from tests.conftest import ROOT
 
 EXAMPLES = ROOT / "examples"
@@ -66,9 +67,13 @@ def test_validate_prints_every_problem_with_a_code_frame(bad_file: Path) -> None
 
 
 def test_validate_json(bad_file: Path) -> None:
-    result = runner.invoke(app, ["validate", str(bad_file), "--format", "json"])
-    assert result.exit_code == 1
-    problems = json.loads(result.output)
+    result = run("validate", str(bad_file), "examples/dense.yaml", "--format", "json")
+    assert result.returncode == 1 and result.stderr == ""
+    report = json.loads(result.stdout)
+    assert report["format"] == 1
+    assert [(entry["file"], entry["valid"]) for entry in report["files"]] == [(str(bad_file), False), ("examples/dense.yaml", True)]
+    problems = report["files"][0]["problems"]
+    assert report["files"][1]["problems"] == []
     assert problems[0] == {
         "file": str(bad_file),
         "line": 3,
@@ -80,7 +85,8 @@ def test_validate_json(bad_file: Path) -> None:
     }
     assert [problem["line"] for problem in problems] == [3, 4, 5]
     ok = runner.invoke(app, ["validate", str(EXAMPLES / "dense.yaml"), "--format", "json"])
-    assert ok.exit_code == 0 and json.loads(ok.output) == []
+    assert ok.exit_code == 0
+    assert json.loads(ok.output) == {"format": 1, "files": [{"file": str(EXAMPLES / "dense.yaml"), "valid": True, "problems": []}]}
 
 
 def test_validate_key_and_overrides() -> None:
@@ -130,65 +136,125 @@ def test_garbage_file_no_traceback(tmp_path: Path) -> None:
     path.write_bytes(b"\x00\xff\xfe{[}: \x01")
     result = run("validate", str(path))
     assert result.returncode == 1
-    assert result.stdout.startswith(f"{path}:1:2: not valid UTF-8 (byte 0xff)")
-    assert result.stderr == ""
+    assert result.stderr.startswith(f"{path}:1:2: not valid UTF-8 (byte 0xff)")
+    assert result.stdout == ""
 
 
-# The declared rules of MoEMLPConfig, in order, as explain lists them.
-MOE_RULES = [
-    "activation gpt_oss_glu needs gated: true.",
-    "activation_limit only applies with activation: gpt_oss_glu.",
-    "Each token picks experts_per_token of the experts - shared_experts routed experts: experts_per_token + shared_experts <= experts.",
-    "expert_groups divides the experts - shared_experts routed experts.",
-    "With expert_groups > 1, each group holds at least 2 routed experts (a group's score sums its top 2).",
-    "expert_groups > 1 needs routing aux_loss or aux_free.",
-    "expert_groups_per_token <= expert_groups.",
-    "With expert_groups > 1, the expert_groups_per_token kept groups hold at least experts_per_token experts.",
-    "auxiliary_loss_coefficient other than 0 needs routing: aux_loss (the only routing with a load-balancing loss).",
-    "bias_update_rate only applies with routing: aux_free.",
-    "automatic_bias_update only applies with routing: aux_free.",
-    "balanced_routing_noise only applies with routing: balanced.",
-    "drop_policy only applies with a capacity_factor.",
-    "shared_expert_intermediate_size only applies with shared_experts >= 1.",
-    "shared_expert_gate needs shared_experts >= 1.",
-    "router_weight_on_input needs experts_per_token = 1.",
-    "router_weight_on_input needs a weight that is not renormalised to 1: normalize_expert_weights false.",
-]
-
-
-def test_explain_golden() -> None:
-    result = run("explain", "examples/dense.yaml", "--tier", "core", "--tier", "performance")
+def test_explain_golden_at_80_columns() -> None:
+    # Not a terminal (and narrower than 100 columns): one field per line, the description below it.
+    result = run("explain", "examples/dense.yaml", "--tier", "core", "--tier", "performance", COLUMNS="80")
     assert result.returncode == 0, result.stderr
     assert result.stdout == (
         "examples/dense.yaml: MLPConfig (type: mlp)\n"
-        "┏━━━━━━━━━━━━━━━━━━━┳━━━━━━━┳━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┓\n"
-        "┃ field             ┃ value ┃ source  ┃ description                                                ┃\n"
-        "┡━━━━━━━━━━━━━━━━━━━╇━━━━━━━╇━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┩\n"
-        "│ core              │       │         │ What everyone sets: the variant and the main choices.      │\n"
-        "│   activation      │ silu  │ derived │ Activation of the hidden layer (the gate's activation when │\n"
-        "│                   │       │         │ gated). Derived: silu if gated, else gelu. (silu: SiLU     │\n"
-        "│                   │       │         │ (swish): x·sigmoid(x); with gated, SwiGLU.)                │\n"
-        "│   format_version  │ null  │ default │ Version of this config format (only 1 exists). None: the   │\n"
-        "│                   │       │         │ current one.                                               │\n"
-        "│   type            │ mlp   │ set     │ The MLP variant: mlp (dense, default) or moe (mixture of   │\n"
-        "│                   │       │         │ experts).                                                  │\n"
-        "├───────────────────┼───────┼─────────┼────────────────────────────────────────────────────────────┤\n"
-        "│ performance       │       │         │ Changes speed or memory only, never results.               │\n"
-        "│   recompute_level │ none  │ default │ What backward recomputes instead of storing. (none: Keep   │\n"
-        "│                   │       │         │ every activation for backward.)                            │\n"
-        "└───────────────────┴───────┴─────────┴────────────────────────────────────────────────────────────┘\n"
-        "Rules:\n"
-        "  activation gpt_oss_glu needs gated: true.\n"
-        "  activation_limit only applies with activation: gpt_oss_glu.\n"
+        "\n"
+        "core: What everyone sets: the variant and the main choices.\n"
+        "  activation: silu (derived)\n"
+        "      Activation of the hidden layer (the gate's activation when gated).\n"
+        "      Derived: silu if gated, else gelu. (silu: SiLU (swish): x·sigmoid(x); with\n"
+        "      gated, SwiGLU.)\n"
+        "  format_version: null (default)\n"
+        "      Version of this config format (only 1 exists). None: the current one.\n"
+        "  type: mlp (set)\n"
+        "      The MLP variant: mlp (dense, default) or moe (mixture of experts).\n"
+        "\n"
+        "performance: Changes speed or memory only, never results.\n"
+        "  recompute_level: none (default)\n"
+        "      What backward recomputes instead of storing. (none: Keep every activation\n"
+        "      for backward.)\n"
+        "\n"
+        "Pass --hidden-size N to see parameter counts, FLOPs per token and memory per\n"
+        "expert.\n"
+    )
+
+
+def test_explain_golden_at_120_columns_piped() -> None:
+    result = run("explain", "examples/dense.yaml", "--tier", "core", "--tier", "performance", COLUMNS="120")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (
+        "examples/dense.yaml: MLPConfig (type: mlp)\n"
+        "\n"
+        "core: What everyone sets: the variant and the main choices.\n"
+        "  activation: silu (derived)\n"
+        "      Activation of the hidden layer (the gate's activation when gated). Derived: silu if gated, else gelu. (silu: SiLU\n"
+        "      (swish): x·sigmoid(x); with gated, SwiGLU.)\n"
+        "  format_version: null (default)\n"
+        "      Version of this config format (only 1 exists). None: the current one.\n"
+        "  type: mlp (set)\n"
+        "      The MLP variant: mlp (dense, default) or moe (mixture of experts).\n"
+        "\n"
+        "performance: Changes speed or memory only, never results.\n"
+        "  recompute_level: none (default)\n"
+        "      What backward recomputes instead of storing. (none: Keep every activation for backward.)\n"
+        "\n"
         "Pass --hidden-size N to see parameter counts, FLOPs per token and memory per expert.\n"
     )
 
 
+def test_explain_golden_table_in_a_120_column_terminal() -> None:
+    # A terminal at least 100 columns wide gets the table (TTY_COMPATIBLE makes rich treat the pipe as one).
+    result = run("explain", "examples/dense.yaml", "--tier", "core", "--tier", "performance", COLUMNS="120", TTY_COMPATIBLE="1", NO_COLOR="1")
+    assert result.returncode == 0, result.stderr
+    assert re.sub(r"\x1b\[[0-9;]*m", "", result.stdout) == (
+        "examples/dense.yaml: MLPConfig (type: mlp)\n"
+        "┏━━━━━━━━━━━━━━━━━━━┳━━━━━━━┳━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┓\n"
+        "┃ field             ┃ value ┃ source  ┃ description                                                                    ┃\n"
+        "┡━━━━━━━━━━━━━━━━━━━╇━━━━━━━╇━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┩\n"
+        "│ core              │       │         │ What everyone sets: the variant and the main choices.                          │\n"
+        "│   activation      │ silu  │ derived │ Activation of the hidden layer (the gate's activation when gated). Derived:    │\n"
+        "│                   │       │         │ silu if gated, else gelu. (silu: SiLU (swish): x·sigmoid(x); with gated,       │\n"
+        "│                   │       │         │ SwiGLU.)                                                                       │\n"
+        "│   format_version  │ null  │ default │ Version of this config format (only 1 exists). None: the current one.          │\n"
+        "│   type            │ mlp   │ set     │ The MLP variant: mlp (dense, default) or moe (mixture of experts).             │\n"
+        "├───────────────────┼───────┼─────────┼────────────────────────────────────────────────────────────────────────────────┤\n"
+        "│ performance       │       │         │ Changes speed or memory only, never results.                                   │\n"
+        "│   recompute_level │ none  │ default │ What backward recomputes instead of storing. (none: Keep every activation for  │\n"
+        "│                   │       │         │ backward.)                                                                     │\n"
+        "└───────────────────┴───────┴─────────┴────────────────────────────────────────────────────────────────────────────────┘\n"
+        "Pass --hidden-size N to see parameter counts, FLOPs per token and memory per expert.\n"
+    )
+
+
+def test_readme_example_at_80_columns() -> None:
+    # The README's first example, piped at 80 columns: no line wider than the terminal, and short (569 lines before).
+    result = run("explain", "examples/mixtral_8x7b.yaml", "--hidden-size", "4096", COLUMNS="80")
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert len(lines) == 166
+    assert result.stdout.endswith(
+        "\n"
+        "Rules on the fields set here:\n"
+        "  activation gpt_oss_glu needs gated: true.\n"
+        "  Each token picks experts_per_token of the experts - shared_experts routed\n"
+        "    experts: experts_per_token + shared_experts <= experts.\n"
+        "  auxiliary_loss_coefficient other than 0 needs routing: aux_loss (the only\n"
+        "    routing with a load-balancing loss).\n"
+        "  router_score_function other than softmax has no effect with routing: balanced.\n"
+        "  normalize_expert_weights false has no effect with routing: balanced.\n"
+        "  router_dtype other than float32 has no effect with routing: balanced.\n"
+        "2 expert-tier field(s) not shown: --all or --tier expert shows them.\n"
+        "Per layer, hidden_size=4096:\n"
+        "  total parameters:                1,409,318,912\n"
+        "  active parameters per token:     352,354,304\n"
+        "  forward FLOPs per token:         704,708,608\n"
+        "  router parameters:               32,768\n"
+        "  parameters per routed expert:    176,160,768\n"
+        "  weight memory per expert (bf16): 352,321,536 bytes (336.0 MiB)\n"
+    )
+
+
+def test_explain_takes_hidden_size_beside_the_key(tmp_path: Path) -> None:
+    with_width = run("explain", "examples/model_file/model.yaml", "--key", "model.mlp", "--format", "json")
+    assert json.loads(with_width.stdout)["summary"]["hidden_size"] == 2048
+    assert "Per layer, hidden_size=2048 (from model.hidden_size):\n" in run("explain", "examples/model_file/model.yaml", "--key", "model.mlp").stdout
+    # --hidden-size wins; a mapping without hidden_size gives no counts.
+    given = run("explain", "examples/model_file/model.yaml", "--key", "model.mlp", "--hidden-size", "64", "--format", "json")
+    assert json.loads(given.stdout)["summary"]["hidden_size"] == 64
+    path = tmp_path / "nested.yaml"
+    path.write_text("model:\n  width: 8\n  mlp: {type: moe}\n")
+    assert json.loads(run("explain", str(path), "--key", "model.mlp", "--format", "json").stdout)["summary"] is None
+
+
 def test_explain_summary_and_json() -> None:
-    text = run("explain", "examples/mixtral_8x7b.yaml", "--hidden-size", "4096").stdout
-    assert "│ total parameters                │                 1,409,318,912 │" in text
-    assert "│ active parameters per token     │                   352,354,304 │" in text
-    assert "│ weight memory per expert (bf16) │ 352,321,536 bytes (336.0 MiB) │" in text
     result = runner.invoke(app, ["explain", str(EXAMPLES / "mixtral_8x7b.yaml"), "--hidden-size", "4096", "--format", "json", "--dtype", "fp32"])
     payload = json.loads(result.output)
     assert payload["summary"]["total_parameters"] == 8 * 3 * 4096 * 14336 + 8 * 4096
@@ -199,7 +265,10 @@ def test_explain_summary_and_json() -> None:
         "description": "Activation of the hidden layer (the gate's activation when gated).", "derived": None,
         "value_description": "SiLU (swish): x·sigmoid(x); with gated, SwiGLU.",
     }
-    assert payload["rules"] == [{"path": "", "rule": rule} for rule in MOE_RULES]
+    # The rules on the fields the file sets (a rule's first field is the one it constrains).
+    set_here = {"activation", "experts_per_token", "auxiliary_loss_coefficient", "router_score_function", "normalize_expert_weights", "router_dtype"}
+    assert payload["rules"] == [{"path": "", "rule": rule.doc} for rule in MoEMLPConfig.rules() if rule.fields[0] in set_here]
+    assert len(payload["rules"]) == 6
     assert rows["experts"]["value"] == 8 and rows["shared_experts"]["source"] == "default"
     assert "implementation" not in rows  # expert tier only with --all
 
@@ -221,32 +290,6 @@ def test_explain_all_expands_nested_fields() -> None:
     paths = [row["path"] for row in json.loads(nested.output)["fields"]]
     assert "router.weight.initialization.std" in paths and "layer_1.weight.lr_scale" in paths
     assert "layer_1" not in paths
-
-
-def test_explain_text_shows_rules_and_hidden_expert_fields() -> None:
-    text = run("explain", "examples/mixtral_8x7b.yaml").stdout
-    assert (
-        "Rules:\n"
-        "  activation gpt_oss_glu needs gated: true.\n"
-        "  activation_limit only applies with activation: gpt_oss_glu.\n"
-        "  Each token picks experts_per_token of the experts - shared_experts routed experts:\n"
-        "    experts_per_token + shared_experts <= experts.\n"
-        "  expert_groups divides the experts - shared_experts routed experts.\n"
-        "  With expert_groups > 1, each group holds at least 2 routed experts (a group's score sums its top\n"
-        "    2).\n"
-        "  expert_groups > 1 needs routing aux_loss or aux_free.\n"
-        "  expert_groups_per_token <= expert_groups.\n"
-        "  With expert_groups > 1, the expert_groups_per_token kept groups hold at least experts_per_token\n"
-        "    experts.\n"
-        "  bias_update_rate only applies with routing: aux_free.\n"
-        "  automatic_bias_update only applies with routing: aux_free.\n"
-        "  balanced_routing_noise only applies with routing: balanced.\n"
-        "  drop_policy only applies with a capacity_factor.\n"
-        "  shared_expert_intermediate_size only applies with shared_experts >= 1.\n"
-        "  shared_expert_gate needs shared_experts >= 1.\n"
-        "  router_weight_on_input needs experts_per_token = 1.\n"
-    ) in text
-    assert "2 expert-tier field(s) not shown: --all or --tier expert shows them." in text
 
 
 # Every routing field of issue 6, set: aux_free with groups, capacity, gpt_oss_glu and the shared expert options ...
@@ -343,13 +386,13 @@ def test_explain_shows_every_routing_field_with_value_and_source(tmp_path: Path,
     assert result.exit_code == 0, result.output
     rows = {row["path"]: row for row in json.loads(result.output)["fields"]}
     assert {name: (rows[name]["value"], rows[name]["source"]) for name in FAMILY_ROWS[text]} == FAMILY_ROWS[text]
-    # The text table has a row per field, with the same value and source.
-    table = run("explain", str(path), "--all").stdout
+    # The text has a line per field, with the same value and source.
+    text_output = run("explain", str(path), "--all").stdout
     for name, (value, source) in FAMILY_ROWS[text].items():
         if "." in name:
             continue  # nested rows are indented under their parent; the json rows above cover them
         shown = "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
-        assert re.search(rf"^│   {name} +│ {re.escape(shown)} +│ {source} +│", table, re.M), name
+        assert re.search(rf"^  {name}: {re.escape(shown)} \({source}\)$", text_output, re.M), name
 
 
 def test_explain_invalid_file_exits_1(bad_file: Path) -> None:
@@ -357,19 +400,19 @@ def test_explain_invalid_file_exits_1(bad_file: Path) -> None:
     assert result.returncode == 1
     assert result.stderr.startswith(f"{bad_file}:3:1: experts_per_tokn: unknown field")
     as_json = run("explain", str(bad_file), "--format", "json")
-    assert as_json.returncode == 1
+    assert as_json.returncode == 1 and as_json.stderr == ""
     payload = json.loads(as_json.stdout)
-    assert payload["file"] == str(bad_file) and [problem["line"] for problem in payload["problems"]] == [3, 4, 5]
+    assert payload["format"] == 1 and len(payload["files"]) == 1
+    entry = payload["files"][0]
+    assert (entry["file"], entry["valid"]) == (str(bad_file), False)
+    assert [problem["line"] for problem in entry["problems"]] == [3, 4, 5]
 
 
 def test_validate_reports_unreadable_files_and_goes_on(tmp_path: Path) -> None:
     result = run("validate", "/dev/zero", "examples/dense.yaml")
     assert result.returncode == 1
-    assert result.stdout == (
-        "/dev/zero: cannot read the file: not a regular file\n"
-        "examples/dense.yaml: valid (MLPConfig, type: mlp)\n"
-        "1 problem found\n"
-    )
+    assert result.stderr == "/dev/zero: cannot read the file: not a regular file\n1 problem found\n"
+    assert result.stdout == "examples/dense.yaml: valid (MLPConfig, type: mlp)\n"
 
 
 def test_long_lines_and_control_characters_in_code_frames(tmp_path: Path) -> None:
@@ -387,7 +430,7 @@ def test_problem_count_is_capped_in_text_mode(tmp_path: Path) -> None:
     path.write_text("".join(f"unknown_{index}: 1\n" for index in range(150)))
     text = runner.invoke(app, ["validate", str(path)]).output
     assert "... and 50 more (--format json lists them all)\n150 problems found\n" in text
-    assert len(json.loads(runner.invoke(app, ["validate", str(path), "--format", "json"]).output)) == 150
+    assert len(json.loads(runner.invoke(app, ["validate", str(path), "--format", "json"]).output)["files"][0]["problems"]) == 150
 
 
 @pytest.mark.parametrize("variant", ["moe", "mlp"])
@@ -399,7 +442,7 @@ def test_init_writes_a_config_that_validates(tmp_path: Path, variant: str) -> No
     assert text.startswith("# A starter fastmoe_cfg config")
     assert f"type: {variant}\n" in text
     check = runner.invoke(app, ["validate", str(out), "--format", "json"])
-    assert check.exit_code == 0 and json.loads(check.output) == []
+    assert check.exit_code == 0 and json.loads(check.output)["files"][0]["valid"]
     again = run("init", "-o", str(out))
     assert again.returncode == 2 and "exists; pass --force" in again.stderr
     assert runner.invoke(app, ["init", "-o", str(out), "--force"]).exit_code == 0
@@ -416,3 +459,68 @@ def test_init_to_stdout_lists_every_field() -> None:
 def test_python_dash_m_and_console_script() -> None:
     result = run("validate", "examples/moe_small.yaml")
     assert result.returncode == 0 and result.stdout == "examples/moe_small.yaml: valid (MoEMLPConfig, type: moe)\n"
+
+
+def test_version() -> None:
+    from fastmoe_cfg import __version__
+
+    result = run("--version")
+    assert (result.returncode, result.stdout, result.stderr) == (0, f"fastmoe-cfg {__version__}\n", "")
+
+
+def test_validate_reads_standard_input() -> None:
+    ok = subprocess.run(
+        [sys.executable, "-m", "fastmoe_cfg", "validate", "-"], input="type: moe\nexperts: 4\n", capture_output=True, text=True, cwd=ROOT
+    )
+    assert (ok.returncode, ok.stdout) == (0, "<stdin>: valid (MoEMLPConfig, type: moe)\n")
+    bad = subprocess.run(
+        [sys.executable, "-m", "fastmoe_cfg", "validate", "-"], input="type: moe\nexperts: x\n", capture_output=True, text=True, cwd=ROOT
+    )
+    assert bad.returncode == 1 and bad.stdout == ""
+    assert bad.stderr == (
+        "<stdin>:2:10: experts: expected an integer, got string 'x'\n"
+        "    2 | experts: x\n"
+        "      |          ^\n"
+        "1 problem found\n"
+    )
+
+
+def test_validate_a_directory(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.yaml").write_text("type: moe\n")
+    (tmp_path / "sub" / "b.yml").write_text("type: mlp\nexperts: 2\n")
+    (tmp_path / "notes.txt").write_text("not a config\n")
+    result = run("validate", str(tmp_path), "--format", "json")
+    assert result.returncode == 1
+    files = json.loads(result.stdout)["files"]
+    assert [(entry["file"], entry["valid"]) for entry in files] == [(str(tmp_path / "a.yaml"), True), (str(tmp_path / "sub" / "b.yml"), False)]
+    assert files[1]["problems"][0]["message"] == "unknown field for type: mlp (a field of type: moe)"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    usage = run("validate", str(empty))
+    assert usage.returncode == 2 and f"'{empty}' is a directory without .yaml or .yml files" in usage.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["explain", "examples/dense.yaml", "--tier", "arch"], "'arch' is not one of: core, architecture, feature, performance, expert, deprecated (did you mean architecture?)"),
+        (["validate", "examples/dense.yaml", "--format", "jsn"], "'jsn' is not one of: text, json (did you mean json?)"),
+        (["explain", "examples/dense.yaml", "--hidden-size", "abc"], "Invalid value for '--hidden-size': 'abc' is not an integer"),
+        (["explain", "examples/dense.yaml", "--dtype", "bf61"], "'bf61' is not one of: fp32, bf16, fp16, fp8 (did you mean bf16?)"),
+        (["init", "--type", "MoE"], "'MoE' is not one of: mlp, moe (did you mean moe?)"),
+    ],
+)
+def test_usage_errors_have_a_did_you_mean_and_no_pydantic_wording(args: list[str], message: str) -> None:
+    result = run(*args)
+    assert result.returncode == 2 and message in result.stderr
+    assert "Value error" not in result.stderr and "Input should be" not in result.stderr
+
+
+def test_problems_go_to_standard_error_in_every_command(bad_file: Path, tmp_path: Path) -> None:
+    hf = tmp_path / "config.json"
+    hf.write_text('{"model_type": "mixtral", "hidden_size": "x"}')
+    for args in (["validate", str(bad_file)], ["explain", str(bad_file)], ["convert", "--from-hf", str(hf)]):
+        result = run(*args)
+        assert result.returncode == 1 and result.stdout == "", args
+        assert result.stderr.startswith((f"{bad_file}:3:1: ", f"{hf}:1:")), args

@@ -90,13 +90,17 @@ def _one_line(text: str) -> str:
 
 
 def did_you_mean(word: Any, candidates: Iterable[str]) -> str | None:
-    """The candidate closest to `word` (a difference of case only first: `MoE` -> `moe`), or None."""
+    """The candidate closest to `word` (a difference of case only first: `MoE` -> `moe`; then a unique
+    abbreviation: `arch` -> `architecture`), or None."""
     if not isinstance(word, str):
         return None
     candidates = list(candidates)
     same = [candidate for candidate in candidates if isinstance(candidate, str) and candidate.lower() == word.lower()]
     if same:
         return same[0]
+    prefixed = [candidate for candidate in candidates if isinstance(candidate, str) and len(word) >= 3 and candidate.startswith(word)]
+    if len(prefixed) == 1:  # an abbreviation: arch -> architecture
+        return prefixed[0]
     matches = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
     return matches[0] if matches else None
 

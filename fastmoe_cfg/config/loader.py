@@ -93,13 +93,17 @@ def _nested_config(cls: type[Config], data: Any) -> tuple[str, str] | None:
     if not isinstance(data, dict):
         return None
     stack: list[tuple[Path, Any]] = [((key,), value) for key, value in data.items() if isinstance(value, dict)]
+    found: list[tuple[int, Path]] = []
     while stack:
         path, value = stack.pop(0)
         if _looks_like(cls, value):
-            return str(path[0]), format_path(path)
+            found.append((len(value), path))
         if len(path) < 4:
             stack += [((*path, key), item) for key, item in value.items() if isinstance(item, dict)]
-    return None
+    if not found:
+        return None
+    path = max(found, key=lambda item: item[0])[1]  # the fullest one (not an anchor of shared defaults)
+    return str(path[0]), format_path(path)
 
 
 def _looks_like(cls: type[Config], data: dict[str, Any]) -> bool:
