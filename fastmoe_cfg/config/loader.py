@@ -110,7 +110,8 @@ def _looks_like(cls: type[Config], data: dict[str, Any]) -> bool:
     """Every key is a field of the variant that `type` names (the default one without it), and there are some."""
     klass: Any = cls
     if cls.is_dynamic():
-        klass = cls.variants().get(data.get("type") or cls.__default_variant__)
+        tag = data.get("type") or cls.__default_variant__
+        klass = cls.variants().get(tag) if isinstance(tag, str) else None
     return klass is not None and bool(data) and all(isinstance(key, str) and key in klass.model_fields for key in data)
 
 

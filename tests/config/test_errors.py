@@ -407,6 +407,10 @@ HINTS = {
         "moe.yaml:1:1: model: unknown field; the config seems to be at model.mlp: select it with --key model.mlp\n"
         "moe.yaml:6:1: training: unknown field",
     ),
+    "a model file whose nested type is not a string": (
+        "model:\n  mlp: {type: [1]}\n",
+        "moe.yaml:1:1: model: unknown field",
+    ),
 }
 
 
