@@ -31,11 +31,18 @@ class Linear(nn.Module):
         super().__init__()
         leading = (experts,) if experts else ()
         self.weight = nn.Parameter(torch.empty(*leading, out_features, in_features, device=device, dtype=dtype))
-        initialize_(self.weight, config.weight.initialization, normal(default_std))
         self.bias = None
         if bias:
             self.bias = nn.Parameter(torch.empty(*leading, out_features, device=device, dtype=dtype))
-            initialize_(self.bias, (bias_config or config.bias).initialization, fill(0.0))
+        self._weight_init = config.weight.initialization, normal(default_std)
+        self._bias_init = (bias_config or config.bias).initialization if bias else None, fill(0.0)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Draw the weight, then the bias, from their initialization configs (or the owner's defaults)."""
+        initialize_(self.weight, *self._weight_init)
+        if self.bias is not None:
+            initialize_(self.bias, *self._bias_init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return nn.functional.linear(x, self.weight, self.bias)

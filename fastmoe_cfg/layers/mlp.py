@@ -7,10 +7,9 @@ from fastmoe_cfg.layers.activations import hidden_activation
 from fastmoe_cfg.layers.linear import Linear, linear_lr_scales
 from fastmoe_cfg.layers.lr import scale_of
 from fastmoe_cfg.layers.normalization import build_normalization, normalization_lr_scales
-from fastmoe_cfg.layers.recompute import checkpointed, expert_mlp
-from fastmoe_cfg.layers.tokens import apply_to_tokens
+from fastmoe_cfg.layers.recompute import checkpointed, recomputed_steps
+from fastmoe_cfg.layers.tokens import as_tokens
 from fastmoe_cfg.schemas.counts import has_bias
-from fastmoe_cfg.schemas.enums import MLPRecomputeLevel
 from fastmoe_cfg.schemas.mlp import MLPBaseConfig
 
 
@@ -55,23 +54,27 @@ class MLP(nn.Module):
             **(normalization_lr_scales(config.post_norm, "post_norm", scale) if norms else {}),
         }
 
+    def reset_parameters(self) -> None:
+        """Initialise every parameter as the constructor does, in the same order (after a build on the meta device)."""
+        for child in self.children():
+            child.reset_parameters()
+
     def forward(self, x: torch.Tensor, token_mask: torch.Tensor | None = None) -> torch.Tensor:
         """x: [tokens, H] or [batch, seq, H]; token_mask: bool, x.shape[:-1], True for a real token. Returns x's shape."""
-        if self.recompute_level == MLPRecomputeLevel.full:
-            return apply_to_tokens(lambda x_TH: checkpointed(self._forward, x_TH), x, token_mask, self.hidden_size)
-        return apply_to_tokens(self._forward, x, token_mask, self.hidden_size)
+        tokens = as_tokens(x, token_mask, self.hidden_size)
+        full, _, _ = recomputed_steps(self.recompute_level)
+        return tokens.restore(checkpointed(self._forward, tokens.x_TH, recompute=full))
 
     def _forward(self, x_TH: torch.Tensor) -> torch.Tensor:
-        level = MLPRecomputeLevel.none if self.recompute_level == MLPRecomputeLevel.full else self.recompute_level
-        y_TH = self.hidden_to_output(x_TH, prepare=self.prepare, level=level)
+        _, inputs, outputs = recomputed_steps(self.recompute_level)
+        h_TI = checkpointed(self.inputs, x_TH, recompute=inputs)
+        y_TH = checkpointed(self.outputs, h_TI, recompute=outputs)
         return y_TH if self.post_norm is None else self.post_norm(y_TH)
 
-    def prepare(self, x_TH: torch.Tensor) -> torch.Tensor:
-        return x_TH if self.pre_norm is None else self.pre_norm(x_TH)
+    def inputs(self, x_TH: torch.Tensor) -> torch.Tensor:
+        """pre_norm and layer_1: [T, H] -> [T, I or 2I]."""
+        return self.layer_1(x_TH if self.pre_norm is None else self.pre_norm(x_TH))
 
-    def hidden_to_output(self, x_TH: torch.Tensor, *, prepare, level: MLPRecomputeLevel) -> torch.Tensor:
-        """layer_2(activation(layer_1(prepare(x)))) without post_norm: the shared experts' entry point."""
-        return expert_mlp(x_TH, prepare=prepare, layer_1=self.layer_1, finish=self._finish, level=level)
-
-    def _finish(self, h_TI: torch.Tensor) -> torch.Tensor:
+    def outputs(self, h_TI: torch.Tensor) -> torch.Tensor:
+        """Activation and layer_2 (no post_norm): [T, I or 2I] -> [T, H]."""
         return self.layer_2(hidden_activation(h_TI, self.activation, gated=self.gated, limit=self.activation_limit))

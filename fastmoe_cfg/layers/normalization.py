@@ -27,14 +27,21 @@ class Normalization(nn.Module):
         self.rms = isinstance(config, RMSNormalizationConfig)
         self.epsilon = config.epsilon
         self.zero_centered = config.zero_centered
+        self.config = config
         self.weight = None
         if config.weight.enabled is not False:
             self.weight = nn.Parameter(torch.empty(hidden_size, device=device, dtype=dtype))
-            initialize_(self.weight, config.weight.initialization, fill(0.0 if config.zero_centered else 1.0))
         self.bias = None
         if isinstance(config, LayerNormalizationConfig):
             self.bias = nn.Parameter(torch.empty(hidden_size, device=device, dtype=dtype))
-            initialize_(self.bias, config.bias.initialization, fill(0.0))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Weight 1 (0 when zero_centered) and bias 0, unless their initialization configs say otherwise."""
+        if self.weight is not None:
+            initialize_(self.weight, self.config.weight.initialization, fill(0.0 if self.zero_centered else 1.0))
+        if self.bias is not None:
+            initialize_(self.bias, self.config.bias.initialization, fill(0.0))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         compute_dtype = torch.promote_types(x.dtype, torch.float32)

@@ -1,43 +1,58 @@
-"""Input shapes and `token_mask`: layers compute on the real tokens only, as a [T, H] matrix."""
+"""Input shapes and `token_mask`: layers compute on a [T, H] matrix of a static shape.
 
-from collections.abc import Callable
+A masked token (`token_mask` False) keeps its row, zeroed before anything reads it (so
+padding may hold anything, NaN included): it is not routed, not counted in losses or
+statistics, and gets a zero output row and a zero input gradient, made by `torch.where`.
+Keeping T static (no `nonzero`) is what lets `torch.compile(fullgraph=True)` trace a
+masked forward.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 
 
-def apply_to_tokens(
-    function: Callable[..., torch.Tensor],
-    x: torch.Tensor,
-    token_mask: torch.Tensor | None,
-    hidden_size: int,
-    *,
-    with_sequences: bool = False,
-) -> torch.Tensor:
-    """Run `function` on the real tokens of `x` ([tokens, hidden] or [batch, seq, hidden]) as a [T, H] matrix.
+@dataclass(frozen=True)
+class Tokens:
+    """The layer input as tokens.
 
-    A masked token (`token_mask` False) never reaches `function`: it is not routed, not
-    counted in losses or statistics, and gets a zero output row and a zero input gradient.
-    With `with_sequences`, `function(x_TH, sequence_T, sequences)` also receives each token's
-    sequence index (its batch row) and the number of sequences; 2-D input is one sequence,
-    given as (None, 1).
+    Attributes:
+        x_TH: [T, H], masked rows zero.
+        mask_T: [T] bool, True for a real token; None when every token is real.
+        sequence_T: [T] int64, each token's sequence (its batch row); None for 2-D input (one sequence).
+        sequences: the number of sequences.
+        shape: the input's shape, which the output takes.
     """
+
+    x_TH: torch.Tensor
+    mask_T: torch.Tensor | None
+    sequence_T: torch.Tensor | None
+    sequences: int
+    shape: torch.Size
+
+    def restore(self, y_TH: torch.Tensor) -> torch.Tensor:
+        """[T, H] -> the input's shape, masked rows exactly zero."""
+        if self.mask_T is not None:
+            y_TH = torch.where(self.mask_T.unsqueeze(1), y_TH, 0)
+        return y_TH.reshape(self.shape)
+
+
+def as_tokens(x: torch.Tensor, token_mask: torch.Tensor | None, hidden_size: int) -> Tokens:
+    """Check and flatten `x` ([tokens, hidden] or [batch, seq, hidden]) and its `token_mask`."""
     if x.dim() not in (2, 3) or x.shape[-1] != hidden_size:
         raise ValueError(f"expected input of shape [tokens, {hidden_size}] or [batch, seq, {hidden_size}], got {list(x.shape)}")
     x_TH = x.reshape(-1, hidden_size)
-    real_T = None
+    mask_T = None
     if token_mask is not None:
         if token_mask.dtype != torch.bool or token_mask.shape != x.shape[:-1]:
             raise ValueError(
                 f"token_mask must be a bool tensor of shape {list(x.shape[:-1])}, got {token_mask.dtype} of shape {list(token_mask.shape)}"
             )
-        real_T = token_mask.reshape(-1).nonzero().squeeze(1)
-    arguments: tuple = (x_TH if real_T is None else x_TH.index_select(0, real_T),)
-    if with_sequences and x.dim() == 2:
-        arguments += (None, 1)
-    elif with_sequences:
+        mask_T = token_mask.reshape(-1)
+        x_TH = torch.where(mask_T.unsqueeze(1), x_TH, 0)
+    sequence_T = None
+    if x.dim() == 3:
         sequence_T = torch.arange(x_TH.shape[0], device=x.device) // max(x.shape[1], 1)
-        arguments += (sequence_T if real_T is None else sequence_T.index_select(0, real_T), x.shape[0])
-    y_TH = function(*arguments)
-    if real_T is None:
-        return y_TH.reshape(x.shape)
-    return y_TH.new_zeros(x_TH.shape).index_copy(0, real_T, y_TH).reshape(x.shape)
+    return Tokens(x_TH, mask_T, sequence_T, x.shape[0] if x.dim() == 3 else 1, x.shape)

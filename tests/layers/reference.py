@@ -317,11 +317,12 @@ def load_balancing_loss(routing: Routing) -> torch.Tensor:
 
 
 def sequence_loss(p: dict, spec: Spec, x: torch.Tensor, token_mask: torch.Tensor | None = None, *, training: bool = True) -> torch.Tensor:
-    """DeepSeek-V3's sequence-wise balance loss: mean over sequences s of Σ_e f_e · P_e.
+    """DeepSeek-V3's sequence-wise balance loss (report eq. 17-20): mean over sequences s of Σ_e f_e · P_e.
 
-    f_e = E_r / (k · T_s) · (tokens of s whose choice contains e); P_e = mean over the tokens of s of
-    the normalized scores. 2-D x is one sequence; [B, S, H] x has one per row, masked tokens
-    excluded and rows without a real token skipped. The routing sees all real tokens at once.
+    f_e = E_r / (k · T_s) · (tokens of s whose top-k of the unbiased scores over all routed experts
+    contains e: no correction bias, no group limit, whatever the routing chose); P_e = mean over
+    the tokens of s of the normalized scores. 2-D x is one sequence; [B, S, H] x has one per row,
+    masked tokens excluded and rows without a real token skipped. The routing sees all real tokens at once.
     """
     if x.dim() == 2:
         x = x[None]
@@ -337,8 +338,8 @@ def sequence_loss(p: dict, spec: Spec, x: torch.Tensor, token_mask: torch.Tensor
         if n == 0:
             continue
         counts = [0] * experts
-        for choice in routing.chosen[start : start + n]:
-            for e in choice:
+        for scores in routing.scores[start : start + n]:
+            for e in top(scores.tolist(), k):
                 counts[e] += 1
         mean = probs[start : start + n].sum(0) / n
         losses.append(sum(experts / (k * n) * counts[e] * mean[e] for e in range(experts)))

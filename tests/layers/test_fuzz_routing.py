@@ -92,7 +92,10 @@ def moe_configs(draw: st.DrawFn, routing: str | None = None) -> dict[str, Any]:
         "router_score_function": draw(_maybe(st.sampled_from(["softmax", "sigmoid"]))),
         "normalize_expert_weights": draw(_maybe(st.booleans())),
         "routed_scaling_factor": draw(_maybe(st.sampled_from([0.5, 2.5]) | st.floats(0.1, 3.0))),
-        "auxiliary_loss_coefficient": draw(_maybe(st.sampled_from([0.0, 0.01, 0.5]))),
+        # A load-balancing loss applies with aux_loss only (another routing with a non-zero coefficient is a rare rule break).
+        "auxiliary_loss_coefficient": draw(
+            _maybe(st.sampled_from([0.0, 0.01, 0.5])) if routing == "aux_loss" else _rarely(st.sampled_from([0.0, 0.01]), 24)
+        ),
         "sequence_auxiliary_loss_coefficient": draw(_maybe(st.sampled_from([0.0, 0.01, 0.7]))),
         "z_loss_coefficient": draw(_maybe(st.sampled_from([0.0, 0.001, 0.3]))),
         "jitter_eps": draw(_maybe(st.sampled_from([0.0, 0.1]) | st.floats(0.0, 0.9))),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fastmoe_cfg.layers.moe import dispatch
+from fastmoe_cfg.layers.moe.grouped_gemm import grouped_mm_runs
 from tests.layers.conftest import build, forward_backward
 
 TOLERANCE = {torch.float32: 1e-5, torch.float64: 1e-12}
@@ -58,8 +58,8 @@ def test_same_function_as_looped(variant, tokens, dtype):
 
 
 def test_the_fp32_path_is_grouped_gemm_and_fp64_is_padded():
-    assert dispatch._grouped_mm_runs("cpu", torch.float32)
-    assert not dispatch._grouped_mm_runs("cpu", torch.float64)
+    assert grouped_mm_runs("cpu", torch.float32)
+    assert not grouped_mm_runs("cpu", torch.float64)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["fp32", "fp64"])
@@ -98,14 +98,14 @@ FAMILIES = {
     "deepseek-v3": {
         "experts": 17, "shared_experts": 1, "experts_per_token": 4, "routing": "aux_free", "router_score_function": "sigmoid",
         "expert_groups": 4, "expert_groups_per_token": 2, "routed_scaling_factor": 2.5, "automatic_bias_update": True,
-        "sequence_auxiliary_loss_coefficient": 0.01, "add_linear_biases": False,
+        "sequence_auxiliary_loss_coefficient": 0.01, "add_linear_biases": False, "auxiliary_loss_coefficient": 0.0,
     },
     "capacity-probability": {"capacity_factor": 0.75},
     "capacity-position": {"capacity_factor": 0.9, "drop_policy": "position"},
     "llama-4": {"experts_per_token": 1, "router_score_function": "sigmoid", "router_weight_on_input": True},
     "gpt-oss": {"shared_experts": 0, "activation": "gpt_oss_glu", "activation_limit": 1.0, "router_bias": {"enabled": True}},
     "qwen2-moe": {"shared_expert_intermediate_size": 20, "shared_expert_gate": {"enabled": True}, "normalize_expert_weights": False},
-    "balanced": {"routing": "balanced", "balanced_routing_noise": 0.3},
+    "balanced": {"routing": "balanced", "balanced_routing_noise": 0.3, "auxiliary_loss_coefficient": 0.0},
 }
 
 

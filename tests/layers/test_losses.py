@@ -104,17 +104,34 @@ def test_losses_left_to_the_training_loop():
     torch.testing.assert_close(x_grad, forward_backward(plain, x)[1], rtol=1e-12, atol=1e-12)
 
 
-def test_no_loss_is_injected_in_inference_or_with_sinkhorn():
+def test_no_loss_is_injected_in_inference():
     data = {"type": "moe", "experts": 6, "experts_per_token": 2, "intermediate_size": 4, "auxiliary_loss_coefficient": 0.0}
     x = torch.randn(13, 8, dtype=torch.float64)
     reference = forward_backward(build(data).eval(), x)[1]
-    lossy = build({**data, "auxiliary_loss_coefficient": 0.5, "z_loss_coefficient": 0.5}).eval()
+    lossy = build({**data, "auxiliary_loss_coefficient": 0.5, "z_loss_coefficient": 0.5, "sequence_auxiliary_loss_coefficient": 0.5}).eval()
     torch.testing.assert_close(forward_backward(lossy, x)[1], reference, rtol=0, atol=0)
-    sinkhorn = {**data, "routing": "sinkhorn"}
-    torch.testing.assert_close(
-        forward_backward(build({**sinkhorn, "auxiliary_loss_coefficient": 0.5}).train(), x)[1],
-        forward_backward(build(sinkhorn).train(), x)[1], rtol=0, atol=0,
-    )
+    assert lossy.applied_losses == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("fields", "applied"),
+    [
+        ({}, {"load_balancing_loss"}),
+        ({"auxiliary_loss_coefficient": 0.0, "z_loss_coefficient": 0.1}, {"z_loss"}),
+        ({"routing": "sinkhorn", "sequence_auxiliary_loss_coefficient": 0.1}, {"sequence_load_balancing_loss"}),
+        ({"routing": "aux_free"}, set()),
+        ({"routing": "balanced", "z_loss_coefficient": 0.1}, {"z_loss"}),
+    ],
+)
+def test_applied_losses_name_what_reaches_the_gradient(fields, applied):
+    # The other values in layer.stats are monitoring only: the gradient is that of a layer without them.
+    data = {"type": "moe", "experts": 6, "experts_per_token": 2, "intermediate_size": 4, **fields}
+    layer = build(data).train()
+    assert layer.applied_losses == applied
+    x = torch.randn(13, 8, dtype=torch.float64)
+    layer.inject_aux_losses = False
+    layer(x)
+    assert set(layer.aux_losses) == applied and set(layer.stats) >= {"z_loss", "load_balancing_loss", "sequence_load_balancing_loss"}
 
 
 def test_jitter_multiplies_the_logits_after_the_z_loss_in_training_only():

@@ -473,10 +473,11 @@ SEQUENCE_CASES = {
     # normalized sigmoid [2/7, 2/7, 3/7] and [3/7, 2/7, 2/7]; top-1 {2}, {0}: f = 3/2 · [1, 0, 1]; L = 3/2 · 10/14 = 15/14.
     "sigmoid-top1": ({"experts_per_token": 1, "router_score_function": "sigmoid"}, [[0, 0, LN3], [LN3, 0, 0]], None, 15 / 14),
     # aux_free, sigmoid, bias [0, 3/8, 1/4]: selection [1/2, 7/8, 1] keeps token 0 on expert 2 and [3/4, 7/8, 3/4] moves
-    # token 1 from expert 0 to 1: f = 3/2 · [0, 1, 1], P (unbiased) as above: L = 3/2 · 9/14 = 27/28.
+    # token 1 from expert 0 to 1, but f counts the top-1 of the unbiased scores (DeepSeek-V3 report, eq. 18):
+    # f = 3/2 · [1, 0, 1] as in sigmoid-top1, L = 15/14 (the routed choice would give 3/2 · 9/14 = 27/28).
     "aux_free-bias": (
         {"experts_per_token": 1, "routing": "aux_free", "router_score_function": "sigmoid"}, [[0, 0, LN3], [LN3, 0, 0]],
-        [0.0, 0.375, 0.25], 27 / 28,
+        [0.0, 0.375, 0.25], 15 / 14,
     ),
 }
 
@@ -508,11 +509,11 @@ def test_sequence_loss_hand_computed_per_batch_row_with_mask():
 
 SEQUENCE_LAYER = {
     "type": "moe", "experts": 6, "experts_per_token": 2, "intermediate_size": 4, "routing": "aux_free", "router_score_function": "sigmoid",
-    "router_normalization": {"type": "rms_norm"}, "router_bias": {"enabled": True},
+    "router_normalization": {"type": "rms_norm"}, "router_bias": {"enabled": True}, "expert_groups": 3, "expert_groups_per_token": 1,
 }
 SEQUENCE_SPEC = {
     "experts_per_token": 2, "routing": "aux_free", "score_function": "sigmoid", "router_normalization": reference.Norm("rms_norm"),
-    "correction_bias": BIAS,
+    "correction_bias": BIAS, "expert_groups": 3, "expert_groups_per_token": 1,
 }
 
 
@@ -541,6 +542,9 @@ def test_sequence_loss_injected_gradient_equals_output_plus_coefficient_times_lo
     spec = reference.Spec(**SEQUENCE_SPEC)
     loss = reference.sequence_loss(reference.leaf_parameters(with_loss), spec, x, mask)
     assert with_loss.stats["sequence_load_balancing_loss"].item() == pytest.approx(loss.item(), rel=1e-12)
+    # The bias and the group limit move some routed choices away from the unbiased top-k the loss counts.
+    routing = reference.route(reference.leaf_parameters(with_loss), spec, x.reshape(-1, 8)[mask.reshape(-1)] if mask is not None else x)
+    assert any(sorted(row) != sorted(reference.top(scores.tolist(), 2)) for row, scores in zip(routing.chosen, routing.scores))
 
     x_leaf = x.clone().requires_grad_()
     plain = without(x_leaf, **kwargs)

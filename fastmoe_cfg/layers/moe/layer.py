@@ -1,4 +1,9 @@
-"""The mixture-of-experts layer (`type: moe`)."""
+"""The mixture-of-experts layer (`type: moe`), as named steps (shape legend in `fastmoe_cfg.layers.moe`)."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -8,58 +13,82 @@ from fastmoe_cfg.layers.initialization import fill, initialize_, normal
 from fastmoe_cfg.layers.linear import Linear, linear_lr_scales
 from fastmoe_cfg.layers.lr import scale_of
 from fastmoe_cfg.layers.mlp import MLP
-from fastmoe_cfg.layers.moe import dispatch
-from fastmoe_cfg.layers.moe.losses import inject_loss, load_balancing_loss, router_entropy, sequence_load_balancing_loss, z_loss
+from fastmoe_cfg.layers.moe.experts import GroupedExperts, LoopedExperts
+from fastmoe_cfg.layers.moe.losses import LOSSES, inject_loss, router_losses, routing_statistics
+from fastmoe_cfg.layers.moe.permute import PermutePlan, permute, unpermute
 from fastmoe_cfg.layers.moe.router import (
+    aux_free_routing,
+    aux_loss_routing,
     apply_capacity,
     balanced_routing,
     expert_capacity,
-    expert_weights,
     normalized_scores,
     scores_of,
     select_experts,
-    sinkhorn_choice,
+    sinkhorn_routing,
     upcast,
 )
 from fastmoe_cfg.layers.normalization import build_normalization, normalization_lr_scales
-from fastmoe_cfg.layers.recompute import checkpointed
-from fastmoe_cfg.layers.tokens import apply_to_tokens
+from fastmoe_cfg.layers.recompute import checkpointed, recomputed_steps
+from fastmoe_cfg.layers.tokens import as_tokens
 from fastmoe_cfg.schemas.counts import has_bias, shared_intermediate_size
-from fastmoe_cfg.schemas.enums import MLPRecomputeLevel, MoEImplementation, RouterDtype, RouterScoreFunction, RoutingType
+from fastmoe_cfg.schemas.enums import MoEImplementation, RouterDtype, RoutingType
 from fastmoe_cfg.schemas.mlp import MoEMLPConfig
 from fastmoe_cfg.schemas.parameter import ParameterConfig
 
 
+class Routing(NamedTuple):
+    """The result of `MoEMLP.route`.
+
+    Attributes:
+        weights_TK: [T, K] routing weights (float32 at least), scaled, with the applied losses injected.
+        experts_TK: [T, K] experts, E for a masked token or an assignment dropped by capacity.
+        statistics: what `layer.stats` holds after the forward.
+        losses: the applied losses times their coefficients, with their graph (`layer.aux_losses`
+            when `inject_aux_losses` is False).
+    """
+
+    weights_TK: torch.Tensor
+    experts_TK: torch.Tensor
+    statistics: dict[str, torch.Tensor]
+    losses: dict[str, torch.Tensor]
+
+
 class MoEMLP(nn.Module):
-    """Mixture of experts. For each real token x (shape legend in dispatch.py and router.py):
+    """Mixture of experts. For each real token x:
 
     1. r = router_normalization(x) · router_scale · router_input_scale   (the raw input, never pre_norm)
     2. logits = r · router.weightᵀ (+ router.bias), in router_dtype         [T, E]
-    3. z-loss = mean_t logsumexp(logits_t)², injected (coefficient · aux_loss_scale)
+    3. z-loss = mean_t logsumexp(logits_t)² (of these logits, before jitter)
     4. training: logits ·= U(1 - jitter_eps, 1 + jitter_eps)
     5. scores = softmax | sigmoid (logits)                                  (router_score_function)
     6. experts [T, K]: aux_loss: top-k of the scores; aux_free: top-k of scores + router_correction_bias;
        both group-limited with expert_groups > 1; sinkhorn: the Sinkhorn choice in training;
        balanced: (t·k + j) mod E with weight 1/k
     7. weights [T, K] = the chosen scores, / their sum when normalize_expert_weights;
-       load-balancing and sequence losses injected; × routed_scaling_factor × router_per_expert_scale[e]
+       the applied losses are injected (load balancing: counts of the routed choice; sequence:
+       counts of the top-k of the unbiased scores); × routed_scaling_factor × router_per_expert_scale[e]
     8. capacity_factor: assignments beyond an expert's capacity are dropped (drop_policy)
     9. out = Σ_k weights_k · expert_k(pre_norm(x))  (router_weight_on_input: expert_k(weights_k · pre_norm(x)))
              + shared(pre_norm(x)) · sigmoid(pre_norm(x) · shared_expert_gate)
     10. post_norm(out)
 
-    Parameters: `router.weight` [E, H] (+ `router.bias` [E]); `experts.layer_1.weight` [E, I or 2·I, H],
+    Parameters: `router.weight` [E, H] (+ `router.bias` [E]); `experts.layer_1.weight` [E, I or 2I, H],
     `experts.layer_2.weight` [E, H, I] (+ biases [E, ...]); `shared.layer_1.*`, `shared.layer_2.*` (one
     dense MLP of width shared_expert_intermediate_size, default shared_experts · I); `shared_expert_gate` [H];
     `pre_norm.*`, `post_norm.*`, `router_normalization.*`, `router_scale` [H], `router_per_expert_scale` [E].
     Buffer (aux_free): `router_correction_bias` [E], float32, in the state dict.
     Default initialization: router normal(std=H^-0.5) (Fast-LLM), router bias 0, layer_1 normal(std=H^-0.5),
     layer_2 normal(std=I^-0.5), biases 0, scales 1, shared_expert_gate normal(std=H^-0.5).
+    `reset_parameters()` draws them again in the constructor's order (sub-modules in order, then
+    the layer's own vectors), so a layer built under `torch.device("meta")`, moved with
+    `to_empty()` and reset equals a direct build under the same seed.
 
     Attributes set by the training loop: `aux_loss_scale` (default 1.0) multiplies every
     injected loss gradient; `inject_aux_losses = False` stops injection and puts the
     coefficient-weighted losses, with their graph, in `layer.aux_losses` instead.
-    After each forward, `layer.stats` holds detached values of that forward.
+    After each forward, `layer.stats` holds detached values of that forward; the losses
+    not in `applied_losses` are monitoring values only.
     aux_free: `update_bias()` moves the correction bias by the loads counted since the last call.
     """
 
@@ -70,6 +99,7 @@ class MoEMLP(nn.Module):
         self.routed_experts = config.experts - config.shared_experts
         self.experts_per_token = config.experts_per_token
         self.recompute_level = config.recompute_level
+        self._capacity = None if config.capacity_factor is None else Fraction(repr(config.capacity_factor)).as_integer_ratio()
         self.aux_loss_scale = 1.0
         self.inject_aux_losses = True
         self.aux_losses: dict[str, torch.Tensor] = {}
@@ -77,31 +107,40 @@ class MoEMLP(nn.Module):
         factory = {"device": device, "dtype": dtype}
         experts, intermediate = self.routed_experts, config.intermediate_size
 
+        # Sub-modules initialise themselves as they are built, in this order; then the layer's own vectors.
         self.router_normalization = build_normalization(config.router_normalization, hidden_size, **factory)
-        self.router_scale = self._optional_vector(config.router_scale, hidden_size, fill(1.0), **factory)
         router_bias = bool(config.router_bias.enabled)
         self.router = Linear(
             config.router, hidden_size, experts, bias=router_bias, bias_config=config.router_bias, default_std=hidden_size**-0.5, **factory
         )
-        self.router_per_expert_scale = self._optional_vector(config.router_per_expert_scale, experts, fill(1.0), **factory)
-        aux_free = config.routing == RoutingType.aux_free
-        self.register_buffer("router_correction_bias", torch.zeros(experts, device=device) if aux_free else None)
-        self.register_buffer("pending_load", torch.zeros(experts, dtype=torch.int64, device=device) if aux_free else None, persistent=False)
         self.pre_norm = build_normalization(config.pre_norm, hidden_size, **factory)
         bias_1, bias_2 = has_bias(config.layer_1, config), has_bias(config.layer_2, config)
-        rows_1 = intermediate * (2 if config.gated else 1)
-        self.experts = dispatch.Experts(
-            Linear(config.layer_1, hidden_size, rows_1, bias=bias_1, default_std=hidden_size**-0.5, experts=experts, **factory),
+        experts_class = LoopedExperts if self.implementation == MoEImplementation.looped else GroupedExperts
+        self.experts = experts_class(
+            Linear(config.layer_1, hidden_size, intermediate * (2 if config.gated else 1), bias=bias_1, default_std=hidden_size**-0.5, experts=experts, **factory),
             Linear(config.layer_2, intermediate, hidden_size, bias=bias_2, default_std=intermediate**-0.5, experts=experts, **factory),
             activation=config.activation,
             gated=config.gated,
             limit=config.activation_limit,
+            weight_on_input=config.router_weight_on_input,
+            dynamic_shape=config.dropless_dynamic_shape,
         )
         self.shared = None
         if config.shared_experts:
             self.shared = MLP(config, hidden_size, intermediate_size=shared_intermediate_size(config), norms=False, **factory)
-        self.shared_expert_gate = self._optional_vector(config.shared_expert_gate, hidden_size, normal(hidden_size**-0.5), **factory)
         self.post_norm = build_normalization(config.post_norm, hidden_size, **factory)
+
+        self._vectors = {  # the layer's own parameters: (config, size, default initialization)
+            "router_scale": (config.router_scale, hidden_size, fill(1.0)),
+            "router_per_expert_scale": (config.router_per_expert_scale, experts, fill(1.0)),
+            "shared_expert_gate": (config.shared_expert_gate, hidden_size, normal(hidden_size**-0.5)),
+        }
+        for name, (vector, size, _) in self._vectors.items():
+            self.register_parameter(name, nn.Parameter(torch.empty(size, **factory)) if vector.enabled else None)
+        aux_free = config.routing == RoutingType.aux_free
+        self.register_buffer("router_correction_bias", torch.empty(experts, device=device) if aux_free else None)
+        self.register_buffer("pending_load", torch.empty(experts, dtype=torch.int64, device=device) if aux_free else None, persistent=False)
+        self._reset_own()
 
         scale = scale_of(config.lr_scale)
         self.lr_scales = {
@@ -117,13 +156,20 @@ class MoEMLP(nn.Module):
             **normalization_lr_scales(config.post_norm, "post_norm", scale),
         }
 
-    @staticmethod
-    def _optional_vector(config, size: int, default, *, device, dtype) -> nn.Parameter | None:
-        if not config.enabled:
-            return None
-        parameter = nn.Parameter(torch.empty(size, device=device, dtype=dtype))
-        initialize_(parameter, config.initialization, default)
-        return parameter
+    def reset_parameters(self) -> None:
+        """Initialise every parameter and buffer as the constructor does, in the same order."""
+        for child in self.children():
+            child.reset_parameters()
+        self._reset_own()
+
+    @torch.no_grad()
+    def _reset_own(self) -> None:
+        for name, (vector, _, default) in self._vectors.items():
+            if getattr(self, name) is not None:
+                initialize_(getattr(self, name), vector.initialization, default)
+        if self.router_correction_bias is not None:
+            self.router_correction_bias.zero_()
+            self.pending_load.zero_()
 
     def _vector_lr_scale(self, name: str, config: ParameterConfig, scale: float) -> dict[str, float]:
         return {name: scale * scale_of(config.lr_scale)} if getattr(self, name) is not None else {}
@@ -148,143 +194,166 @@ class MoEMLP(nn.Module):
             return None
         return expert_capacity(self.config.capacity_factor, tokens, self.experts_per_token, self.routed_experts)
 
+    def capacity(self, tokens: int) -> int | None:
+        """Assignments each routed expert takes out of `tokens` real tokens; None when dropless."""
+        if self._capacity is None:
+            return None
+        return expert_capacity(self._capacity, tokens, self.experts_per_token, self.routed_experts)
+
+    @property
+    def applied_losses(self) -> frozenset[str]:
+        """The router losses this forward adds to the gradient; `stats` holds the others as monitoring values only."""
+        if not self.training:
+            return frozenset()
+        config = self.config
+        coefficients = {
+            "z_loss": config.z_loss_coefficient,
+            "load_balancing_loss": config.auxiliary_loss_coefficient if config.routing == RoutingType.aux_loss else 0.0,
+            "sequence_load_balancing_loss": config.sequence_auxiliary_loss_coefficient,
+        }
+        return frozenset(name for name, coefficient in coefficients.items() if coefficient > 0)
+
     def forward(self, x: torch.Tensor, token_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """x: [tokens, H] or [batch, seq, H]; token_mask: bool, x.shape[:-1], True for a real token. Returns x's shape."""
-        self.aux_losses = {}
-        bias = self.router_correction_bias
-        if self.recompute_level != MLPRecomputeLevel.full:
-            return apply_to_tokens(
-                lambda x_TH, sequence_T, sequences: self._forward(x_TH, sequence_T, sequences, correction_bias=bias),
-                x, token_mask, self.hidden_size, with_sequences=True,
-            )
-        # Backward re-runs the forward: it must route as this forward did, even if the bias moves meanwhile,
-        # and statistics, loads and bias updates come from the first run only.
-        bias = None if bias is None else bias.clone()
-        first_call = [True]
+        """x: [tokens, H] or [batch, seq, H]; token_mask: bool, x.shape[:-1], True for a real token. Returns x's shape.
 
-        def forward_once(x_TH: torch.Tensor, sequence_T: torch.Tensor | None, sequences: int) -> torch.Tensor:
-            record, first_call[0] = first_call[0], False
-            return self._forward(x_TH, sequence_T, sequences, record=record, correction_bias=bias)
-
-        return apply_to_tokens(
-            lambda x_TH, sequence_T, sequences: checkpointed(forward_once, x_TH, sequence_T, sequences),
-            x, token_mask, self.hidden_size, with_sequences=True,
-        )
+        Steps: route (raw input -> weights_TK, experts_TK; losses injected; statistics) -> permute ->
+        pre_norm and the experts' first layer -> activation and second layer -> unpermute, + shared
+        experts -> post_norm. `recompute_level` checkpoints the steps where they are called; the
+        side effects (statistics, aux_free loads and bias update) happen here, outside any checkpoint.
+        """
+        tokens = as_tokens(x, token_mask, self.hidden_size)
+        full, _, _ = recomputed_steps(self.recompute_level)
+        bias_E = self.router_correction_bias
+        if full and bias_E is not None:  # Backward re-runs the forward: it must route as this one did, even if the bias moves.
+            bias_E = bias_E.clone()
+        out_TH, routing = checkpointed(self._forward, tokens.x_TH, tokens.mask_T, tokens.sequence_T, tokens.sequences, bias_E, recompute=full)
+        self.stats = routing.statistics
+        self.aux_losses = {} if self.inject_aux_losses else routing.losses
+        if self.training and self.pending_load is not None:
+            self.pending_load += routing.statistics["tokens_per_expert"]
+            if self.config.automatic_bias_update:
+                self.update_bias()
+        return tokens.restore(out_TH)
 
     def _forward(
-        self, x_TH: torch.Tensor, sequence_T: torch.Tensor | None, sequences: int, *, record: bool = True, correction_bias=None
-    ) -> torch.Tensor:
-        weights_TK, experts_TK, statistics = self.route(x_TH, sequence_T, sequences, record=record, correction_bias=correction_bias)
-        weights_TK = weights_TK.to(x_TH.dtype)
-        level = MLPRecomputeLevel.none if self.recompute_level == MLPRecomputeLevel.full else self.recompute_level
-        common = {"experts": self.experts, "prepare": self._prepare, "level": level, "weight_on_input": self.config.router_weight_on_input}
-        # Without tokens looped would add nothing to a fresh zeros tensor, outside the autograd graph; dropless's
-        # empty output stays in it (backward then gives zero gradients), so an empty input takes that path.
-        if self.implementation == MoEImplementation.looped and x_TH.shape[0] > 0:
-            out_TH = dispatch.looped(x_TH, weights_TK, experts_TK, **common)
-        else:
-            out_TH = dispatch.dropless(
-                x_TH, weights_TK, experts_TK, **common, dynamic_shape=self.config.dropless_dynamic_shape, capacity=self.capacity(x_TH.shape[0])
-            )
-        if self.shared is not None:
-            shared_TH = self.shared.hidden_to_output(x_TH, prepare=self._prepare, level=level)
-            if self.shared_expert_gate is not None:
-                gate = lambda t: torch.sigmoid(self._prepare(t) @ self.shared_expert_gate).unsqueeze(1)  # noqa: E731
-                shared_TH = shared_TH * (checkpointed(gate, x_TH) if level == MLPRecomputeLevel.activation_and_input else gate(x_TH))
-            out_TH = out_TH + shared_TH
+        self, x_TH: torch.Tensor, mask_T: torch.Tensor | None, sequence_T: torch.Tensor | None, sequences: int, bias_E: torch.Tensor | None
+    ) -> tuple[torch.Tensor, Routing]:
+        routing = self.route(x_TH, mask_T, sequence_T, sequences, correction_bias=bias_E)
+        capacity = self.capacity(x_TH.shape[0]) if mask_T is None else None  # a bound on the rows, known statically
+        plan = permute(routing.experts_TK, routing.weights_TK.to(x_TH.dtype), self.routed_experts, max_rows=capacity)
+        _, inputs, outputs = recomputed_steps(self.recompute_level)
+        h_NI, shared_TI, gate_T1 = checkpointed(self.expert_inputs, x_TH, plan, recompute=inputs)
+        y_NH, shared_TH = checkpointed(self.expert_outputs, h_NI, shared_TI, plan, recompute=outputs)
+        out_TH = unpermute(y_NH, plan)
+        if shared_TH is not None:
+            out_TH = out_TH + (shared_TH if gate_T1 is None else shared_TH * gate_T1)
         if self.post_norm is not None:
             out_TH = self.post_norm(out_TH)
-        if record:
-            self.stats = statistics
-        return out_TH
+        return out_TH, routing
+
+    def expert_inputs(
+        self, x_TH: torch.Tensor, plan: PermutePlan
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """pre_norm (once, on [T, H]), then the first layer of the routed experts [N, I or 2I] and of the shared
+        experts [T, I_s or 2I_s], and the shared-expert gate sigmoid(pre_norm(x) · shared_expert_gate) [T, 1]."""
+        normed_TH = x_TH if self.pre_norm is None else self.pre_norm(x_TH)
+        h_NI = self.experts.first(plan.gather(normed_TH), plan)
+        shared_TI = None if self.shared is None else self.shared.inputs(normed_TH)
+        gate_T1 = None if self.shared_expert_gate is None else torch.sigmoid(normed_TH @ self.shared_expert_gate).unsqueeze(1)
+        return h_NI, shared_TI, gate_T1
+
+    def expert_outputs(
+        self, h_NI: torch.Tensor, shared_TI: torch.Tensor | None, plan: PermutePlan
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Activation and second layer: the routed rows [N, H] (weighted; sentinel rows zero) and the shared output [T, H]."""
+        return self.experts.second(h_NI, plan), None if shared_TI is None else self.shared.outputs(shared_TI)
 
     def route(
         self,
         x_TH: torch.Tensor,
+        mask_T: torch.Tensor | None = None,
         sequence_T: torch.Tensor | None = None,
         sequences: int = 1,
         *,
-        record: bool = True,
         correction_bias: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-        """Steps 1-8: weights [T, K] (float32 at least), experts [T, K] (E where dropped), and this routing's statistics.
+    ) -> Routing:
+        """Steps 1-8 on the raw input [T, H]: weights and experts [T, K] (E where masked or dropped), statistics, losses.
 
-        `sequence_T` [T] gives each token's sequence for the sequence loss (None: one sequence);
+        Pure but for the random draws of jitter and the balanced router: the caller records
+        statistics and loads. `mask_T` [T] marks the real tokens (None: all); `sequence_T` [T]
+        gives each token's sequence for the sequence loss (None: one sequence);
         `correction_bias` is the aux_free bias to route with (default: the layer's buffer).
         """
         config = self.config
-        tokens, k, experts = x_TH.shape[0], self.experts_per_token, self.routed_experts
+        k, experts = self.experts_per_token, self.routed_experts
+        function = config.router_score_function
         logits_TE = self.router_logits(x_TH)
-
-        z_loss_on = config.z_loss_coefficient > 0 and self.training
-        with torch.set_grad_enabled(torch.is_grad_enabled() and z_loss_on):  # Otherwise a statistic: keep nothing for backward.
-            z_loss_value = z_loss(logits_TE)
-        if z_loss_on:
-            logits_TE = self._add_loss("z_loss", logits_TE, z_loss_value, coefficient=config.z_loss_coefficient, record=record)
+        routed_logits_TE = logits_TE
         if self.training and config.jitter_eps > 0:
-            noise_TE = torch.empty_like(logits_TE).uniform_(1 - config.jitter_eps, 1 + config.jitter_eps)
-            logits_TE = logits_TE * noise_TE
-
-        function, normalize, routing = config.router_score_function, config.normalize_expert_weights, config.routing
-        balance_on = routing == RoutingType.aux_loss and config.auxiliary_loss_coefficient > 0 and self.training
-        sequence_on = config.sequence_auxiliary_loss_coefficient > 0 and self.training
-        weights_from_scores = routing != RoutingType.balanced and not (normalize and function == RouterScoreFunction.softmax)
-        with torch.set_grad_enabled(torch.is_grad_enabled() and (weights_from_scores or balance_on or sequence_on)):
-            scores_TE = scores_of(logits_TE, function)
-            probs_TE = normalized_scores(scores_TE, function)
-
-        if routing == RoutingType.balanced:
-            weights_TK, experts_TK = balanced_routing(
-                tokens, k, experts, noise=config.balanced_routing_noise, device=x_TH.device, dtype=scores_TE.dtype
+            routed_logits_TE = logits_TE * self._real_token_draws(
+                torch.empty_like(logits_TE).uniform_(1 - config.jitter_eps, 1 + config.jitter_eps), mask_T
             )
-        else:
-            groups = {"groups": config.expert_groups, "groups_per_token": config.expert_groups_per_token}
-            if routing == RoutingType.sinkhorn and self.training:
-                experts_TK = sinkhorn_choice(logits_TE, k)
-            elif routing == RoutingType.aux_free:
-                bias_E = self.router_correction_bias if correction_bias is None else correction_bias
-                experts_TK = select_experts(scores_TE + bias_E, k, **groups)
-            elif config.expert_groups > 1:
-                experts_TK = select_experts(scores_TE, k, **groups)
-            else:  # The scores are monotone in the logits: choose on the logits, which never tie by rounding.
-                experts_TK = select_experts(logits_TE, k)
-            weights_TK = expert_weights(logits_TE, scores_TE, experts_TK, function=function, normalize=normalize)
+        scores_TE = scores_of(routed_logits_TE, function)
+        weights_TK, experts_TK = self._choose(routed_logits_TE, scores_TE, mask_T, correction_bias)
+        # DeepSeek-V3's sequence loss counts the top-k of the unbiased scores over all routed experts.
+        plain_choice = config.routing == RoutingType.aux_loss and config.expert_groups == 1
+        unbiased_TK = experts_TK if plain_choice else select_experts(scores_TE, k)
+        if mask_T is not None:
+            experts_TK, unbiased_TK = (torch.where(mask_T.unsqueeze(1), choice_TK, experts) for choice_TK in (experts_TK, unbiased_TK))
+
+        applied = self.applied_losses
+        losses = router_losses(
+            logits_TE, normalized_scores(scores_TE, function), experts_TK, unbiased_TK,
+            mask_T=mask_T, sequence_T=sequence_T, sequences=sequences, applied=applied,
+        )
+        coefficients = {
+            "z_loss": config.z_loss_coefficient,
+            "load_balancing_loss": config.auxiliary_loss_coefficient,
+            "sequence_load_balancing_loss": config.sequence_auxiliary_loss_coefficient,
+        }
+        weighted = {name: coefficients[name] * losses[name] for name in LOSSES if name in applied}
+        if self.inject_aux_losses:
+            for name, loss in weighted.items():
+                weights_TK = inject_loss(weights_TK, loss, self.aux_loss_scale)
         priority_TK = weights_TK.detach()
-
-        with torch.set_grad_enabled(torch.is_grad_enabled() and balance_on):
-            balance_loss = load_balancing_loss(probs_TE, experts_TK)
-        if balance_on:
-            weights_TK = self._add_loss(
-                "load_balancing_loss", weights_TK, balance_loss, coefficient=config.auxiliary_loss_coefficient, record=record
-            )
-        with torch.set_grad_enabled(torch.is_grad_enabled() and sequence_on):
-            sequence_loss = sequence_load_balancing_loss(probs_TE, experts_TK, sequence_T, sequences)
-        if sequence_on:
-            weights_TK = self._add_loss(
-                "sequence_load_balancing_loss", weights_TK, sequence_loss, coefficient=config.sequence_auxiliary_loss_coefficient, record=record
-            )
         if config.routed_scaling_factor != 1.0:
             weights_TK = weights_TK * config.routed_scaling_factor
         if self.router_per_expert_scale is not None:
-            weights_TK = weights_TK * upcast(self.router_per_expert_scale[experts_TK])
+            weights_TK = weights_TK * upcast(self.router_per_expert_scale[experts_TK.clamp(max=experts - 1)])
         kept_TK = experts_TK
-        if config.capacity_factor is not None:
-            kept_TK = apply_capacity(experts_TK, priority_TK, experts=experts, capacity=self.capacity(tokens), policy=config.drop_policy)
+        if self._capacity is not None:
+            real = x_TH.shape[0] if mask_T is None else mask_T.sum()
+            capacity = expert_capacity(self._capacity, real, k, experts)
+            kept_TK = apply_capacity(experts_TK, priority_TK, experts=experts, capacity=capacity, policy=config.drop_policy)
+        statistics = routing_statistics(experts_TK, kept_TK, normalized_scores(scores_TE, function), losses, mask_T)
+        return Routing(weights_TK, kept_TK, statistics, weighted)
 
-        with torch.no_grad():  # Nothing saved for backward: a recompute must save what the forward saved.
-            statistics = {
-                "tokens_per_expert": torch.bincount(experts_TK.reshape(-1), minlength=experts),
-                "dropped_tokens": (kept_TK == experts).sum(),
-                "load_balancing_loss": balance_loss.detach(),
-                "sequence_load_balancing_loss": sequence_loss.detach(),
-                "z_loss": z_loss_value.detach(),
-                "router_entropy": router_entropy(probs_TE),
-            }
-        if record and self.training and routing == RoutingType.aux_free:
-            self.pending_load += statistics["tokens_per_expert"]
-            if config.automatic_bias_update:
-                self.update_bias()
-        return weights_TK, kept_TK, statistics
+    def _choose(
+        self, logits_TE: torch.Tensor, scores_TE: torch.Tensor, mask_T: torch.Tensor | None, correction_bias: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Step 6-7: the routing function of `routing`, (weights_TK, experts_TK) before scaling and capacity."""
+        config, k = self.config, self.experts_per_token
+        options = {
+            "k": k, "function": config.router_score_function, "normalize": config.normalize_expert_weights,
+            "groups": config.expert_groups, "groups_per_token": config.expert_groups_per_token,
+        }
+        if config.routing == RoutingType.aux_free:
+            bias_E = self.router_correction_bias if correction_bias is None else correction_bias
+            return aux_free_routing(logits_TE, scores_TE, bias_E, **options)
+        if config.routing == RoutingType.sinkhorn:
+            return sinkhorn_routing(logits_TE, scores_TE, mask_T, training=self.training, **options)
+        if config.routing == RoutingType.balanced:
+            tokens = logits_TE.shape[0]
+            rank_T = torch.arange(tokens, device=logits_TE.device) if mask_T is None else (mask_T.cumsum(0) - 1).clamp(min=0)
+            return balanced_routing(rank_T, k, self.routed_experts, noise=config.balanced_routing_noise, dtype=scores_TE.dtype)
+        return aux_loss_routing(logits_TE, scores_TE, **options)
+
+    @staticmethod
+    def _real_token_draws(draws_T_: torch.Tensor, mask_T: torch.Tensor | None) -> torch.Tensor:
+        """Random rows [T, ...] given to the real tokens in order (the first T_real rows): the draws of the real tokens alone."""
+        if mask_T is None:
+            return draws_T_
+        return draws_T_.index_select(0, (mask_T.cumsum(0) - 1).clamp(min=0))
 
     @torch.no_grad()
     def update_bias(self) -> None:
@@ -314,15 +383,3 @@ class MoEMLP(nn.Module):
         }[self.config.router_dtype]
         bias = self.router.bias
         return F.linear(r_TH.to(dtype), self.router.weight.to(dtype), None if bias is None else bias.to(dtype))
-
-    def _prepare(self, x_MH: torch.Tensor) -> torch.Tensor:
-        # pre_norm acts on each row alone, so it may run after the gather (recompute_level recomputes both).
-        return x_MH if self.pre_norm is None else self.pre_norm(x_MH)
-
-    def _add_loss(self, name: str, tensor: torch.Tensor, loss: torch.Tensor, *, coefficient: float, record: bool) -> torch.Tensor:
-        """Inject `coefficient · aux_loss_scale · loss` into backward through `tensor`, or leave it to the training loop."""
-        if self.inject_aux_losses:
-            return inject_loss(tensor, loss, coefficient * self.aux_loss_scale)
-        if record:
-            self.aux_losses[name] = coefficient * loss
-        return tensor

@@ -1,59 +1,126 @@
-"""Router losses and their injection into the backward pass.
+"""Router losses, routing statistics, and the injection of losses into the backward pass.
 
-Shape legend: T tokens, E routed experts, K experts per token.
+Shape legend in `fastmoe_cfg.layers.moe`. Every function takes `mask_T` ([T] bool, True for
+a real token; None: all real) and counts the real tokens only.
 """
 
 import torch
 
+from fastmoe_cfg.layers.moe.permute import expert_counts
 from fastmoe_cfg.layers.moe.router import upcast
 
 
-def load_balancing_loss(probs_TE: torch.Tensor, experts_TK: torch.Tensor) -> torch.Tensor:
-    """Switch-Transformer load-balancing loss, per layer: E · Σ_e f_e · P_e.
+def _real(values_T: torch.Tensor, mask_T: torch.Tensor | None) -> torch.Tensor:
+    """Rows of masked tokens set to 0 (torch.where: a masked row may hold anything)."""
+    return values_T if mask_T is None else torch.where(mask_T.view(-1, *([1] * (values_T.dim() - 1))), values_T, 0)
+
+
+def _token_count(mask_T: torch.Tensor | None, tokens: int, like: torch.Tensor) -> torch.Tensor | int:
+    """The real tokens, at least 1 (no tokens: losses are 0, not 0/0): an int, or a scalar of `like`'s dtype under a mask."""
+    return max(tokens, 1) if mask_T is None else mask_T.sum().to(like.dtype).clamp(min=1)
+
+
+def load_balancing_loss(probs_TE: torch.Tensor, experts_TK: torch.Tensor, mask_T: torch.Tensor | None = None) -> torch.Tensor:
+    """Switch-Transformer load-balancing loss, per layer: E · Σ_e f_e · P_e, over the real tokens.
 
     P_e = mean over tokens of the normalised scores (softmax(logits) by default); f_e = fraction of tokens whose top-k
     contains e, so Σ_e f_e = K. Normalisation: K at the balanced optimum
     (f_e = K/E, P_e = 1/E); at most E (every token's probability on experts that all
     tokens pick); 0 without tokens. Gradients flow through P only (the counts f are discrete).
+    `experts_TK` is the routed choice before capacity drops (Switch, Fast-LLM), sentinel E for masked tokens.
     This is Fast-LLM's and HF's formula (Fedus et al. 2021, eq. 4, with top-k counts)
     applied to one layer; HF pools all layers into one loss instead.
     """
     tokens, experts = probs_TE.shape
-    counts_E = torch.bincount(experts_TK.reshape(-1), minlength=experts)
-    tokens = max(tokens, 1)  # no tokens: 0, not 0/0
-    return experts * (counts_E.to(probs_TE.dtype) * probs_TE.sum(dim=0)).sum() / tokens**2
+    counts_E = expert_counts(experts_TK, experts).to(probs_TE.dtype)
+    return experts * (counts_E * _real(probs_TE, mask_T).sum(dim=0)).sum() / _token_count(mask_T, tokens, probs_TE) ** 2
 
 
-def sequence_load_balancing_loss(probs_TE: torch.Tensor, experts_TK: torch.Tensor, sequence_T: torch.Tensor | None, sequences: int) -> torch.Tensor:
-    """DeepSeek-V3's sequence-wise balance loss, averaged over the sequences that have tokens.
+def sequence_load_balancing_loss(
+    probs_TE: torch.Tensor,
+    unbiased_TK: torch.Tensor,
+    sequence_T: torch.Tensor | None,
+    sequences: int,
+    mask_T: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """DeepSeek-V3's sequence-wise balance loss (report eq. 17-20; Megatron-LM's seq_aux), averaged over the sequences that have tokens.
 
-    Per sequence s of T_s tokens: Σ_e f_e · P_e, f_e = E / (K · T_s) · (tokens of s whose
-    top-k contains e), P_e = mean over the tokens of s of the normalised scores. 1 at the
-    balanced optimum (f_e = 1, P_e = 1/E). Gradients flow through P only.
-    `sequence_T` [T] is each token's sequence index in [0, sequences); None: one sequence.
+    Per sequence s of T_s real tokens: Σ_i f_i · P_i, f_i = E / (K · T_s) · (tokens of s whose
+    top-k of the *unbiased* affinities over all routed experts contains i: no correction
+    bias, no group limit, whatever the routing chose), P_i = mean over the tokens of s of
+    the normalised scores. 1 at the balanced optimum (f_i = 1, P_i = 1/E). Gradients flow
+    through P only. `unbiased_TK` is that top-k (sentinel E for masked tokens); `sequence_T`
+    [T] gives each token's sequence in [0, sequences); None: one sequence.
     """
     tokens, experts = probs_TE.shape
-    k = experts_TK.shape[1]
+    k = unbiased_TK.shape[1]
     if sequence_T is None:
-        return load_balancing_loss(probs_TE, experts_TK) / k
-    counts_SE = probs_TE.new_zeros(sequences, experts).index_put_(
-        (sequence_T.repeat_interleave(k), experts_TK.reshape(-1)), probs_TE.new_ones(()), accumulate=True
-    )
-    probability_sum_SE = probs_TE.new_zeros(sequences, experts).index_add(0, sequence_T, probs_TE)
-    tokens_S = torch.bincount(sequence_T, minlength=sequences).to(probs_TE.dtype)
+        sequence_T = torch.zeros(tokens, dtype=torch.int64, device=probs_TE.device)
+    flat_N = unbiased_TK.reshape(-1)
+    counts_SE = probs_TE.new_zeros(sequences * (experts + 1)).index_add_(
+        0, sequence_T.repeat_interleave(k) * (experts + 1) + flat_N, probs_TE.new_ones(()).expand(flat_N.shape)
+    ).view(sequences, experts + 1)[:, :experts]
+    probability_sum_SE = probs_TE.new_zeros(sequences, experts).index_add(0, sequence_T, _real(probs_TE, mask_T))
+    real_T = probs_TE.new_ones(tokens) if mask_T is None else mask_T.to(probs_TE.dtype)
+    tokens_S = probs_TE.new_zeros(sequences).index_add(0, sequence_T, real_T)
     per_sequence_S = experts / k * (counts_SE * probability_sum_SE).sum(dim=-1) / tokens_S.clamp(min=1).square()
     present_S = (tokens_S > 0).to(probs_TE.dtype)
     return (per_sequence_S * present_S).sum() / present_S.sum().clamp(min=1)
 
 
-def z_loss(logits_TE: torch.Tensor) -> torch.Tensor:
-    """Router z-loss (ST-MoE, Zoph et al. 2022, eq. 5): mean over tokens of logsumexp(logits)², in float32 at least (0 without tokens)."""
-    return torch.logsumexp(upcast(logits_TE), dim=-1).square().sum() / max(logits_TE.shape[0], 1)
+def z_loss(logits_TE: torch.Tensor, mask_T: torch.Tensor | None = None) -> torch.Tensor:
+    """Router z-loss (ST-MoE, Zoph et al. 2022, eq. 5): mean over the real tokens of logsumexp(logits)², in float32 at least."""
+    lse_T = torch.logsumexp(upcast(logits_TE), dim=-1)
+    return _real(lse_T.square(), mask_T).sum() / _token_count(mask_T, logits_TE.shape[0], lse_T)
 
 
-def router_entropy(probs_TE: torch.Tensor) -> torch.Tensor:
-    """Mean over tokens of the entropy of the routing distribution, in nats (0 without tokens)."""
-    return torch.special.entr(probs_TE).sum() / max(probs_TE.shape[0], 1)
+def router_entropy(probs_TE: torch.Tensor, mask_T: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean over the real tokens of the entropy of the routing distribution, in nats (0 without tokens)."""
+    return _real(torch.special.entr(probs_TE), mask_T).sum() / _token_count(mask_T, probs_TE.shape[0], probs_TE)
+
+
+LOSSES = ("z_loss", "load_balancing_loss", "sequence_load_balancing_loss")
+
+
+def router_losses(
+    logits_TE: torch.Tensor,
+    probs_TE: torch.Tensor,
+    experts_TK: torch.Tensor,
+    unbiased_TK: torch.Tensor,
+    *,
+    mask_T: torch.Tensor | None,
+    sequence_T: torch.Tensor | None,
+    sequences: int,
+    applied: frozenset[str],
+) -> dict[str, torch.Tensor]:
+    """The three router losses (unscaled), by name. Those not in `applied` are monitoring values, computed
+    on detached inputs (nothing kept for backward)."""
+
+    def inputs(name: str, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tensors if name in applied else tuple(tensor.detach() for tensor in tensors)
+
+    return {
+        "z_loss": z_loss(*inputs("z_loss", logits_TE), mask_T),
+        "load_balancing_loss": load_balancing_loss(*inputs("load_balancing_loss", probs_TE), experts_TK, mask_T),
+        "sequence_load_balancing_loss": sequence_load_balancing_loss(
+            *inputs("sequence_load_balancing_loss", probs_TE), unbiased_TK, sequence_T, sequences, mask_T
+        ),
+    }
+
+
+@torch.no_grad()
+def routing_statistics(
+    experts_TK: torch.Tensor, kept_TK: torch.Tensor, probs_TE: torch.Tensor, losses: dict[str, torch.Tensor], mask_T: torch.Tensor | None
+) -> dict[str, torch.Tensor]:
+    """`layer.stats` of one forward, detached: `tokens_per_expert` [E] (the router's choice), `dropped_tokens`
+    (assignments of real tokens dropped by capacity), the three losses (unscaled) and `router_entropy`."""
+    experts = probs_TE.shape[1]
+    return {
+        "tokens_per_expert": expert_counts(experts_TK, experts),
+        "dropped_tokens": ((kept_TK == experts) & (experts_TK != experts)).sum(),
+        **{name: loss.detach() for name, loss in losses.items()},
+        "router_entropy": router_entropy(probs_TE, mask_T),
+    }
 
 
 class _InjectLoss(torch.autograd.Function):

@@ -1,18 +1,21 @@
-"""Routing functions: which experts each token goes to, and with which weights.
+"""Routing: which experts each token goes to, and with which weights.
 
-Shape legend: T tokens, E routed experts, K experts per token, G expert groups.
-Pure functions of the logits, tested alone; the layer chains them (layer.py):
+Shape legend in `fastmoe_cfg.layers.moe`. Pure functions of the router's logits and scores,
+tested alone; one function per routing type returns (weights_TK, experts_TK):
 
     scores = softmax | sigmoid (logits)                       scores_of
-    experts = top-k of the selection scores                   select_experts (groups, correction bias)
-              | Sinkhorn choice (training)                    sinkhorn_choice
-              | (t·k + j) mod E                               balanced_routing
-    weights = scores of the chosen experts, renormalised      expert_weights
-    capacity: assignments beyond an expert's capacity drop    apply_capacity
+    aux_loss: top-k of the scores (group-limited)              aux_loss_routing
+    aux_free: top-k of scores + correction bias                aux_free_routing
+    sinkhorn: the Sinkhorn choice in training                  sinkhorn_routing
+    balanced: (t·k + j) mod E, whatever the router says        balanced_routing
+    weights = scores of the chosen experts, renormalised       expert_weights
+    capacity: assignments beyond an expert's capacity drop     expert_capacity, apply_capacity
+
+A masked token (mask_T False) still has a row here (a static shape); the layer gives its
+choices the sentinel expert E afterwards, and Sinkhorn leaves it out of its balancing.
 """
 
 import math
-from fractions import Fraction
 
 import torch
 
@@ -76,18 +79,29 @@ def expert_weights(
     return weights_TK
 
 
-def sinkhorn(logits_TE: torch.Tensor, *, tolerance: float = SINKHORN_TOLERANCE, max_iterations: int = SINKHORN_MAX_ITERATIONS) -> torch.Tensor:
+def sinkhorn(
+    logits_TE: torch.Tensor,
+    mask_T: torch.Tensor | None = None,
+    *,
+    tolerance: float = SINKHORN_TOLERANCE,
+    max_iterations: int = SINKHORN_MAX_ITERATIONS,
+) -> torch.Tensor:
     """Balanced assignment scores: Sinkhorn-Knopp on exp(logits) (Megatron-LM's sinkhorn).
 
     Alternately rescales the rows (tokens) and columns (experts) of cost = exp(logits) so
     that each row sums to 1/T and each column to 1/E, stopping when the mean absolute
     change of the column factors is below `tolerance` (1e-4, as Megatron-LM) or after
     `max_iterations`. Each row of exp(logits) is divided by its maximum first, for
-    overflow safety; the row factors absorb that, so the result is the same.
+    overflow safety; the row factors absorb that, so the result is the same. Masked
+    tokens have cost 0 and T counts the real tokens only: the result on the real rows
+    is that of the real tokens alone.
     """
     logits_TE = upcast(logits_TE)
     cost_TE = torch.exp(logits_TE - logits_TE.amax(dim=-1, keepdim=True))
     tokens, experts = cost_TE.shape
+    if mask_T is not None:
+        cost_TE = torch.where(mask_T.unsqueeze(1), cost_TE, 0)
+        tokens = mask_T.sum().clamp(min=1)
     eps = 1e-8
     column_E = torch.ones(experts, dtype=cost_TE.dtype, device=cost_TE.device)
     for _ in range(max_iterations):
@@ -95,27 +109,82 @@ def sinkhorn(logits_TE: torch.Tensor, *, tolerance: float = SINKHORN_TOLERANCE, 
         new_column_E = 1 / (experts * ((cost_TE * row_T[:, None]).sum(dim=0) + eps))
         change = (new_column_E - column_E).abs().mean()
         column_E = new_column_E
-        if change <= tolerance:
+        if change <= tolerance:  # data-dependent: the one graph break of sinkhorn routing under torch.compile
             break
     return cost_TE * column_E * row_T[:, None]
 
 
-def sinkhorn_choice(logits_TE: torch.Tensor, k: int) -> torch.Tensor:
-    """sinkhorn routing in training (Fast-LLM / Megatron-LM): experts = top-k of sinkhorn(logits), no gradient."""
+def aux_loss_routing(
+    logits_TE: torch.Tensor,
+    scores_TE: torch.Tensor,
+    *,
+    k: int,
+    function: RouterScoreFunction,
+    normalize: bool,
+    groups: int = 1,
+    groups_per_token: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k of the scores (group-limited with `groups` > 1), weighted by their scores."""
+    if groups > 1:
+        experts_TK = select_experts(scores_TE, k, groups=groups, groups_per_token=groups_per_token)
+    else:  # The scores are monotone in the logits: choose on the logits, which never tie by rounding.
+        experts_TK = select_experts(logits_TE, k)
+    return expert_weights(logits_TE, scores_TE, experts_TK, function=function, normalize=normalize), experts_TK
+
+
+def aux_free_routing(
+    logits_TE: torch.Tensor,
+    scores_TE: torch.Tensor,
+    bias_E: torch.Tensor,
+    *,
+    k: int,
+    function: RouterScoreFunction,
+    normalize: bool,
+    groups: int = 1,
+    groups_per_token: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """DeepSeek-V3: top-k of scores + correction bias (the bias chooses only), weighted by the unbiased scores."""
+    experts_TK = select_experts(scores_TE + bias_E, k, groups=groups, groups_per_token=groups_per_token)
+    return expert_weights(logits_TE, scores_TE, experts_TK, function=function, normalize=normalize), experts_TK
+
+
+def sinkhorn_routing(
+    logits_TE: torch.Tensor,
+    scores_TE: torch.Tensor,
+    mask_T: torch.Tensor | None,
+    *,
+    k: int,
+    training: bool,
+    function: RouterScoreFunction,
+    normalize: bool,
+    groups: int = 1,
+    groups_per_token: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Training: experts = top-k of sinkhorn(logits) over the real tokens (no gradient; Fast-LLM, Megatron-LM);
+    inference: top-k of the scores. Weighted by the scores."""
+    if not training:
+        return aux_loss_routing(
+            logits_TE, scores_TE, k=k, function=function, normalize=normalize, groups=groups, groups_per_token=groups_per_token
+        )
     with torch.no_grad():
-        return sinkhorn(logits_TE.detach()).topk(k, dim=-1).indices
+        experts_TK = sinkhorn(logits_TE.detach(), mask_T).topk(k, dim=-1).indices
+    return expert_weights(logits_TE, scores_TE, experts_TK, function=function, normalize=normalize), experts_TK
 
 
-def balanced_routing(tokens: int, k: int, experts: int, *, noise: float, device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
+def balanced_routing(
+    rank_T: torch.Tensor, k: int, experts: int, *, noise: float, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The benchmark router (NeMo's FakeBalancedGate): (weights_TK, experts_TK) whatever the router says.
 
-    noise 0: the j-th choice of token t is expert (t·k + j) mod E, weight 1/k (perfect balance).
+    `rank_T` is each token's index among the real tokens (masked tokens are left out of the count).
+    noise 0: the j-th choice of token t is expert (rank_t·k + j) mod E, weight 1/k (perfect balance).
     noise > 0: weights = (1 - noise)/k + noise · (random weights summing to 1); choices = top-k
     of uniform noise plus a per-expert popularity bias N(0, (0.1·noise)²), so some experts
     run hot. The draws use torch's generator (a recompute replays them, as for jitter).
     """
+    tokens, device = rank_T.shape[0], rank_T.device
     if noise == 0:
-        experts_TK = torch.arange(tokens * k, device=device).view(tokens, k) % experts
+        experts_TK = (rank_T.unsqueeze(1) * k + torch.arange(k, device=device)) % experts
         return torch.full((tokens, k), 1 / k, device=device, dtype=dtype), experts_TK
     raw_TK = torch.rand(tokens, k, device=device, dtype=dtype)
     weights_TK = (1 - noise) / k + noise * raw_TK / raw_TK.sum(dim=-1, keepdim=True)
@@ -124,16 +193,23 @@ def balanced_routing(tokens: int, k: int, experts: int, *, noise: float, device,
     return weights_TK, experts_TK
 
 
-def expert_capacity(capacity_factor: float, tokens: int, k: int, experts: int) -> int:
-    """⌈capacity_factor · T · K / E⌉, with the factor read as the decimal it was written as (1.1 = 11/10, exactly)."""
-    return math.ceil(Fraction(repr(capacity_factor)) * tokens * k / experts)
+def expert_capacity(capacity: tuple[int, int], tokens: int | torch.Tensor, k: int, experts: int) -> int | torch.Tensor:
+    """⌈p/q · T · K / E⌉ for capacity_factor = p/q, the decimal it was written as (1.1 = 11/10, exactly).
+
+    Integer arithmetic only, so `tokens` may be a tensor (the real tokens under a mask): no host sync.
+    """
+    numerator, denominator = capacity
+    return (numerator * tokens * k + denominator * experts - 1) // (denominator * experts)
 
 
-def apply_capacity(experts_TK: torch.Tensor, priority_TK: torch.Tensor, *, experts: int, capacity: int, policy: DropPolicy) -> torch.Tensor:
+def apply_capacity(
+    experts_TK: torch.Tensor, priority_TK: torch.Tensor, *, experts: int, capacity: int | torch.Tensor, policy: DropPolicy
+) -> torch.Tensor:
     """Experts [T, K] with the assignments beyond each expert's `capacity` replaced by E (dropped).
 
     Each expert keeps its `capacity` assignments of highest `priority` (policy probability;
-    ties go to the earlier token) or of the earliest tokens (policy position).
+    ties go to the earlier token) or of the earliest tokens (policy position). Entries
+    already equal to E (masked tokens) stay E.
     """
     flat_N = experts_TK.reshape(-1)  # token-major: a stable sort keeps token order among equals
     if policy == DropPolicy.probability:
@@ -141,8 +217,7 @@ def apply_capacity(experts_TK: torch.Tensor, priority_TK: torch.Tensor, *, exper
     else:
         order_N = torch.arange(flat_N.numel(), device=flat_N.device)
     order_N = order_N[flat_N[order_N].argsort(stable=True)]
-    counts_E = torch.bincount(flat_N, minlength=experts)
+    counts_E = torch.zeros(experts + 1, dtype=torch.int64, device=flat_N.device).index_add_(0, flat_N, torch.ones_like(flat_N))
     rank_N = torch.arange(flat_N.numel(), device=flat_N.device) - (counts_E.cumsum(0) - counts_E)[flat_N[order_N]]
-    dropped_N = torch.zeros_like(flat_N, dtype=torch.bool)
-    dropped_N[order_N] = rank_N >= capacity
+    dropped_N = torch.zeros_like(flat_N, dtype=torch.bool).index_put((order_N,), rank_N >= capacity)
     return flat_N.masked_fill(dropped_N, experts).view_as(experts_TK)
