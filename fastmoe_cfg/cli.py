@@ -5,7 +5,6 @@ reaches the user. Never imports torch. Problems go to standard error in text
 mode, for every command; `--format json` puts its report on standard output.
 """
 
-import json
 import os
 import shlex
 import sys
@@ -137,6 +136,8 @@ def _load_or_problems(path: Path, key: Optional[str], overrides: List[str], stdi
 
 def _report(results: List[tuple[str, List[Problem]]]) -> str:
     """The --format json report: every file checked, valid ones too."""
+    import json
+
     files = [{"file": name, "valid": not problems, "problems": [problem.to_json() for problem in problems]} for name, problems in results]
     return json.dumps({"format": JSON_FORMAT, "files": files}, indent=2) + "\n"
 
@@ -290,6 +291,8 @@ def explain(
     rows = explain_rows(config, tiers=tiers, expand=show_all)
     counts = count_layer(config, hidden_size, dtype) if hidden_size is not None else None
     if output_format == "json":
+        import json
+
         payload = {
             "file": str(file),
             "class": type(config).__name__,
@@ -429,6 +432,8 @@ def schema(
     """
     from fastmoe_cfg.config.schema import json_schema
 
+    import json
+
     text = json.dumps(json_schema(MLPBaseConfig), indent=2) + "\n"
     if output is None:
         sys.stdout.write(text)
@@ -439,7 +444,7 @@ def schema(
 @app.command()
 def init(
     variant: str = typer.Option(
-        "moe", "--type", metavar="TYPE", callback=_choice(sorted(MLPBaseConfig.variants())),
+        "moe", "--type", metavar="TYPE", callback=lambda value: _choice(sorted(MLPBaseConfig.variants()))(value),
         help="The variant: moe (mixture of experts), mlp (dense), or a plugin's.",
     ),
     output: Optional[Path] = typer.Option(None, "--output", "-o", dir_okay=False, help="Write to this file instead of stdout."),

@@ -187,10 +187,11 @@ class _ConfigMeta(type(BaseModel)):  # type: ignore[misc]
     def __call__(cls, *args: Any, **data: Any) -> Any:
         if args:
             raise TypeError(f"{cls.__name__}() takes keyword arguments only")
+        cls.load_plugins_for(data)
         if cls.is_dynamic():
             # `MLPBaseConfig(type="moe", ...)` builds the variant `type` names (the default one without it).
             name = data.get("type") or cls.__default_variant__
-            variant = cls.variants().get(name) if isinstance(name, str) else None
+            variant = registry.registered(cls).get(name) if isinstance(name, str) else None
             if variant is None:
                 cls.from_dict(data)  # raises the ConfigError that names the unknown type
             return variant(**data)
@@ -288,6 +289,30 @@ class Config(BaseModel, metaclass=_ConfigMeta):
         """The registered variants of this dynamic base, plugins included, by name."""
         return registry.variants_of(cls)
 
+    @classmethod
+    def load_plugins_for(cls, data: Any) -> None:
+        """Load the plugins when `data` names a `type` that no variant registered so far has."""
+        if not registry.plugins_loaded() and cls._names_unknown_type(data):
+            registry.load_plugins()
+
+    @classmethod
+    def _names_unknown_type(cls, data: Any) -> bool:
+        if not isinstance(data, dict):
+            return False
+        klass: Any = cls
+        if cls.is_dynamic():
+            tag = data.get("type") or cls.__default_variant__
+            if not isinstance(tag, str):
+                return False  # not a name: reported as such
+            klass = registry.registered(cls).get(tag)
+            if klass is None:
+                return True
+        for name, value in data.items():
+            held = klass.field_config_class(name) if isinstance(name, str) else None
+            if held is not None and held._names_unknown_type(value):
+                return True
+        return False
+
     # ------------------------------------------------------------- introspection
     @classmethod
     def derived_defaults(cls) -> tuple[Derived, ...]:
@@ -351,6 +376,7 @@ class Config(BaseModel, metaclass=_ConfigMeta):
     @classmethod
     def from_dict(cls, data: Any) -> Config:
         """Validate plain data (as read from YAML/JSON); raises `ConfigError` with every problem."""
+        cls.load_plugins_for(data)
         try:
             return cls.model_validate(data)
         except ValidationError as exc:

@@ -70,6 +70,7 @@ def validate_source(cls: type[C], source: Source) -> C:
     if source.data is None:
         problems.append(source.problem((), "value", message="the document is empty; expected a mapping of fields"))
         raise ConfigError(problems)
+    cls.load_plugins_for(source.data)
     try:
         config = cls.model_validate(source.data)
     except ValidationError as exc:

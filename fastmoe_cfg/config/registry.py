@@ -8,8 +8,10 @@ absent).
 
 Plugins: a distribution that declares entry points in the group
 `fastmoe_cfg.variants` is loaded (its module imported, which registers its
-variants) before the first variant lookup, so no lookup depends on import
-order.
+variants) before the first lookup that could need it: a listing of the
+variants, or data naming a `type` that no loaded variant has. No lookup
+depends on import order, and validating a config of built-in variants does
+not pay for scanning the installed distributions.
 
 This module works on the classes it is given and imports nothing of the
 config machinery (`base` imports it).
@@ -43,10 +45,20 @@ def load_plugins() -> None:
             warnings.warn(message, RuntimeWarning, stacklevel=2)
 
 
+def plugins_loaded() -> bool:
+    return _plugins_loaded
+
+
 def variants_of(base: Any) -> dict[str, Any]:
+    """Every variant of `base`, plugins included."""
+    load_plugins()
+    return registered(base)
+
+
+def registered(base: Any) -> dict[str, Any]:
+    """The variants of `base` registered so far (plugins loaded or not)."""
     if not base.is_dynamic():
         raise TypeError(f"{base.__name__} has no variants")
-    load_plugins()
     return dict(base.__variants__ or {})
 
 
@@ -98,7 +110,9 @@ def rebuild(classes: Iterable[Any]) -> None:
 
 def variant_union_schema(base: Any, handler: Any) -> core_schema.CoreSchema:
     """Core schema of a dynamic base: a tagged union over its variants, chosen by `type`."""
-    choices = {name: handler.generate_schema(variant) for name, variant in variants_of(base).items()}
+    # The variants registered so far: data naming another `type` loads the plugins first (`Config` does), and
+    # loading a plugin rebuilds every built schema.
+    choices = {name: handler.generate_schema(variant) for name, variant in registered(base).items()}
     default = base.__default_variant__
 
     def discriminator(value: Any) -> str | None:
