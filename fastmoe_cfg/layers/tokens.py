@@ -21,14 +21,13 @@ class Tokens:
     Attributes:
         x_TH: [T, H], masked rows zero.
         mask_T: [T] bool, True for a real token; None when every token is real.
-        sequence_T: [T] int64, each token's sequence (its batch row); None for 2-D input (one sequence).
-        sequences: the number of sequences.
+        sequences: the number of sequences: T is `sequences` consecutive runs of equal length (the batch
+            rows of a [batch, seq, hidden] input; 2-D input is one sequence).
         shape: the input's shape, which the output takes.
     """
 
     x_TH: torch.Tensor
     mask_T: torch.Tensor | None
-    sequence_T: torch.Tensor | None
     sequences: int
     shape: torch.Size
 
@@ -52,7 +51,4 @@ def as_tokens(x: torch.Tensor, token_mask: torch.Tensor | None, hidden_size: int
             )
         mask_T = token_mask.reshape(-1)
         x_TH = torch.where(mask_T.unsqueeze(1), x_TH, 0)
-    sequence_T = None
-    if x.dim() == 3:
-        sequence_T = torch.arange(x_TH.shape[0], device=x.device) // max(x.shape[1], 1)
-    return Tokens(x_TH, mask_T, sequence_T, x.shape[0] if x.dim() == 3 else 1, x.shape)
+    return Tokens(x_TH, mask_T, x.shape[0] if x.dim() == 3 else 1, x.shape)

@@ -226,7 +226,7 @@ class MoEMLP(nn.Module):
         bias_E = self.router_correction_bias
         if full and bias_E is not None:  # Backward re-runs the forward: it must route as this one did, even if the bias moves.
             bias_E = bias_E.clone()
-        out_TH, routing = checkpointed(self._forward, tokens.x_TH, tokens.mask_T, tokens.sequence_T, tokens.sequences, bias_E, recompute=full)
+        out_TH, routing = checkpointed(self._forward, tokens.x_TH, tokens.mask_T, tokens.sequences, bias_E, recompute=full)
         self.stats = routing.statistics
         self.aux_losses = {} if self.inject_aux_losses else routing.losses
         if self.training and self.pending_load is not None:
@@ -236,9 +236,9 @@ class MoEMLP(nn.Module):
         return tokens.restore(out_TH)
 
     def _forward(
-        self, x_TH: torch.Tensor, mask_T: torch.Tensor | None, sequence_T: torch.Tensor | None, sequences: int, bias_E: torch.Tensor | None
+        self, x_TH: torch.Tensor, mask_T: torch.Tensor | None, sequences: int, bias_E: torch.Tensor | None
     ) -> tuple[torch.Tensor, Routing]:
-        routing = self.route(x_TH, mask_T, sequence_T, sequences, correction_bias=bias_E)
+        routing = self.route(x_TH, mask_T, sequences, correction_bias=bias_E)
         capacity = self.capacity(x_TH.shape[0]) if mask_T is None else None  # a bound on the rows, known statically
         plan = permute(routing.experts_TK, routing.weights_TK.to(x_TH.dtype), self.routed_experts, max_rows=capacity)
         _, inputs, outputs = recomputed_steps(self.recompute_level)
@@ -272,7 +272,6 @@ class MoEMLP(nn.Module):
         self,
         x_TH: torch.Tensor,
         mask_T: torch.Tensor | None = None,
-        sequence_T: torch.Tensor | None = None,
         sequences: int = 1,
         *,
         correction_bias: torch.Tensor | None = None,
@@ -280,8 +279,8 @@ class MoEMLP(nn.Module):
         """Steps 1-8 on the raw input [T, H]: weights and experts [T, K] (E where masked or dropped), statistics, losses.
 
         Pure but for the random draws of jitter and the balanced router: the caller records
-        statistics and loads. `mask_T` [T] marks the real tokens (None: all); `sequence_T` [T]
-        gives each token's sequence for the sequence loss (None: one sequence);
+        statistics and loads. `mask_T` [T] marks the real tokens (None: all); the T tokens are
+        `sequences` consecutive sequences of equal length, for the sequence loss;
         `correction_bias` is the aux_free bias to route with (default: the layer's buffer).
         """
         config = self.config
@@ -304,7 +303,7 @@ class MoEMLP(nn.Module):
         applied = self.applied_losses
         losses = router_losses(
             logits_TE, normalized_scores(scores_TE, function), experts_TK, unbiased_TK,
-            mask_T=mask_T, sequence_T=sequence_T, sequences=sequences, applied=applied,
+            mask_T=mask_T, sequences=sequences, applied=applied,
         )
         coefficients = {
             "z_loss": config.z_loss_coefficient,

@@ -37,11 +37,7 @@ def load_balancing_loss(probs_TE: torch.Tensor, experts_TK: torch.Tensor, mask_T
 
 
 def sequence_load_balancing_loss(
-    probs_TE: torch.Tensor,
-    unbiased_TK: torch.Tensor,
-    sequence_T: torch.Tensor | None,
-    sequences: int,
-    mask_T: torch.Tensor | None = None,
+    probs_TE: torch.Tensor, unbiased_TK: torch.Tensor, sequences: int, mask_T: torch.Tensor | None = None
 ) -> torch.Tensor:
     """DeepSeek-V3's sequence-wise balance loss (report eq. 17-20; Megatron-LM's seq_aux), averaged over the sequences that have tokens.
 
@@ -49,21 +45,20 @@ def sequence_load_balancing_loss(
     top-k of the *unbiased* affinities over all routed experts contains i: no correction
     bias, no group limit, whatever the routing chose), P_i = mean over the tokens of s of
     the normalised scores. 1 at the balanced optimum (f_i = 1, P_i = 1/E). Gradients flow
-    through P only. `unbiased_TK` is that top-k (sentinel E for masked tokens); `sequence_T`
-    [T] gives each token's sequence in [0, sequences); None: one sequence.
+    through P only. `unbiased_TK` is that top-k (sentinel E for masked tokens); the T tokens
+    are `sequences` consecutive sequences of equal length (the rows of a [batch, seq] input).
     """
     tokens, experts = probs_TE.shape
     k = unbiased_TK.shape[1]
-    if sequence_T is None:
-        sequence_T = torch.zeros(tokens, dtype=torch.int64, device=probs_TE.device)
-    flat_N = unbiased_TK.reshape(-1)
-    counts_SE = probs_TE.new_zeros(sequences * (experts + 1)).index_add_(
-        0, sequence_T.repeat_interleave(k) * (experts + 1) + flat_N, probs_TE.new_ones(()).expand(flat_N.shape)
+    length = tokens // max(sequences, 1)
+    sequence_N = torch.arange(tokens * k, device=probs_TE.device) // max(length * k, 1)
+    counts_SE = torch.zeros(sequences * (experts + 1), dtype=torch.int64, device=probs_TE.device).index_add_(
+        0, sequence_N * (experts + 1) + unbiased_TK.reshape(-1), torch.ones_like(sequence_N)
     ).view(sequences, experts + 1)[:, :experts]
-    probability_sum_SE = probs_TE.new_zeros(sequences, experts).index_add(0, sequence_T, _real(probs_TE, mask_T))
-    real_T = probs_TE.new_ones(tokens) if mask_T is None else mask_T.to(probs_TE.dtype)
-    tokens_S = probs_TE.new_zeros(sequences).index_add(0, sequence_T, real_T)
-    per_sequence_S = experts / k * (counts_SE * probability_sum_SE).sum(dim=-1) / tokens_S.clamp(min=1).square()
+    probability_sum_SE = _real(probs_TE, mask_T).view(sequences, length, experts).sum(dim=1)
+    tokens_S = torch.full((sequences,), length, device=probs_TE.device) if mask_T is None else mask_T.view(sequences, length).sum(dim=1)
+    tokens_S = tokens_S.to(probs_TE.dtype)
+    per_sequence_S = experts / k * (counts_SE.to(probs_TE.dtype) * probability_sum_SE).sum(dim=-1) / tokens_S.clamp(min=1).square()
     present_S = (tokens_S > 0).to(probs_TE.dtype)
     return (per_sequence_S * present_S).sum() / present_S.sum().clamp(min=1)
 
@@ -89,7 +84,6 @@ def router_losses(
     unbiased_TK: torch.Tensor,
     *,
     mask_T: torch.Tensor | None,
-    sequence_T: torch.Tensor | None,
     sequences: int,
     applied: frozenset[str],
 ) -> dict[str, torch.Tensor]:
@@ -103,7 +97,7 @@ def router_losses(
         "z_loss": z_loss(*inputs("z_loss", logits_TE), mask_T),
         "load_balancing_loss": load_balancing_loss(*inputs("load_balancing_loss", probs_TE), experts_TK, mask_T),
         "sequence_load_balancing_loss": sequence_load_balancing_loss(
-            *inputs("sequence_load_balancing_loss", probs_TE), unbiased_TK, sequence_T, sequences, mask_T
+            *inputs("sequence_load_balancing_loss", probs_TE), unbiased_TK, sequences, mask_T
         ),
     }
 
