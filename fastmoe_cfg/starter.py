@@ -30,14 +30,14 @@ def starter_yaml(variant: str) -> str:
         "# Commented-out lines show the defaults.",
     ]
     derived = {rule.field: rule.doc for rule in klass.derived_defaults()}
-    fields = sorted(klass.__pydantic_fields__, key=lambda name: (TIER_ORDER.index(klass.field_tier(name)), name))
+    fields = sorted(klass.model_fields, key=lambda name: (TIER_ORDER.index(klass.field_tier(name)), name))
     current_tier = None
     for name in fields:
         tier = klass.field_tier(name)
         if tier != current_tier:
             current_tier = tier
             lines += ["", f"# --- {tier.value}: {tier.description}"]
-        description = klass.__pydantic_fields__[name].description or ""
+        description = klass.model_fields[name].description or ""
         lines += ["# " + line for line in textwrap.wrap(description, 96)]
         if name in values:
             lines.append(f"{name}: {format_value(values[name])}")

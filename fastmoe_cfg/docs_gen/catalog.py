@@ -68,7 +68,7 @@ class Catalog:
         for klass in self.classes:
             names = [
                 name
-                for name in klass.__pydantic_fields__
+                for name in klass.model_fields
                 if klass.field_config_class(name) in accepted or klass.field_enum_class(name) in accepted
             ]
             if names:
@@ -120,7 +120,7 @@ def build_catalog(roots: tuple[type[Config], ...], *, builtin_only: bool = True)
             for parent in klass.__mro__[1:]:
                 if isinstance(parent, type) and issubclass(parent, Config):
                     add(parent)
-            for name in klass.__pydantic_fields__:
+            for name in klass.model_fields:
                 nested = klass.field_config_class(name)
                 if nested is not None:
                     add(nested)
@@ -148,7 +148,7 @@ def _check_documented(classes: list[type[Config]], enums: list[type[enum.Enum]])
         if docstring(obj) is None:
             problems.append(f"{where}: no docstring")
     for klass in classes:
-        for name, info in klass.__pydantic_fields__.items():
+        for name, info in klass.model_fields.items():
             if not (info.description or "").strip():
                 problems.append(f"{klass.__name__}.{name} ({klass.__module__}): no description (field(..., desc=...))")
     for kind in enums:

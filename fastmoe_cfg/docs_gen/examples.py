@@ -72,7 +72,7 @@ def _shortest_path(target: type[Config], catalog: Catalog) -> tuple[tuple[str, .
             continue
         seen.add(klass)
         cost = types_needed + (klass.__variant_name__ not in (None, _default_name(klass)))
-        for name in klass.__pydantic_fields__:
+        for name in klass.model_fields:
             holder = klass.field_config_class(name)
             if holder is None:
                 continue
@@ -87,7 +87,7 @@ def _minimal(klass: type[Config], *, with_type: bool) -> dict[str, Any]:
     data: dict[str, Any] = {}
     if with_type and klass.__variant_name__ is not None:
         data["type"] = klass.__variant_name__
-    for name, info in klass.__pydantic_fields__.items():
+    for name, info in klass.model_fields.items():
         if info.is_required():
             data[name] = _smallest_value(klass, name, info.annotation, info.metadata)
     return data

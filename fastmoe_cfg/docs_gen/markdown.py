@@ -95,7 +95,7 @@ def _enum_values(kind: type[enum.Enum]) -> str:
 
 
 def _field_row(klass: type[Config], name: str, derived: dict[str, str]) -> str:
-    info = klass.__pydantic_fields__[name]
+    info = klass.model_fields[name]
     description = info.description or ""
     constraints = _constraints(klass, name, info)
     if constraints:
@@ -152,7 +152,7 @@ def class_page(klass: type[Config], catalog: Catalog) -> str:
 
 
 def _fields_section(klass: type[Config]) -> list[str]:
-    names = list(klass.__pydantic_fields__)
+    names = list(klass.model_fields)
     clashes = sorted(set(names) & (_SECTION_ANCHORS | {tier.value for tier in Tier}))
     if clashes:
         raise DocsError([f"{klass.__name__}: field names {clashes} would share an anchor with a heading of its page"])
@@ -220,7 +220,7 @@ def tiers_page(catalog: Catalog) -> str:
     for tier in TIER_ORDER:
         lines += [f"## {badge(tier)}", "", tier.description, ""]
         holders = [
-            (klass, sorted(name for name in klass.__pydantic_fields__ if klass.field_tier(name) is tier))
+            (klass, sorted(name for name in klass.model_fields if klass.field_tier(name) is tier))
             for klass in catalog.classes
         ]
         holders = [(klass, names) for klass, names in holders if names]
