@@ -448,6 +448,19 @@ class MoEMLPConfig(MLPBaseConfig):
         None, tier="feature", ge=0, le=1, desc="balanced routing: 0 spreads tokens evenly; up to 1 the choices and weights become random and skewed (NeMo's noise)."
     )
 
+    def applied_losses(self) -> frozenset[str]:
+        """The auxiliary losses this layer adds to the gradient in training, by their `layer.stats` name.
+
+        The others in `layer.stats` (`load_balancing_loss`, `sequence_load_balancing_loss`, `z_loss`) are
+        monitoring values: computed, never applied (coefficient 0, or a routing without that loss).
+        """
+        applied = {
+            "load_balancing_loss": self.routing == RoutingType.aux_loss and bool(self.auxiliary_loss_coefficient),
+            "sequence_load_balancing_loss": self.sequence_auxiliary_loss_coefficient > 0,
+            "z_loss": self.z_loss_coefficient > 0,
+        }
+        return frozenset(name for name, on in applied.items() if on)
+
     def shared_intermediate_size(self) -> int:
         """Width of the one dense MLP that holds the shared experts (0 without shared experts)."""
         if not self.shared_experts:

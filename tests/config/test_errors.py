@@ -363,6 +363,31 @@ def test_a_bug_in_a_rule_surfaces_as_a_bug() -> None:
         NormalizationConfig.unregister("buggy_norm")
 
 
+def test_a_bug_in_a_derived_default_surfaces_as_a_bug() -> None:
+    from typing import Literal
+
+    from fastmoe_cfg.config.base import Derived, field
+
+    @NormalizationConfig.register("buggy_derived_norm")
+    class BuggyDerivedConfig(NormalizationConfig):
+        """A normalization whose derived default has a bug."""
+
+        __derived__ = (Derived(field="epsilon", depends_on=("scale",), compute=lambda scale: scale / 0, doc="A bug."),)
+        type: Literal["buggy_derived_norm"] = field("buggy_derived_norm", tier="core", desc="The normalization.")
+        scale: float = field(1.0, tier="architecture", desc="A scale.")
+        epsilon: float | None = field(None, tier="architecture", desc="Derived.")
+
+    try:
+        with pytest.raises(ZeroDivisionError):
+            errors_of("type: moe\npre_norm: {type: buggy_derived_norm, scale: 2.0}\n")
+        # An invalid dependency is reported as such; nothing is derived from it.
+        assert errors_of("type: moe\npre_norm: {type: buggy_derived_norm, scale: x}\n") == (
+            "moe.yaml:2:45: pre_norm.scale: expected a number, got string 'x'"
+        )
+    finally:
+        NormalizationConfig.unregister("buggy_derived_norm")
+
+
 HINTS = {
     "HF names of the imported families": (
         "type: moe\nnorm_topk_prob: true\nn_shared_experts: 1\nn_routed_experts: 8\nnum_experts_per_tok: 2\n"

@@ -503,3 +503,11 @@ def test_model_configs_also_validate_from_python() -> None:
     for text in (DEEPSEEK_V3, QWEN2_MOE_57B, GPT_OSS_120B, LLAMA_4_SCOUT):
         config = load(text)
         assert MLPBaseConfig.from_dict(config.to_dict()) == config
+
+
+def test_applied_losses_name_the_losses_that_reach_the_gradient() -> None:
+    assert load("type: moe\n").applied_losses() == {"load_balancing_loss"}
+    assert load("type: moe\nauxiliary_loss_coefficient: 0\n").applied_losses() == frozenset()
+    assert load("type: moe\nrouting: sinkhorn\nz_loss_coefficient: 0.001\n").applied_losses() == {"z_loss"}
+    aux_free = load("type: moe\nexperts: 4\nrouting: aux_free\nsequence_auxiliary_loss_coefficient: 0.0001\n")
+    assert aux_free.applied_losses() == {"sequence_load_balancing_loss"}
