@@ -2,7 +2,7 @@
 
 Score function, weight normalization and scaling, aux_free's correction bias, group-limited
 routing, shared experts of their own width with a gate, router weight on the input, gpt_oss_glu,
-router bias, router_dtype, balanced routing, a DeepSeek-V3-style layer end to end, gradcheck, and
+router bias, router_dtype, balanced routing, a DeepSeek-V3-style layer end to end (gradcheck: test_gradcheck.py), and
 the load-balancing and sequence losses on normalized scores. Outputs, input gradients and every
 parameter gradient at rtol 1e-9 (float64), for the looped and dropless implementations.
 """
@@ -386,65 +386,6 @@ def test_deepseek_v3_style_layer(implementation, training):
     ungrouped = reference.route(reference.leaf_parameters(layer), plain, x)
     assert any(set(a) != set(b) for a, b in zip(routing.chosen, ungrouped.chosen))
     assert layer.stats["tokens_per_expert"].tolist() == routing.tokens_per_expert(16)
-
-
-# --- gradcheck --------------------------------------------------------------------------------------------------
-
-GRADCHECK = {
-    "sigmoid-normalized-scaled": {
-        "type": "moe", "experts": 5, "experts_per_token": 2, "intermediate_size": 3, "router_score_function": "sigmoid",
-        "normalize_expert_weights": True, "routed_scaling_factor": 2.5, "router_per_expert_scale": {"enabled": True},
-    },
-    "groups": {
-        "type": "moe", "experts": 8, "experts_per_token": 2, "intermediate_size": 3, "routing": "aux_free",
-        "router_score_function": "sigmoid", "expert_groups": 4, "expert_groups_per_token": 2, "router_bias": {"enabled": True},
-    },
-    "shared-gate": {
-        "type": "moe", "experts": 5, "shared_experts": 1, "experts_per_token": 2, "intermediate_size": 3, "gated": True,
-        "shared_expert_intermediate_size": 2, "shared_expert_gate": {"enabled": True}, "pre_norm": {"type": "rms_norm"},
-    },
-    "router-weight-on-input": {
-        "type": "moe", "experts": 4, "experts_per_token": 1, "intermediate_size": 3, "router_weight_on_input": True,
-        "router_score_function": "sigmoid", "normalize_expert_weights": False,
-    },
-    "gpt-oss-glu": {
-        "type": "moe", "experts": 4, "experts_per_token": 2, "intermediate_size": 3, "gated": True, "activation": "gpt_oss_glu",
-        "activation_limit": 0.7, "router_bias": {"enabled": True},
-    },
-    "gpt-oss-glu-dense": {"type": "mlp", "intermediate_size": 3, "gated": True, "activation": "gpt_oss_glu", "activation_limit": 0.7},
-}
-
-
-GRADCHECK_RUNS = [(case, implementation) for case in GRADCHECK for implementation in IMPLEMENTATIONS if GRADCHECK[case]["type"] == "moe"]
-GRADCHECK_RUNS += [(case, None) for case in GRADCHECK if GRADCHECK[case]["type"] == "mlp"]
-
-
-@pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
-@pytest.mark.parametrize(("case", "implementation"), GRADCHECK_RUNS)
-def test_gradcheck(case, implementation, training):
-    data = {**GRADCHECK[case]}
-    if data["type"] == "moe":
-        data.update(implementation=implementation, **NO_LOSSES)
-    layer = build(data, 4).train(training)
-    if case == "groups":
-        with torch.no_grad():
-            correction_bias(layer).copy_(torch.tensor([0.25, -0.25, 0.0, 0.5, -0.5, 0.125, 0.0, -0.125]))
-    parameters = dict(layer.named_parameters())
-    names = list(parameters)
-    x = torch.randn(5, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1), requires_grad=True)
-    if "activation_limit" in data:  # away from the clamp's kinks, yet clamping
-        prefix = "experts." if data["type"] == "moe" else ""
-        h = torch.einsum("...ih,th->t...i", parameters[f"{prefix}layer_1.weight"], x) + parameters[f"{prefix}layer_1.bias"]
-        half = h.shape[-1] // 2
-        gate, up = h[..., :half], h[..., half:]
-        limit = data["activation_limit"]
-        assert (gate - limit).abs().min() > 1e-3 and (up.abs() - limit).abs().min() > 1e-3
-        assert (gate > limit).any() and (up.abs() > limit).any()
-
-    def function(x, *values):
-        return torch.func.functional_call(layer, dict(zip(names, values)), (x,))
-
-    assert torch.autograd.gradcheck(function, (x, *parameters.values()), eps=1e-6, atol=1e-5, rtol=1e-4)
 
 
 # --- losses on normalized scores -------------------------------------------------------------------------------
