@@ -9,7 +9,6 @@ from fastmoe_cfg.layers.lr import scale_of
 from fastmoe_cfg.layers.normalization import build_normalization, normalization_lr_scales
 from fastmoe_cfg.layers.recompute import checkpointed, recomputed_steps
 from fastmoe_cfg.layers.tokens import as_tokens
-from fastmoe_cfg.schemas.counts import has_bias
 from fastmoe_cfg.schemas.mlp import MLPBaseConfig
 
 
@@ -39,7 +38,7 @@ class MLP(nn.Module):
         self.activation_limit = config.activation_limit
         self.recompute_level = config.recompute_level
         self.pre_norm = build_normalization(config.pre_norm if norms else None, hidden_size, device=device, dtype=dtype)
-        bias_1, bias_2 = has_bias(config.layer_1, config), has_bias(config.layer_2, config)
+        bias_1, bias_2 = config.has_bias(config.layer_1), config.has_bias(config.layer_2)
         rows_1 = self.intermediate_size * (2 if self.gated else 1)
         self.layer_1 = Linear(config.layer_1, hidden_size, rows_1, bias=bias_1, default_std=hidden_size**-0.5, device=device, dtype=dtype)
         self.layer_2 = Linear(

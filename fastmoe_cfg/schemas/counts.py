@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from fastmoe_cfg.schemas.linear import AffineLinearConfig
 from fastmoe_cfg.schemas.mlp import MLPBaseConfig, MoEMLPConfig
 from fastmoe_cfg.schemas.normalization import LayerNormalizationConfig, NormalizationConfig, RMSNormalizationConfig
 from fastmoe_cfg.schemas.parameter import OptionalParameterConfig
@@ -49,11 +48,6 @@ def norm_parameters(norm: NormalizationConfig | None, hidden_size: int) -> int:
     return weight + (hidden_size if isinstance(norm, LayerNormalizationConfig) else 0)
 
 
-def has_bias(layer: AffineLinearConfig, config: MLPBaseConfig) -> bool:
-    """Deprecated: `config.has_bias(layer)`. Kept until the layers call the method."""
-    return config.has_bias(layer)
-
-
 def _enabled(parameter: OptionalParameterConfig) -> bool:
     return bool(parameter.enabled)
 
@@ -70,11 +64,6 @@ def mlp_parameters(config: MLPBaseConfig, hidden_size: int, intermediate_size: i
 def mlp_flops(config: MLPBaseConfig, hidden_size: int, intermediate_size: int) -> int:
     rows_1 = intermediate_size * (2 if config.gated else 1)
     return 2 * (hidden_size * rows_1 + intermediate_size * hidden_size)
-
-
-def shared_intermediate_size(config: MoEMLPConfig) -> int:
-    """Deprecated: `config.shared_intermediate_size()`. Kept until the layers call the method."""
-    return config.shared_intermediate_size()
 
 
 def count_layer(config: MLPBaseConfig, hidden_size: int, dtype: str = "bf16") -> LayerCounts:

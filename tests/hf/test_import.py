@@ -19,7 +19,6 @@ import pytest
 import torch
 
 from fastmoe_cfg.hf import config_from_hf, export_state_dict, import_moe_block
-from fastmoe_cfg.schemas import MoEMLPConfig
 
 transformers = pytest.importorskip("transformers", reason="HF import tests need transformers (pip install -e '.[dev]')")
 

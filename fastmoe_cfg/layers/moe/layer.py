@@ -31,7 +31,6 @@ from fastmoe_cfg.layers.moe.router import (
 from fastmoe_cfg.layers.normalization import build_normalization, normalization_lr_scales
 from fastmoe_cfg.layers.recompute import checkpointed, recomputed_steps
 from fastmoe_cfg.layers.tokens import as_tokens
-from fastmoe_cfg.schemas.counts import has_bias, shared_intermediate_size
 from fastmoe_cfg.schemas.enums import MoEImplementation, RouterDtype, RoutingType
 from fastmoe_cfg.schemas.mlp import MoEMLPConfig
 from fastmoe_cfg.schemas.parameter import ParameterConfig
@@ -114,7 +113,7 @@ class MoEMLP(nn.Module):
             config.router, hidden_size, experts, bias=router_bias, bias_config=config.router_bias, default_std=hidden_size**-0.5, **factory
         )
         self.pre_norm = build_normalization(config.pre_norm, hidden_size, **factory)
-        bias_1, bias_2 = has_bias(config.layer_1, config), has_bias(config.layer_2, config)
+        bias_1, bias_2 = config.has_bias(config.layer_1), config.has_bias(config.layer_2)
         experts_class = LoopedExperts if self.implementation == MoEImplementation.looped else GroupedExperts
         self.experts = experts_class(
             Linear(config.layer_1, hidden_size, intermediate * (2 if config.gated else 1), bias=bias_1, default_std=hidden_size**-0.5, experts=experts, **factory),
@@ -127,7 +126,7 @@ class MoEMLP(nn.Module):
         )
         self.shared = None
         if config.shared_experts:
-            self.shared = MLP(config, hidden_size, intermediate_size=shared_intermediate_size(config), norms=False, **factory)
+            self.shared = MLP(config, hidden_size, intermediate_size=config.shared_intermediate_size(), norms=False, **factory)
         self.post_norm = build_normalization(config.post_norm, hidden_size, **factory)
 
         self._vectors = {  # the layer's own parameters: (config, size, default initialization)
@@ -190,28 +189,14 @@ class MoEMLP(nn.Module):
 
     def capacity(self, tokens: int) -> int | None:
         """Assignments each routed expert takes out of `tokens` real tokens; None when dropless."""
-        if self.config.capacity_factor is None:
-            return None
-        return expert_capacity(self.config.capacity_factor, tokens, self.experts_per_token, self.routed_experts)
-
-    def capacity(self, tokens: int) -> int | None:
-        """Assignments each routed expert takes out of `tokens` real tokens; None when dropless."""
         if self._capacity is None:
             return None
         return expert_capacity(self._capacity, tokens, self.experts_per_token, self.routed_experts)
 
     @property
     def applied_losses(self) -> frozenset[str]:
-        """The router losses this forward adds to the gradient; `stats` holds the others as monitoring values only."""
-        if not self.training:
-            return frozenset()
-        config = self.config
-        coefficients = {
-            "z_loss": config.z_loss_coefficient,
-            "load_balancing_loss": config.auxiliary_loss_coefficient if config.routing == RoutingType.aux_loss else 0.0,
-            "sequence_load_balancing_loss": config.sequence_auxiliary_loss_coefficient,
-        }
-        return frozenset(name for name, coefficient in coefficients.items() if coefficient > 0)
+        """The router losses this forward adds to the gradient (none in eval); `stats` holds the others as monitoring values."""
+        return self.config.applied_losses() if self.training else frozenset()
 
     def forward(self, x: torch.Tensor, token_mask: torch.Tensor | None = None) -> torch.Tensor:
         """x: [tokens, H] or [batch, seq, H]; token_mask: bool, x.shape[:-1], True for a real token. Returns x's shape.
