@@ -75,6 +75,10 @@ def _maybe(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
 NORMS = st.sampled_from([None, {}, {"type": "rms_norm"}, {"type": "layer_norm"}, {"type": "none"}])
 ACTIVATIONS = st.sampled_from([None, *[a.value for a in ActivationType], "gpt_oss_glu", "gpt_oss_glu"])  # gpt_oss_glu more often
 ROUTINGS = ["aux_loss", "sinkhorn", "aux_free", "balanced"]
+BALANCED_IGNORES = (
+    "router_input_scale", "router_normalization", "jitter_eps", "router_score_function", "normalize_expert_weights",
+    "router_weight_on_input", "router_dtype",
+)
 
 
 @st.composite
@@ -142,6 +146,12 @@ def moe_configs(draw: st.DrawFn, routing: str | None = None) -> dict[str, Any]:
     data["automatic_bias_update"] = draw(_maybe(st.booleans()) if aux_free else _rarely(st.just(True), 24))
     noise = st.sampled_from([0.0, 0.3, 1.0]) | st.floats(0.0, 1.0)
     data["balanced_routing_noise"] = draw(_maybe(noise) if balanced else _rarely(noise, 24))
+    # balanced ignores the router's scores: the fields that only shape them are rule breaks there, kept rarely.
+    if balanced and not draw(_one_in(24)):
+        for name in BALANCED_IGNORES:
+            data[name] = OMIT
+        if data.get("drop_policy") == "position" and not data.get("balanced_routing_noise"):
+            data["drop_policy"] = OMIT
     return {name: value for name, value in data.items() if value is not OMIT}
 
 

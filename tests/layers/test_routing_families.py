@@ -314,7 +314,7 @@ def test_router_dtype_on_a_bfloat16_layer():
 def test_balanced_routing_exact_assignment_and_weights(implementation, training):
     data = {
         "type": "moe", "experts": 5, "experts_per_token": 2, "intermediate_size": 4, "routing": "balanced", "implementation": implementation,
-        "routed_scaling_factor": 2.5, "router_per_expert_scale": {"enabled": True}, "router_score_function": "sigmoid",
+        "routed_scaling_factor": 2.5, "router_per_expert_scale": {"enabled": True},
     }
     spec = reference.Spec(experts_per_token=2, routing="balanced", routed_scaling_factor=2.5)
     layer, _, routing = compare(data, spec, tokens=11, training=training)
