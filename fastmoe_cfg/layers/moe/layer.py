@@ -285,31 +285,29 @@ class MoEMLP(nn.Module):
         if mask_T is not None:
             experts_TK, unbiased_TK = (torch.where(mask_T.unsqueeze(1), choice_TK, experts) for choice_TK in (experts_TK, unbiased_TK))
 
+        probs_TE = normalized_scores(scores_TE, function)
         applied = self.applied_losses
-        losses = router_losses(
-            logits_TE, normalized_scores(scores_TE, function), experts_TK, unbiased_TK,
-            mask_T=mask_T, sequences=sequences, applied=applied,
-        )
+        losses = router_losses(logits_TE, probs_TE, experts_TK, unbiased_TK, mask_T=mask_T, sequences=sequences, applied=applied)
         coefficients = {
             "z_loss": config.z_loss_coefficient,
             "load_balancing_loss": config.auxiliary_loss_coefficient,
             "sequence_load_balancing_loss": config.sequence_auxiliary_loss_coefficient,
         }
         weighted = {name: coefficients[name] * losses[name] for name in LOSSES if name in applied}
-        if self.inject_aux_losses:
-            for name, loss in weighted.items():
+        if self.inject_aux_losses:  # weights_TK lies on the path from every loss's inputs to the output
+            for loss in weighted.values():
                 weights_TK = inject_loss(weights_TK, loss, self.aux_loss_scale)
         priority_TK = weights_TK.detach()
         if config.routed_scaling_factor != 1.0:
             weights_TK = weights_TK * config.routed_scaling_factor
-        if self.router_per_expert_scale is not None:
+        if self.router_per_expert_scale is not None:  # (a masked token's sentinel E reads expert E - 1: its row is never computed)
             weights_TK = weights_TK * upcast(self.router_per_expert_scale[experts_TK.clamp(max=experts - 1)])
         kept_TK = experts_TK
         if self._capacity is not None:
             real = x_TH.shape[0] if mask_T is None else mask_T.sum()
             capacity = expert_capacity(self._capacity, real, k, experts)
             kept_TK = apply_capacity(experts_TK, priority_TK, experts=experts, capacity=capacity, policy=config.drop_policy)
-        statistics = routing_statistics(experts_TK, kept_TK, normalized_scores(scores_TE, function), losses, mask_T)
+        statistics = routing_statistics(experts_TK, kept_TK, probs_TE, losses, mask_T)
         return Routing(weights_TK, kept_TK, statistics, weighted)
 
     def _choose(
