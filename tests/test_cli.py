@@ -33,6 +33,11 @@ def run(*args: str, cwd: Path = ROOT, **env: str) -> subprocess.CompletedProcess
     return subprocess.run([sys.executable, "-m", "fastmoe_cfg", *args], capture_output=True, text=True, cwd=cwd, env=environment)
 
 
+def cli(*args: str, input: str | None = None, **env: str):
+    """In-process run (fast): `.stdout`, `.stderr`, `.exit_code`; `env` as `run` takes it (COLUMNS=100 unless given)."""
+    return runner.invoke(app, list(args), input=input, env={"COLUMNS": "100", **env})
+
+
 @pytest.fixture
 def bad_file(tmp_path: Path) -> Path:
     path = tmp_path / "bad.yaml"
@@ -67,8 +72,8 @@ def test_validate_prints_every_problem_with_a_code_frame(bad_file: Path) -> None
 
 
 def test_validate_json(bad_file: Path) -> None:
-    result = run("validate", str(bad_file), "examples/dense.yaml", "--format", "json")
-    assert result.returncode == 1 and result.stderr == ""
+    result = cli("validate", str(bad_file), "examples/dense.yaml", "--format", "json")
+    assert result.exit_code == 1 and result.stderr == ""
     report = json.loads(result.stdout)
     assert report["format"] == 1
     assert [(entry["file"], entry["valid"]) for entry in report["files"]] == [(str(bad_file), False), ("examples/dense.yaml", True)]
@@ -142,8 +147,8 @@ def test_garbage_file_no_traceback(tmp_path: Path) -> None:
 
 def test_explain_golden_at_80_columns() -> None:
     # Not a terminal (and narrower than 100 columns): one field per line, the description below it.
-    result = run("explain", "examples/dense.yaml", "--tier", "core", "--tier", "performance", COLUMNS="80")
-    assert result.returncode == 0, result.stderr
+    result = cli("explain", "examples/dense.yaml", "--tier", "core", "--tier", "performance", COLUMNS="80")
+    assert result.exit_code == 0, result.stderr
     assert result.stdout == (
         "examples/dense.yaml: MLPConfig (type: mlp)\n"
         "\n"
@@ -168,8 +173,8 @@ def test_explain_golden_at_80_columns() -> None:
 
 
 def test_explain_golden_at_120_columns_piped() -> None:
-    result = run("explain", "examples/dense.yaml", "--tier", "core", "--tier", "performance", COLUMNS="120")
-    assert result.returncode == 0, result.stderr
+    result = cli("explain", "examples/dense.yaml", "--tier", "core", "--tier", "performance", COLUMNS="120")
+    assert result.exit_code == 0, result.stderr
     assert result.stdout == (
         "examples/dense.yaml: MLPConfig (type: mlp)\n"
         "\n"
@@ -192,8 +197,8 @@ def test_explain_golden_at_120_columns_piped() -> None:
 
 def test_explain_golden_table_in_a_120_column_terminal() -> None:
     # A terminal at least 100 columns wide gets the table (TTY_COMPATIBLE makes rich treat the pipe as one).
-    result = run("explain", "examples/dense.yaml", "--tier", "core", "--tier", "performance", COLUMNS="120", TTY_COMPATIBLE="1", NO_COLOR="1")
-    assert result.returncode == 0, result.stderr
+    result = cli("explain", "examples/dense.yaml", "--tier", "core", "--tier", "performance", COLUMNS="120", TTY_COMPATIBLE="1", NO_COLOR="1")
+    assert result.exit_code == 0, result.stderr
     assert re.sub(r"\x1b\[[0-9;]*m", "", result.stdout) == (
         "examples/dense.yaml: MLPConfig (type: mlp)\n"
         "┏━━━━━━━━━━━━━━━━━━━┳━━━━━━━┳━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┓\n"
@@ -216,7 +221,7 @@ def test_explain_golden_table_in_a_120_column_terminal() -> None:
 
 def test_readme_example_at_80_columns() -> None:
     # The README's first example, piped at 80 columns: no line wider than the terminal, and short (569 lines before).
-    result = run("explain", "examples/mixtral_8x7b.yaml", "--hidden-size", "4096", COLUMNS="80")
+    result = cli("explain", "examples/mixtral_8x7b.yaml", "--hidden-size", "4096", COLUMNS="80")
     lines = result.stdout.splitlines()
     assert max(len(line) for line in lines) <= 80
     assert len(lines) == 166
@@ -243,15 +248,15 @@ def test_readme_example_at_80_columns() -> None:
 
 
 def test_explain_takes_hidden_size_beside_the_key(tmp_path: Path) -> None:
-    with_width = run("explain", "examples/model_file/model.yaml", "--key", "model.mlp", "--format", "json")
+    with_width = cli("explain", "examples/model_file/model.yaml", "--key", "model.mlp", "--format", "json")
     assert json.loads(with_width.stdout)["summary"]["hidden_size"] == 2048
-    assert "Per layer, hidden_size=2048 (from model.hidden_size):\n" in run("explain", "examples/model_file/model.yaml", "--key", "model.mlp").stdout
+    assert "Per layer, hidden_size=2048 (from model.hidden_size):\n" in cli("explain", "examples/model_file/model.yaml", "--key", "model.mlp").stdout
     # --hidden-size wins; a mapping without hidden_size gives no counts.
-    given = run("explain", "examples/model_file/model.yaml", "--key", "model.mlp", "--hidden-size", "64", "--format", "json")
+    given = cli("explain", "examples/model_file/model.yaml", "--key", "model.mlp", "--hidden-size", "64", "--format", "json")
     assert json.loads(given.stdout)["summary"]["hidden_size"] == 64
     path = tmp_path / "nested.yaml"
     path.write_text("model:\n  width: 8\n  mlp: {type: moe}\n")
-    assert json.loads(run("explain", str(path), "--key", "model.mlp", "--format", "json").stdout)["summary"] is None
+    assert json.loads(cli("explain", str(path), "--key", "model.mlp", "--format", "json").stdout)["summary"] is None
 
 
 def test_explain_summary_and_json() -> None:
@@ -464,19 +469,15 @@ def test_python_dash_m_and_console_script() -> None:
 def test_version() -> None:
     from fastmoe_cfg import __version__
 
-    result = run("--version")
-    assert (result.returncode, result.stdout, result.stderr) == (0, f"fastmoe-cfg {__version__}\n", "")
+    result = cli("--version")
+    assert (result.exit_code, result.stdout, result.stderr) == (0, f"fastmoe-cfg {__version__}\n", "")
 
 
 def test_validate_reads_standard_input() -> None:
-    ok = subprocess.run(
-        [sys.executable, "-m", "fastmoe_cfg", "validate", "-"], input="type: moe\nexperts: 4\n", capture_output=True, text=True, cwd=ROOT
-    )
-    assert (ok.returncode, ok.stdout) == (0, "<stdin>: valid (MoEMLPConfig, type: moe)\n")
-    bad = subprocess.run(
-        [sys.executable, "-m", "fastmoe_cfg", "validate", "-"], input="type: moe\nexperts: x\n", capture_output=True, text=True, cwd=ROOT
-    )
-    assert bad.returncode == 1 and bad.stdout == ""
+    ok = cli("validate", "-", input="type: moe\nexperts: 4\n")
+    assert (ok.exit_code, ok.stdout) == (0, "<stdin>: valid (MoEMLPConfig, type: moe)\n")
+    bad = cli("validate", "-", input="type: moe\nexperts: x\n")
+    assert bad.exit_code == 1 and bad.stdout == ""
     assert bad.stderr == (
         "<stdin>:2:10: experts: expected an integer, got string 'x'\n"
         "    2 | experts: x\n"
@@ -490,15 +491,15 @@ def test_validate_a_directory(tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text("type: moe\n")
     (tmp_path / "sub" / "b.yml").write_text("type: mlp\nexperts: 2\n")
     (tmp_path / "notes.txt").write_text("not a config\n")
-    result = run("validate", str(tmp_path), "--format", "json")
-    assert result.returncode == 1
+    result = cli("validate", str(tmp_path), "--format", "json")
+    assert result.exit_code == 1
     files = json.loads(result.stdout)["files"]
     assert [(entry["file"], entry["valid"]) for entry in files] == [(str(tmp_path / "a.yaml"), True), (str(tmp_path / "sub" / "b.yml"), False)]
     assert files[1]["problems"][0]["message"] == "unknown field for type: mlp (a field of type: moe)"
     empty = tmp_path / "empty"
     empty.mkdir()
-    usage = run("validate", str(empty))
-    assert usage.returncode == 2 and f"'{empty}' is a directory without .yaml or .yml files" in usage.stderr
+    usage = cli("validate", str(empty))
+    assert usage.exit_code == 2 and f"'{empty}' is a directory without .yaml or .yml files" in usage.stderr
 
 
 @pytest.mark.parametrize(
@@ -512,8 +513,8 @@ def test_validate_a_directory(tmp_path: Path) -> None:
     ],
 )
 def test_usage_errors_have_a_did_you_mean_and_no_pydantic_wording(args: list[str], message: str) -> None:
-    result = run(*args)
-    assert result.returncode == 2 and message in result.stderr
+    result = cli(*args)
+    assert result.exit_code == 2 and message in result.stderr
     assert "Value error" not in result.stderr and "Input should be" not in result.stderr
 
 
@@ -521,6 +522,6 @@ def test_problems_go_to_standard_error_in_every_command(bad_file: Path, tmp_path
     hf = tmp_path / "config.json"
     hf.write_text('{"model_type": "mixtral", "hidden_size": "x"}')
     for args in (["validate", str(bad_file)], ["explain", str(bad_file)], ["convert", "--from-hf", str(hf)]):
-        result = run(*args)
-        assert result.returncode == 1 and result.stdout == "", args
+        result = cli(*args)
+        assert result.exit_code == 1 and result.stdout == "", args
         assert result.stderr.startswith((f"{bad_file}:3:1: ", f"{hf}:1:")), args
