@@ -389,16 +389,20 @@ class Config(BaseModel, metaclass=_ConfigMeta):
             return handler(data)
         if cls.__variant_name__ is not None and "type" in data and data["type"] is None:
             data = {key: value for key, value in data.items() if key != "type"}  # `type: null`: the default
-        data, derived = cls._fill_derived(data)
         try:
             config = handler(data)
         except ValidationError as exc:
             errors = exc.errors(include_url=False)
             failed = {error["loc"][0] for error in errors if error["loc"]}
-            line_errors = [_reraisable(error) for error in errors]
-            line_errors += cls._rule_errors(cls._valid_values(data, failed))
+            values = cls._valid_values(data, failed)
+            cls._derive(values, data)
+            line_errors = [_reraisable(error) for error in errors] + cls._rule_errors(values)
             raise ValidationError.from_exception_data(exc.title, line_errors) from None
+        # Derived defaults are computed from the validated values, then validated themselves (a second pass).
+        values = dict(config.iter_fields())
+        derived = cls._derive(values, data)
         if derived:
+            config = handler({**data, **{name: values[name] for name in derived}})
             config._derived = frozenset(derived)  # a private attribute: allowed on a frozen model
         line_errors = cls._rule_errors(dict(config.iter_fields()))
         if line_errors:
@@ -406,15 +410,33 @@ class Config(BaseModel, metaclass=_ConfigMeta):
         return config
 
     @classmethod
-    def _valid_values(cls, data: dict[str, Any], failed: set[Any], names: Any = None) -> dict[str, Any]:
-        """The validated values of the fields `names` (all by default) that are valid in `data`.
+    def _derive(cls, values: dict[str, Any], data: dict[str, Any]) -> list[str]:
+        """Fill in `values` the derived defaults that `data` leaves unset (absent or null); return their names.
+
+        A derived default whose dependencies are not all valid is left out of `values`:
+        the dependency's own error is reported, and no rule judges a value derived from it.
+        """
+        derived: list[str] = []
+        for rule in cls.derived_defaults():
+            if data.get(rule.field) is not None:
+                continue
+            if not all(name in values for name in rule.depends_on):
+                values.pop(rule.field, None)
+                continue
+            values[rule.field] = rule.compute(**{name: values[name] for name in rule.depends_on})
+            derived.append(rule.field)
+        return derived
+
+    @classmethod
+    def _valid_values(cls, data: dict[str, Any], failed: set[Any]) -> dict[str, Any]:
+        """The validated values of the fields that are valid in `data` (on the error path).
 
         Each value is validated alone with its field's own type and constraints,
         so a rule sees a nested config as a config even when a sibling field failed;
         a field with an invalid value is left out (its own error is reported).
         """
         values: dict[str, Any] = {}
-        for name in cls.model_fields if names is None else names:
+        for name in cls.model_fields:
             if name in failed:
                 continue
             if name not in data:
@@ -427,19 +449,6 @@ class Config(BaseModel, metaclass=_ConfigMeta):
             except ValidationError:  # the value is invalid: its field reports it
                 continue
         return values
-
-    @classmethod
-    def _fill_derived(cls, data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-        filled: list[str] = []
-        for rule in cls.derived_defaults():
-            if data.get(rule.field) is not None:
-                continue
-            values = cls._valid_values(data, set(), rule.depends_on)
-            if len(values) < len(rule.depends_on):
-                continue  # a dependency is invalid: its own error is reported, and nothing is derived from it
-            data = {**data, rule.field: rule.compute(**values)}
-            filled.append(rule.field)
-        return data, filled
 
     @classmethod
     def _rule_errors(cls, values: dict[str, Any]) -> list[InitErrorDetails]:
