@@ -432,6 +432,11 @@ HINTS = {
         "moe.yaml:1:1: model: unknown field; the config seems to be at model.mlp: select it with --key model.mlp\n"
         "moe.yaml:6:1: training: unknown field",
     ),
+    "the fullest candidate, not an anchor of shared defaults": (
+        "defaults: &d {type: moe, gated: true}\nmodel:\n  mlp:\n    <<: *d\n    experts: 4\n",
+        "moe.yaml:1:1: defaults: unknown field\n"
+        "moe.yaml:2:1: model: unknown field; the config seems to be at model.mlp: select it with --key model.mlp",
+    ),
     "a model file whose nested type is not a string": (
         "model:\n  mlp: {type: [1]}\n",
         "moe.yaml:1:1: model: unknown field",

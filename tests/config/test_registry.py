@@ -111,3 +111,19 @@ def test_dynamic_base_of_classes_inside_and_outside_a_family() -> None:
     assert LinearConfig.dynamic_base() is None
     assert NormalInitializationConfig.dynamic_base() is InitializationConfig
     assert MoEMLPConfig.dynamic_base() is MLPBaseConfig and MLPBaseConfig.dynamic_base() is MLPBaseConfig
+
+
+def test_plugins_load_only_when_a_lookup_needs_them() -> None:
+    # A config of built-in variants does not scan the installed distributions; a listing of variants does.
+    code = (
+        "from fastmoe_cfg import load_config\n"
+        "from fastmoe_cfg.config import registry\n"
+        "from fastmoe_cfg.schemas import MLPBaseConfig, MoEMLPConfig\n"
+        "load_config('examples/mixtral_8x7b.yaml')\n"
+        "MoEMLPConfig(experts=4, pre_norm={'type': 'rms_norm'})\n"
+        "print(registry.plugins_loaded())\n"
+        "MLPBaseConfig.variants()\n"
+        "print(registry.plugins_loaded())\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert result.stdout == "False\nTrue\n", result.stderr
