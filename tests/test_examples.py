@@ -11,7 +11,7 @@ from fastmoe_cfg.schemas import MLPConfig, MoEMLPConfig
 from tests.conftest import ROOT
 
 # Files that hold the MLP config under a key.
-KEYS = {"model.yaml": "model.mlp"}
+KEYS = {"model.yaml": "model.mlp", "train_moe_lm.yaml": "model.mlp"}
 EXAMPLES = sorted((ROOT / "examples").rglob("*.yaml"))
 
 

@@ -3,8 +3,9 @@
 The site's sources are staged in a scratch folder: the hand-written pages and
 the MkDocs configuration shipped in `assets/`, the reference pages generated
 for every documented class (plugins installed here included), the guides
-with their commands run, and the JSON schema at `fastmoe.schema.json` (a
-stable address for yaml-language-server). Only `build` and `serve` import
+with their commands run, their images (from the repository's `docs/images/`),
+and the JSON schema at `fastmoe.schema.json` (a stable address for
+yaml-language-server). Only `build` and `serve` import
 MkDocs; without it they raise `MissingMkDocs`.
 """
 
@@ -29,7 +30,9 @@ GUIDES = {
     "writing-a-config.md": "Writing a config",
     "routing-families.md": "Routing of other MoE families",
     "hugging-face.md": "Import from Hugging Face",
+    "train-moe-lm.md": "Train a small MoE LM",
 }  # asset -> title, under guide/
+IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"  # the guides' plots (PNG), committed in the repository
 
 
 class MissingMkDocs(RuntimeError):
@@ -82,6 +85,12 @@ class _Stage:
 
         self.write("index.md", _asset("index.md"))
         self.write("stylesheets/extra.css", _asset("extra.css"))
+        images = sorted(IMAGES.glob("*.png"))
+        if not images:
+            raise DocsError([f"the guides' images are missing: no PNG files in {IMAGES} (build the site from a checkout of the repository)"])
+        for image in images:
+            (self.docs / "images").mkdir(parents=True, exist_ok=True)
+            (self.docs / "images" / image.name).write_bytes(image.read_bytes())
         self.write(SCHEMA_FILE, json.dumps(json_schema(default_roots()[0]), indent=2) + "\n")
 
     def config_file(self, site_dir: Path) -> Path:

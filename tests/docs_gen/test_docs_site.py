@@ -49,6 +49,15 @@ def test_site_has_every_reference_page_and_the_guides(site: Path) -> None:
     assert (site / "search" / "search_index.json").is_file()
 
 
+def test_the_training_guide_shows_its_plots(site: Path) -> None:
+    html = (site / "guide" / "train-moe-lm" / "index.html").read_text()
+    images = sorted((ROOT / "docs" / "images").glob("train_moe_lm_*.png"))
+    assert len(images) == 3
+    for image in images:
+        assert (site / "images" / image.name).read_bytes() == image.read_bytes()
+        assert f'src="../../images/{image.name}"' in html
+
+
 def test_json_schema_is_published_at_the_site_root(site: Path) -> None:
     assert json.loads((site / "fastmoe.schema.json").read_text()) == json_schema(MLPBaseConfig)
 
