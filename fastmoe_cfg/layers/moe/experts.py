@@ -81,11 +81,11 @@ class GroupedExperts(nn.Module):
                 y_NH = y_NH + weight_N1 * layer_2.bias.index_select(0, plan.safe_expert_N)
         else:
             y_NH = self.linear(a_NI, layer_2, plan) * weight_N1
-        return torch.where(plan.real_N.unsqueeze(1), y_NH, 0)
+        return torch.where(plan.real_N.unsqueeze(1), y_NH, 0) if plan.sentinels else y_NH
 
     def linear(self, x_NI: torch.Tensor, layer: Linear, plan: PermutePlan, *, bias: bool = True) -> torch.Tensor:
         """Row n times layer.weight[e_n]ᵀ (+ layer.bias[e_n]): [N, in] -> [N, out]; sentinel rows are not computed."""
-        y_NO = grouped_mm(x_NI, layer.weight, plan.ends_E, 0 if self.dynamic_shape else plan.max_rows)
+        y_NO = grouped_mm(x_NI, layer.weight, plan.ends_E, 0 if self.dynamic_shape else plan.max_rows, plan.sentinels)
         if bias and layer.bias is not None:
             y_NO = y_NO + layer.bias.index_select(0, plan.safe_expert_N)
         return y_NO

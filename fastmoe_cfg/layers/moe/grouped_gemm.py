@@ -65,20 +65,21 @@ class _Padded:
 
 
 @torch.library.custom_op("fastmoe_cfg::grouped_mm", mutates_args=())
-def grouped_mm(x_NI: torch.Tensor, weight_EOI: torch.Tensor, ends_E: torch.Tensor, rows: int) -> torch.Tensor:
+def grouped_mm(x_NI: torch.Tensor, weight_EOI: torch.Tensor, ends_E: torch.Tensor, rows: int, sentinels: bool) -> torch.Tensor:
     """y[n] = x[n] · weight[e]ᵀ for the rows n of expert e; [N, I] -> [N, O], sentinel rows zero.
 
     `rows`: C of the padded fallback (the most rows an expert can have; 0: the largest count, one host sync).
+    `sentinels`: whether rows past ends[-1] may exist (False: ends[-1] = N, nothing to zero).
     """
     if _native(x_NI, *weight_EOI.shape[1:]):
         y_NO = torch._grouped_mm(x_NI, weight_EOI.transpose(1, 2), offs=ends_E.to(torch.int32))
-        return _zero_sentinels(y_NO, ends_E)
+        return _zero_sentinels(y_NO, ends_E) if sentinels else y_NO
     padded = _Padded(ends_E, rows)
     return padded.unpad(torch.bmm(padded.pad(x_NI), weight_EOI.transpose(1, 2)), x_NI.shape[0])
 
 
 @grouped_mm.register_fake
-def _(x_NI, weight_EOI, ends_E, rows):
+def _(x_NI, weight_EOI, ends_E, rows, sentinels):
     return x_NI.new_empty(x_NI.shape[0], weight_EOI.shape[1])
 
 
@@ -97,9 +98,9 @@ def _(grad_NO, x_NI, ends_E, rows):
 
 
 def _setup_context(ctx, inputs, output) -> None:
-    x_NI, weight_EOI, ends_E, rows = inputs
+    x_NI, weight_EOI, ends_E, rows, sentinels = inputs
     ctx.save_for_backward(x_NI, weight_EOI, ends_E)
-    ctx.rows = rows
+    ctx.rows, ctx.sentinels = rows, sentinels
 
 
 def _backward(ctx, grad_NO: torch.Tensor):
@@ -107,10 +108,10 @@ def _backward(ctx, grad_NO: torch.Tensor):
     grad_NO = grad_NO.contiguous()
     grad_x = grad_weight = None
     if ctx.needs_input_grad[0]:
-        grad_x = grouped_mm(grad_NO, weight_EOI.transpose(1, 2), ends_E, ctx.rows)
+        grad_x = grouped_mm(grad_NO, weight_EOI.transpose(1, 2), ends_E, ctx.rows, ctx.sentinels)
     if ctx.needs_input_grad[1]:
         grad_weight = grouped_mm_weight_grad(grad_NO, x_NI, ends_E, ctx.rows)
-    return grad_x, grad_weight, None, None
+    return grad_x, grad_weight, None, None, None
 
 
 grouped_mm.register_autograd(_backward, setup_context=_setup_context)

@@ -225,7 +225,8 @@ class MoEMLP(nn.Module):
     ) -> tuple[torch.Tensor, Routing]:
         routing = self.route(x_TH, mask_T, sequences, correction_bias=bias_E)
         capacity = self.capacity(x_TH.shape[0]) if mask_T is None else None  # a bound on the rows, known statically
-        plan = permute(routing.experts_TK, routing.weights_TK.to(x_TH.dtype), self.routed_experts, max_rows=capacity)
+        sentinels = mask_T is not None or self._capacity is not None
+        plan = permute(routing.experts_TK, routing.weights_TK.to(x_TH.dtype), self.routed_experts, sentinels=sentinels, max_rows=capacity)
         _, inputs, outputs = recomputed_steps(self.recompute_level)
         h_NI, shared_TI, gate_T1 = checkpointed(self.expert_inputs, x_TH, plan, recompute=inputs)
         y_NH, shared_TH = checkpointed(self.expert_outputs, h_NI, shared_TI, plan, recompute=outputs)

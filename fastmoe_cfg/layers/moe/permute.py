@@ -27,6 +27,8 @@ class PermutePlan:
         experts: E.
         tokens: T.
         max_rows: the most rows an expert can have (T, or the capacity when it is known without a host sync).
+        sentinels: whether sentinel rows may exist (a mask or a capacity); when False every row is real
+            and the steps skip the zeroing of sentinel rows.
     """
 
     token_N: torch.Tensor
@@ -37,6 +39,7 @@ class PermutePlan:
     experts: int
     tokens: int
     max_rows: int
+    sentinels: bool
 
     @property
     def real_N(self) -> torch.Tensor:
@@ -60,10 +63,13 @@ def expert_counts(experts_TK: torch.Tensor, experts: int) -> torch.Tensor:
     return counts.index_add_(0, flat_N, torch.ones_like(flat_N))[:experts]
 
 
-def permute(experts_TK: torch.Tensor, weights_TK: torch.Tensor, experts: int, *, max_rows: int | None = None) -> PermutePlan:
+def permute(
+    experts_TK: torch.Tensor, weights_TK: torch.Tensor, experts: int, *, sentinels: bool, max_rows: int | None = None
+) -> PermutePlan:
     """The plan of rows sorted by expert from the routing [T, K] (entries equal to E are sentinels).
 
-    `max_rows`: a bound on any expert's rows below T (the capacity), when known.
+    `sentinels`: whether `experts_TK` may hold E (masked tokens, capacity); `max_rows`: a bound on
+    any expert's rows below T (the capacity), when known.
     """
     tokens, k = experts_TK.shape
     flat_N = experts_TK.reshape(-1)
@@ -78,6 +84,7 @@ def permute(experts_TK: torch.Tensor, weights_TK: torch.Tensor, experts: int, *,
         experts=experts,
         tokens=tokens,
         max_rows=tokens if max_rows is None else min(tokens, max_rows),
+        sentinels=sentinels,
     )
 
 
