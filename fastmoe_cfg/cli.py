@@ -6,7 +6,6 @@ mode, for every command; `--format json` puts its report on standard output.
 """
 
 import os
-import shlex
 import sys
 import textwrap
 import unicodedata
@@ -21,7 +20,6 @@ from fastmoe_cfg.config.errors import ConfigError, Problem, did_you_mean
 from fastmoe_cfg.config.loader import load_bytes, load_file, parse_key
 from fastmoe_cfg.config.overrides import OverrideSyntaxError, parse_override
 from fastmoe_cfg.schemas import MLPBaseConfig
-from fastmoe_cfg.schemas.counts import DTYPE_BYTES, count_layer
 
 app = typer.Typer(
     name="fastmoe-cfg",
@@ -79,7 +77,9 @@ def _integer(minimum: int) -> Any:
 # Choices that come from the library, so that the CLI cannot drift from it.
 FORMATS = ["text", "json"]
 TIERS = [tier.value for tier in Tier]
-DTYPES = list(DTYPE_BYTES)
+# The keys of `schemas.counts.DTYPE_BYTES` (tests/test_cli.py checks it), written out so that commands other
+# than `explain` do not import the counts (a class and its helpers) at start-up.
+DTYPES = ["fp32", "bf16", "fp16", "fp8"]
 
 
 def _check_overrides(values: Optional[List[str]]) -> List[str]:
@@ -276,6 +276,7 @@ def explain(
         fastmoe-cfg explain examples/model_file/model.yaml --key model.mlp
     """
     from fastmoe_cfg.explain import explain_rows, explain_rules, hidden_expert_fields
+    from fastmoe_cfg.schemas.counts import count_layer
 
     config, problems = _load_or_problems(file, key, overrides or [])
     if problems:
@@ -493,6 +494,8 @@ def convert(
         fastmoe-cfg convert --from-hf config.json --layer 3 -o moe.yaml
         fastmoe-cfg explain moe.yaml --hidden-size 7168
     """
+    import shlex
+
     from fastmoe_cfg.config.yaml_reader import read_yaml
     from fastmoe_cfg.hf.mapping import conversion_yaml
     from fastmoe_cfg.hf.mapping import convert as convert_hf
@@ -679,7 +682,10 @@ def docs_serve(
 def main() -> None:
     """Console entry point: no traceback ever reaches the user."""
     # pydantic's own plugins (observability hooks) have no use in a one-shot CLI, and looking
-    # them up scans every installed distribution at start-up.
+    # them up scans every installed distribution at start-up (3% of a `validate` cold start).
+    # PYDANTIC_DISABLE_PLUGINS is pydantic's documented switch; it is read when a validator is
+    # built, and our validators are built on first use (defer_build), after this line. setdefault:
+    # a value the user set wins. It changes this process only (and any it would start).
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     try:
         app(prog_name="fastmoe-cfg")

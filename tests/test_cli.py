@@ -525,3 +525,11 @@ def test_problems_go_to_standard_error_in_every_command(bad_file: Path, tmp_path
         result = cli(*args)
         assert result.exit_code == 1 and result.stdout == "", args
         assert result.stderr.startswith((f"{bad_file}:3:1: ", f"{hf}:1:")), args
+
+
+def test_dtype_choices_are_the_counted_ones() -> None:
+    # cli.py writes the --dtype choices out (the counts module is imported by `explain` only).
+    from fastmoe_cfg import cli
+    from fastmoe_cfg.schemas.counts import DTYPE_BYTES
+
+    assert cli.DTYPES == list(DTYPE_BYTES)

@@ -214,17 +214,29 @@ class Config(BaseModel, metaclass=_ConfigMeta):
         protected_namespaces=(),
     )
 
-    # Declared per class; collected along the MRO by `derived_defaults()` / `rules()`.
-    __derived__: ClassVar[tuple[Derived, ...]] = ()
-    __rules__: ClassVar[tuple[Rule, ...]] = ()
-    # Names users may bring from other systems (a field name, or a `Renamed` with a note).
-    __renamed__: ClassVar[dict[str, str | Renamed]] = {}
-    # Variants: a dynamic base declares `__default_variant__`; `register` fills the rest.
-    __default_variant__: ClassVar[str | None] = None
-    __variants__: ClassVar[dict[str, type[Config]] | None] = None
-    __variant_name__: ClassVar[str | None] = None
+    # The class-level names below carry their types for type checkers only: pydantic evaluates the
+    # (string) annotations of a model's underscore names again for every subclass, which was ~2.5% of
+    # the instructions of a `validate` cold start (benchmarks/cli_startup.py).
+    if typing.TYPE_CHECKING:
+        __derived__: ClassVar[tuple[Derived, ...]]
+        __rules__: ClassVar[tuple[Rule, ...]]
+        __renamed__: ClassVar[dict[str, str | Renamed]]
+        __default_variant__: ClassVar[str | None]
+        __variants__: ClassVar[dict[str, type[Config]] | None]
+        __variant_name__: ClassVar[str | None]
+        _derived: frozenset[str]
 
-    _derived: frozenset[str] = PrivateAttr(default=frozenset())
+    # Declared per class; collected along the MRO by `derived_defaults()` / `rules()`.
+    __derived__ = ()
+    __rules__ = ()
+    # Names users may bring from other systems (a field name, or a `Renamed` with a note).
+    __renamed__ = {}
+    # Variants: a dynamic base declares `__default_variant__`; `register` fills the rest.
+    __default_variant__ = None
+    __variants__ = None
+    __variant_name__ = None
+
+    _derived = PrivateAttr(default=frozenset())
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
