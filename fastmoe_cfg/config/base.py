@@ -161,43 +161,8 @@ def field(
     if default_factory is not None:
         if default is not PydanticUndefined:
             raise TypeError("field(): give a default or a default_factory, not both")
-        if isinstance(default_factory, type) and issubclass(default_factory, Config):
-            default_factory = _defaults_of(default_factory)
         return Field(default_factory=default_factory, **kwargs)
     return Field(default, **kwargs)
-
-
-def _defaults_of(klass: type[Config]) -> Callable[[], Config]:
-    """The default factory of a field that holds `klass` (`field(default_factory=LinearConfig)`): `klass()`.
-
-    A class without variants, required fields, derived defaults, rules or validators of
-    its own gets the same instance from `model_construct()` (its declared defaults,
-    nothing set), without building its own validator: a cold `validate` would otherwise
-    build the validator of every such held class once more just to make its default
-    (2.8% of its instructions).
-    """
-
-    def make() -> Config:
-        if _constructible(klass):
-            return klass.model_construct()
-        return klass()
-
-    make.__qualname__ = make.__name__ = f"{klass.__name__}_defaults"
-    return make
-
-
-def _constructible(klass: type[Config]) -> bool:
-    """Whether `klass.model_construct()` equals `klass()`: nothing but declared defaults to fill in.
-
-    (Field validators do not matter: defaults are not validated, `validate_default=False`.)
-    """
-    return (
-        not klass.is_dynamic()
-        and not klass.derived_defaults()
-        and not klass.rules()
-        and list(klass.__pydantic_decorators__.model_validators) == ["_validate_config"]
-        and not any(info.is_required() for info in klass.model_fields.values())
-    )
 
 
 def _class_in(annotation: Any, base: type) -> Any:
