@@ -127,3 +127,20 @@ def test_looped_compiles_with_graph_breaks_and_gives_the_same_results():
     mask = torch.rand(2, 9) > 0.25
     expected, actual = run(eager, x, mask), run(compiled, x, mask)
     assert relative_error(actual[0], expected[0]) <= 1e-12 and relative_error(actual[1], expected[1]) <= 1e-12
+
+
+def test_aot_eager_dynamic_shapes_with_a_changing_loss_scale():
+    # The injected losses' scale is a graph input, not a constant: dynamic=True compiles, and a loss scaler that
+    # changes aux_loss_scale every step neither recompiles nor breaks the graph.
+    data = {**BASE, "capacity_factor": 1.0}
+    torch._dynamo.reset()
+    eager, other = build(data, HIDDEN).train(), build(data, HIDDEN).train()
+    compiled = torch.compile(other, fullgraph=True, dynamic=True, backend="aot_eager")
+    for tokens, scale in ((9, 1.0), (13, 0.5), (17, 0.25)):
+        eager.aux_loss_scale = other.aux_loss_scale = scale
+        x = torch.randn(tokens, HIDDEN, dtype=torch.float64)
+        expected, actual = run(eager, x, None), run(compiled, x, None)
+        assert relative_error(actual[0], expected[0]) <= 1e-12 and relative_error(actual[1], expected[1]) <= 1e-12
+        for name in expected[2]:
+            assert relative_error(actual[2][name], expected[2][name]) <= 1e-12, name
+

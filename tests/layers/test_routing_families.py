@@ -333,6 +333,24 @@ def test_balanced_routing_counts_real_tokens_only(implementation):
     assert layer.stats["tokens_per_expert"].tolist() == [2, 2, 1, 1]
 
 
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_balanced_routing_noise_ignores_the_padding(implementation):
+    # The real token of rank r takes the r-th row of draws: a masked input routes as its real tokens alone.
+    data = {
+        "type": "moe", "experts": 6, "experts_per_token": 2, "intermediate_size": 4, "routing": "balanced",
+        "balanced_routing_noise": 0.5, "implementation": implementation,
+    }
+    layer = build(data).train()
+    x = torch.randn(2, 5, 8, dtype=torch.float64)
+    mask = torch.tensor([[False, True, True, False, True], [True, False, False, True, True]])
+    torch.manual_seed(3)
+    masked = layer(x, token_mask=mask)[mask]
+    counts = layer.stats["tokens_per_expert"]
+    torch.manual_seed(3)
+    torch.testing.assert_close(masked, layer(x[mask]), rtol=1e-12, atol=1e-12)
+    assert torch.equal(counts, layer.stats["tokens_per_expert"])
+
+
 def one_hot_experts_layer(data, experts):
     """H = E_r, I = 1, identity activation, no biases: expert e outputs x[0] · one_hot(e)."""
     layer = build({**data, "intermediate_size": 1, "activation": "identity", "add_linear_biases": False}, experts)

@@ -44,13 +44,17 @@ def _zero_sentinels(y_N: torch.Tensor, ends_E: torch.Tensor) -> torch.Tensor:
 
 
 class _Padded:
-    """The real rows of each expert in a zero-padded [E, C, ...] block, C = `rows` or the largest count."""
+    """The real rows of each expert in a zero-padded [E, C, ...] block, C = `rows` or the largest count.
 
-    def __init__(self, ends_E: torch.Tensor, rows: int) -> None:
+    `real`: the number of real rows when known (every row, without sentinels); else it is read
+    from `ends_E`, a host sync (the op is opaque to the compiler, so this breaks no graph).
+    """
+
+    def __init__(self, ends_E: torch.Tensor, rows: int, real: int | None) -> None:
         counts_E = torch.diff(ends_E, prepend=ends_E.new_zeros(1))
-        self.real = int(ends_E[-1]) if ends_E.numel() else 0  # the op is opaque to the compiler: a host sync is allowed here
+        self.real = real if real is not None else (int(ends_E[-1]) if ends_E.numel() else 0)
         self.experts = ends_E.numel()
-        self.expert_R = torch.repeat_interleave(torch.arange(self.experts, device=ends_E.device), counts_E)
+        self.expert_R = torch.repeat_interleave(torch.arange(self.experts, device=ends_E.device), counts_E, output_size=self.real)
         self.position_R = torch.arange(self.real, device=ends_E.device) - (ends_E - counts_E)[self.expert_R]
         self.rows = rows if rows > 0 else (int(counts_E.max()) if self.experts else 0)
 
@@ -74,7 +78,7 @@ def grouped_mm(x_NI: torch.Tensor, weight_EOI: torch.Tensor, ends_E: torch.Tenso
     if _native(x_NI, *weight_EOI.shape[1:]):
         y_NO = torch._grouped_mm(x_NI, weight_EOI.transpose(1, 2), offs=ends_E.to(torch.int32))
         return _zero_sentinels(y_NO, ends_E) if sentinels else y_NO
-    padded = _Padded(ends_E, rows)
+    padded = _Padded(ends_E, rows, None if sentinels else x_NI.shape[0])
     return padded.unpad(torch.bmm(padded.pad(x_NI), weight_EOI.transpose(1, 2)), x_NI.shape[0])
 
 
@@ -84,16 +88,19 @@ def _(x_NI, weight_EOI, ends_E, rows, sentinels):
 
 
 @torch.library.custom_op("fastmoe_cfg::grouped_mm_weight_grad", mutates_args=())
-def grouped_mm_weight_grad(grad_NO: torch.Tensor, x_NI: torch.Tensor, ends_E: torch.Tensor, rows: int) -> torch.Tensor:
-    """The weight gradient of `grouped_mm`: [E, O, I], Σ over the rows n of expert e of grad[n]ᵀ x[n]."""
+def grouped_mm_weight_grad(grad_NO: torch.Tensor, x_NI: torch.Tensor, ends_E: torch.Tensor, rows: int, sentinels: bool) -> torch.Tensor:
+    """The weight gradient of `grouped_mm`: [E, O, I], Σ over the rows n of expert e of grad[n]ᵀ x[n].
+
+    It has no derivative of its own: a second derivative through the expert weights is not supported.
+    """
     if _native(grad_NO, grad_NO.shape[1], x_NI.shape[1]):
         return torch._grouped_mm(grad_NO.t(), x_NI, offs=ends_E.to(torch.int32))
-    padded = _Padded(ends_E, rows)
+    padded = _Padded(ends_E, rows, None if sentinels else x_NI.shape[0])
     return torch.bmm(padded.pad(grad_NO).transpose(1, 2), padded.pad(x_NI))
 
 
 @grouped_mm_weight_grad.register_fake
-def _(grad_NO, x_NI, ends_E, rows):
+def _(grad_NO, x_NI, ends_E, rows, sentinels):
     return grad_NO.new_empty(ends_E.shape[0], grad_NO.shape[1], x_NI.shape[1])
 
 
@@ -110,7 +117,7 @@ def _backward(ctx, grad_NO: torch.Tensor):
     if ctx.needs_input_grad[0]:
         grad_x = grouped_mm(grad_NO, weight_EOI.transpose(1, 2), ends_E, ctx.rows, ctx.sentinels)
     if ctx.needs_input_grad[1]:
-        grad_weight = grouped_mm_weight_grad(grad_NO, x_NI, ends_E, ctx.rows)
+        grad_weight = grouped_mm_weight_grad(grad_NO, x_NI, ends_E, ctx.rows, ctx.sentinels)
     return grad_x, grad_weight, None, None, None
 
 

@@ -79,9 +79,9 @@ class MoEMLP(nn.Module):
     Buffer (aux_free): `router_correction_bias` [E], float32, in the state dict.
     Default initialization: router normal(std=H^-0.5) (Fast-LLM), router bias 0, layer_1 normal(std=H^-0.5),
     layer_2 normal(std=I^-0.5), biases 0, scales 1, shared_expert_gate normal(std=H^-0.5).
-    `reset_parameters()` draws them again in the constructor's order (sub-modules in order, then
-    the layer's own vectors), so a layer built under `torch.device("meta")`, moved with
-    `to_empty()` and reset equals a direct build under the same seed.
+    `reset_parameters()` draws them again in the constructor's order (INITIALIZATION_ORDER), so a
+    layer built under `torch.device("meta")`, moved with `to_empty()` and reset equals a direct
+    build under the same seed.
 
     Attributes set by the training loop: `aux_loss_scale` (default 1.0) multiplies every
     injected loss gradient; `inject_aux_losses = False` stops injection and puts the
@@ -106,12 +106,19 @@ class MoEMLP(nn.Module):
         factory = {"device": device, "dtype": dtype}
         experts, intermediate = self.routed_experts, config.intermediate_size
 
-        # Sub-modules initialise themselves as they are built, in this order; then the layer's own vectors.
+        self._vectors = {  # the layer's own parameters: (config, size, default initialization)
+            "router_scale": (config.router_scale, hidden_size, fill(1.0)),
+            "router_per_expert_scale": (config.router_per_expert_scale, experts, fill(1.0)),
+            "shared_expert_gate": (config.shared_expert_gate, hidden_size, normal(hidden_size**-0.5)),
+        }
+        # Built and initialised in the order of INITIALIZATION_ORDER (sub-modules initialise themselves as they are built).
         self.router_normalization = build_normalization(config.router_normalization, hidden_size, **factory)
+        self._add_vector("router_scale", **factory)
         router_bias = bool(config.router_bias.enabled)
         self.router = Linear(
             config.router, hidden_size, experts, bias=router_bias, bias_config=config.router_bias, default_std=hidden_size**-0.5, **factory
         )
+        self._add_vector("router_per_expert_scale", **factory)
         self.pre_norm = build_normalization(config.pre_norm, hidden_size, **factory)
         bias_1, bias_2 = config.has_bias(config.layer_1), config.has_bias(config.layer_2)
         experts_class = LoopedExperts if self.implementation == MoEImplementation.looped else GroupedExperts
@@ -127,19 +134,11 @@ class MoEMLP(nn.Module):
         self.shared = None
         if config.shared_experts:
             self.shared = MLP(config, hidden_size, intermediate_size=config.shared_intermediate_size(), norms=False, **factory)
+        self._add_vector("shared_expert_gate", **factory)
         self.post_norm = build_normalization(config.post_norm, hidden_size, **factory)
-
-        self._vectors = {  # the layer's own parameters: (config, size, default initialization)
-            "router_scale": (config.router_scale, hidden_size, fill(1.0)),
-            "router_per_expert_scale": (config.router_per_expert_scale, experts, fill(1.0)),
-            "shared_expert_gate": (config.shared_expert_gate, hidden_size, normal(hidden_size**-0.5)),
-        }
-        for name, (vector, size, _) in self._vectors.items():
-            self.register_parameter(name, nn.Parameter(torch.empty(size, **factory)) if vector.enabled else None)
         aux_free = config.routing == RoutingType.aux_free
-        self.register_buffer("router_correction_bias", torch.empty(experts, device=device) if aux_free else None)
-        self.register_buffer("pending_load", torch.empty(experts, dtype=torch.int64, device=device) if aux_free else None, persistent=False)
-        self._reset_own()
+        self.register_buffer("router_correction_bias", torch.zeros(experts, device=device) if aux_free else None)
+        self.register_buffer("pending_load", torch.zeros(experts, dtype=torch.int64, device=device) if aux_free else None, persistent=False)
 
         scale = scale_of(config.lr_scale)
         self.lr_scales = {
@@ -155,20 +154,31 @@ class MoEMLP(nn.Module):
             **normalization_lr_scales(config.post_norm, "post_norm", scale),
         }
 
-    def reset_parameters(self) -> None:
-        """Initialise every parameter and buffer as the constructor does, in the same order."""
-        for child in self.children():
-            child.reset_parameters()
-        self._reset_own()
+    INITIALIZATION_ORDER = (
+        "router_normalization", "router_scale", "router", "router_per_expert_scale", "pre_norm", "experts", "shared",
+        "shared_expert_gate", "post_norm",
+    )
 
-    @torch.no_grad()
-    def _reset_own(self) -> None:
-        for name, (vector, _, default) in self._vectors.items():
-            if getattr(self, name) is not None:
-                initialize_(getattr(self, name), vector.initialization, default)
+    def reset_parameters(self) -> None:
+        """Initialise every parameter and buffer as the constructor does, in the same order (INITIALIZATION_ORDER)."""
+        for name in self.INITIALIZATION_ORDER:
+            if name in self._vectors:
+                self._initialize_vector(name)
+            elif getattr(self, name) is not None:
+                getattr(self, name).reset_parameters()
         if self.router_correction_bias is not None:
             self.router_correction_bias.zero_()
             self.pending_load.zero_()
+
+    def _add_vector(self, name: str, *, device, dtype) -> None:
+        vector, size, _ = self._vectors[name]
+        self.register_parameter(name, nn.Parameter(torch.empty(size, device=device, dtype=dtype)) if vector.enabled else None)
+        self._initialize_vector(name)
+
+    def _initialize_vector(self, name: str) -> None:
+        vector, _, default = self._vectors[name]
+        if getattr(self, name) is not None:
+            initialize_(getattr(self, name), vector.initialization, default)
 
     def _vector_lr_scale(self, name: str, config: ParameterConfig, scale: float) -> dict[str, float]:
         return {name: scale * scale_of(config.lr_scale)} if getattr(self, name) is not None else {}
@@ -327,16 +337,18 @@ class MoEMLP(nn.Module):
             return sinkhorn_routing(logits_TE, scores_TE, mask_T, training=self.training, **options)
         if config.routing == RoutingType.balanced:
             tokens = logits_TE.shape[0]
-            rank_T = torch.arange(tokens, device=logits_TE.device) if mask_T is None else (mask_T.cumsum(0) - 1).clamp(min=0)
+            rank_T = torch.arange(tokens, device=logits_TE.device) if mask_T is None else _ranks(mask_T)
             return balanced_routing(rank_T, k, self.routed_experts, noise=config.balanced_routing_noise, dtype=scores_TE.dtype)
         return aux_loss_routing(logits_TE, scores_TE, **options)
 
     @staticmethod
     def _real_token_draws(draws_T_: torch.Tensor, mask_T: torch.Tensor | None) -> torch.Tensor:
-        """Random rows [T, ...] given to the real tokens in order (the first T_real rows): the draws of the real tokens alone."""
+        """Random rows [T, ...] given to the real tokens in order: the real token of rank r takes row r, so the
+        real tokens see the values they would see alone (on the CPU, whose generator fills a tensor in order;
+        the generator still advances by T rows)."""
         if mask_T is None:
             return draws_T_
-        return draws_T_.index_select(0, (mask_T.cumsum(0) - 1).clamp(min=0))
+        return draws_T_.index_select(0, _ranks(mask_T))
 
     @torch.no_grad()
     def update_bias(self) -> None:
@@ -366,3 +378,8 @@ class MoEMLP(nn.Module):
         }[self.config.router_dtype]
         bias = self.router.bias
         return F.linear(r_TH.to(dtype), self.router.weight.to(dtype), None if bias is None else bias.to(dtype))
+
+
+def _ranks(mask_T: torch.Tensor) -> torch.Tensor:
+    """[T] each token's index among the real tokens (a masked token gets its predecessor's, never used)."""
+    return (mask_T.cumsum(0) - 1).clamp(min=0)

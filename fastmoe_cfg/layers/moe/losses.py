@@ -118,17 +118,16 @@ def routing_statistics(
 
 
 class _InjectLoss(torch.autograd.Function):
-    """Identity on `tensor` in forward; in backward, `loss` receives the gradient `scale`."""
+    """Identity on `tensor` in forward; in backward, `loss` receives the gradient 1."""
 
     @staticmethod
-    def forward(ctx, tensor: torch.Tensor, loss: torch.Tensor, scale: float) -> torch.Tensor:
-        ctx.scale = scale
+    def forward(ctx, tensor: torch.Tensor, loss: torch.Tensor) -> torch.Tensor:
         ctx.loss_dtype = loss.dtype
         return tensor.view_as(tensor)
 
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):
-        return grad_output, torch.tensor(ctx.scale, dtype=ctx.loss_dtype, device=grad_output.device), None
+        return grad_output, torch.ones((), dtype=ctx.loss_dtype, device=grad_output.device)
 
 
 def inject_loss(tensor: torch.Tensor, loss: torch.Tensor, scale: float) -> torch.Tensor:
@@ -136,6 +135,8 @@ def inject_loss(tensor: torch.Tensor, loss: torch.Tensor, scale: float) -> torch
 
     This is how an auxiliary loss reaches the router without the training loop adding
     it to the model's loss (Fast-LLM's AuxiliaryLoss): `tensor` must lie on the path
-    from the loss's inputs to the layer's output.
+    from the loss's inputs to the layer's output. The scale multiplies the loss outside the
+    autograd Function, so a compiled graph takes it as an input (no recompile when a loss
+    scaler changes it, and `dynamic=True` works).
     """
-    return _InjectLoss.apply(tensor, loss, scale)
+    return _InjectLoss.apply(tensor, loss * scale)

@@ -26,7 +26,9 @@ class PermutePlan:
             rows from ends_E[-1] on are sentinels.
         experts: E.
         tokens: T.
-        max_rows: the most rows an expert can have (T, or the capacity when it is known without a host sync).
+        max_rows: the most rows an expert can have (T, or the capacity when it is known without a host sync),
+            for this process's tokens: an expert-parallel exchange that brings rows from other ranks must
+            replace it.
         sentinels: whether sentinel rows may exist (a mask or a capacity); when False every row is real
             and the steps skip the zeroing of sentinel rows.
     """

@@ -180,16 +180,20 @@ def balanced_routing(
     noise 0: the j-th choice of token t is expert (rank_t·k + j) mod E, weight 1/k (perfect balance).
     noise > 0: weights = (1 - noise)/k + noise · (random weights summing to 1); choices = top-k
     of uniform noise plus a per-expert popularity bias N(0, (0.1·noise)²), so some experts
-    run hot. The draws use torch's generator (a recompute replays them, as for jitter).
+    run hot. The draws use torch's generator (a recompute replays them, as for jitter): the
+    popularity first, then one row of uniform draws [k weights, E choice noises] per token,
+    the real token of rank r taking row r, so the padding of a masked input changes nothing
+    (on the CPU, whose generator fills a tensor in order).
     """
     tokens, device = rank_T.shape[0], rank_T.device
     if noise == 0:
         experts_TK = (rank_T.unsqueeze(1) * k + torch.arange(k, device=device)) % experts
         return torch.full((tokens, k), 1 / k, device=device, dtype=dtype), experts_TK
-    raw_TK = torch.rand(tokens, k, device=device, dtype=dtype)
-    weights_TK = (1 - noise) / k + noise * raw_TK / raw_TK.sum(dim=-1, keepdim=True)
     popularity_E = torch.randn(experts, device=device, dtype=dtype) * (0.1 * noise)
-    experts_TK = (torch.rand(tokens, experts, device=device, dtype=dtype) + popularity_E).topk(k, dim=-1).indices
+    draws_TX = torch.rand(tokens, k + experts, device=device, dtype=dtype).index_select(0, rank_T)
+    raw_TK, choice_TE = draws_TX[:, :k], draws_TX[:, k:]
+    weights_TK = (1 - noise) / k + noise * raw_TK / raw_TK.sum(dim=-1, keepdim=True)
+    experts_TK = (choice_TE + popularity_E).topk(k, dim=-1).indices
     return weights_TK, experts_TK
 
 
