@@ -5,7 +5,12 @@ from typing import ClassVar, Literal
 from fastmoe_cfg.config.base import Config, Derived, Renamed, Rule, field, format_value
 from fastmoe_cfg.schemas.enums import (
     ActivationType,
+    BiasUpdateRule,
+    BiasUpdateSchedule,
+    CorrectionBiasTarget,
     DropPolicy,
+    JitterDistribution,
+    JitterTarget,
     MLPRecomputeLevel,
     MoEImplementation,
     RouterDtype,
@@ -20,6 +25,7 @@ FORMAT_VERSION = 1
 GPT_OSS_LIMIT = 7.0
 GPT_OSS_ALPHA = 1.702  # the sigmoid-GELU approximation constant of gpt_oss_glu (fixed, as in HF's GptOssExperts)
 BIAS_UPDATE_RATE = 1e-3  # DeepSeek-V3's γ
+BIAS_UPDATE_EMA_DECAY = 0.99  # KempnerForge's SigmoidTopKRouter ema_decay
 AUXILIARY_LOSS_COEFFICIENT = 0.01  # Fast-LLM's default
 TYPE_DESCRIPTION = "The MLP variant: mlp (dense, default) or moe (mixture of experts)."
 
@@ -43,6 +49,11 @@ def _shared_experts_hint(experts: int, shared_experts: int, expert_groups: int) 
     return f"; experts counts the {shared} too: experts: {routed + shared_experts} gives {routed} routed experts"
 
 
+def _positive(value) -> bool:
+    """For a derived default: whether a raw, not yet validated value is a number above 0."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+
+
 def ignored_by_balanced(name: str, neutral, shown: str) -> Rule:
     """A rule: `name` keeps its neutral value under routing balanced, which ignores the router's scores."""
     return Rule(
@@ -57,9 +68,46 @@ def ignored_by_balanced(name: str, neutral, shown: str) -> Rule:
 
 
 class MLPBaseConfig(Config):
-    """The MLP block of a transformer layer; `type:` selects dense (`mlp`, default) or mixture of experts (`moe`)."""
+    """The MLP block of a transformer layer; `type:` selects dense (`mlp`, default), mixture of experts (`moe`) or both summed (`hybrid_moe`)."""
 
     __default_variant__: ClassVar[str] = "mlp"
+
+    type: str | None = field(None, tier="core", desc=TYPE_DESCRIPTION)
+    format_version: int | None = field(
+        None, tier="core", ge=1, le=FORMAT_VERSION, desc=f"Version of this config format (only {FORMAT_VERSION} exists). None: the current one."
+    )
+    pre_norm: NormalizationConfig | None = field(
+        None, tier="architecture", desc="Normalization of the MLP input (for moe: of the experts' input only; the router sees the raw input). None: no normalization."
+    )
+    post_norm: NormalizationConfig | None = field(
+        None, tier="architecture", desc="Normalization of the MLP output (for moe: of the combined output). None: no normalization."
+    )
+    lr_scale: float | None = field(
+        None, tier="feature", ge=0, desc="Multiplies the learning rate of every parameter of the MLP, on top of the scales of its sub-layers. None: 1."
+    )
+
+    def build(self, hidden_size: int, *, device=None, dtype=None):
+        """The torch module this config describes (`fastmoe_cfg.layers`, imported here: configs never need torch).
+
+        `hidden_size` is the model's width; `device` and `dtype` go to every parameter.
+        The module's `forward(x, token_mask=None)` takes [tokens, hidden] or [batch, seq, hidden].
+        """
+        try:
+            from fastmoe_cfg.layers import build_layer
+        except ModuleNotFoundError as exc:
+            if exc.name != "torch" and not (exc.name or "").startswith("torch."):
+                raise
+            raise ModuleNotFoundError(
+                "building a layer needs torch, which is not installed; install it with: pip install 'fastmoe_cfg[torch]' "
+                "(validate, explain, schema and docs work without it)",
+                name=exc.name,
+            ) from None
+        return build_layer(self, hidden_size, device=device, dtype=dtype)
+
+
+class TwoLayerMLPConfig(MLPBaseConfig):
+    """The width, activation, gating and two linears of an MLP: shared by `mlp` and the experts of `moe` (not by `hybrid_moe`, whose branches carry their own)."""
+
     __derived__ = (
         Derived(
             field="activation",
@@ -95,10 +143,6 @@ class MLPBaseConfig(Config):
         "mlp_recompute_level": "recompute_level",
     }
 
-    type: str | None = field(None, tier="core", desc=TYPE_DESCRIPTION)
-    format_version: int | None = field(
-        None, tier="core", ge=1, le=FORMAT_VERSION, desc=f"Version of this config format (only {FORMAT_VERSION} exists). None: the current one."
-    )
     activation: ActivationType | None = field(None, tier="core", desc="Activation of the hidden layer (the gate's activation when gated).")
     activation_limit: float | None = field(
         None, tier="architecture", gt=0, desc="gpt_oss_glu only: the gate is clamped above at this value and the linear part to [-limit, limit], before the activation."
@@ -116,36 +160,12 @@ class MLPBaseConfig(Config):
     layer_2: AffineLinearConfig = field(
         default_factory=AffineLinearConfig, tier="architecture", desc="Second linear: intermediate -> hidden. Default initialization: normal, std intermediate_size^-0.5; bias 0."
     )
-    pre_norm: NormalizationConfig | None = field(
-        None, tier="architecture", desc="Normalization of the MLP input (for moe: of the experts' input only; the router sees the raw input). None: no normalization."
-    )
-    post_norm: NormalizationConfig | None = field(
-        None, tier="architecture", desc="Normalization of the MLP output (for moe: of the combined output). None: no normalization."
-    )
-    lr_scale: float | None = field(
-        None, tier="feature", ge=0, desc="Multiplies the learning rate of every parameter of the MLP, on top of the scales of its sub-layers. None: 1."
-    )
     recompute_level: MLPRecomputeLevel = field(
         MLPRecomputeLevel.none, tier="performance", desc="What backward recomputes instead of storing."
     )
-
-    def build(self, hidden_size: int, *, device=None, dtype=None):
-        """The torch module this config describes (`fastmoe_cfg.layers`, imported here: configs never need torch).
-
-        `hidden_size` is the model's width; `device` and `dtype` go to every parameter.
-        The module's `forward(x, token_mask=None)` takes [tokens, hidden] or [batch, seq, hidden].
-        """
-        try:
-            from fastmoe_cfg.layers import build_layer
-        except ModuleNotFoundError as exc:
-            if exc.name != "torch" and not (exc.name or "").startswith("torch."):
-                raise
-            raise ModuleNotFoundError(
-                "building a layer needs torch, which is not installed; install it with: pip install 'fastmoe_cfg[torch]' "
-                "(validate, explain, schema and docs work without it)",
-                name=exc.name,
-            ) from None
-        return build_layer(self, hidden_size, device=device, dtype=dtype)
+    dropout: float = field(
+        0.0, tier="feature", ge=0, lt=1, desc="Training only: dropout with this probability on the layer's output, after post_norm (kept values × 1/(1 - dropout); attnax dropout_rate). Drawn over the real tokens only. 0: off."
+    )
 
     def has_bias(self, layer: AffineLinearConfig) -> bool:
         """Whether `layer` (this config's layer_1 or layer_2) has a bias: its `bias.enabled`, else `add_linear_biases`."""
@@ -153,14 +173,14 @@ class MLPBaseConfig(Config):
 
 
 @MLPBaseConfig.register("mlp")
-class MLPConfig(MLPBaseConfig):
+class MLPConfig(TwoLayerMLPConfig):
     """A dense MLP: layer_2(activation(layer_1(x)))."""
 
     type: Literal["mlp"] = field("mlp", tier="core", desc=TYPE_DESCRIPTION)
 
 
 @MLPBaseConfig.register("moe")
-class MoEMLPConfig(MLPBaseConfig):
+class MoEMLPConfig(TwoLayerMLPConfig):
     """A mixture-of-experts MLP: a router sends each token to `experts_per_token` of the routed experts and sums their outputs, weighted by the routing scores; shared experts process every token."""
 
     type: Literal["moe"] = field("moe", tier="core", desc=TYPE_DESCRIPTION)
@@ -243,7 +263,6 @@ class MoEMLPConfig(MLPBaseConfig):
         ),
         ignored_by_balanced("router_input_scale", 1.0, "1"),
         ignored_by_balanced("router_normalization", None, "null"),
-        ignored_by_balanced("jitter_eps", 0.0, "0"),
         ignored_by_balanced("router_score_function", RouterScoreFunction.softmax, "softmax"),
         Rule(
             fields=("normalize_expert_weights", "routing", "router_score_function"),
@@ -287,6 +306,52 @@ class MoEMLPConfig(MLPBaseConfig):
                 "normalize_expert_weights: false (the default with router_score_function: sigmoid, as Llama-4)"
             ),
             doc="router_weight_on_input needs a weight that is not renormalised to 1: normalize_expert_weights false.",
+        ),
+        only_with("jitter_target", ("jitter_eps",), lambda jitter_eps: jitter_eps > 0, "with jitter_eps > 0"),
+        only_with("jitter_distribution", ("jitter_eps",), lambda jitter_eps: jitter_eps > 0, "with jitter_eps > 0"),
+        Rule(
+            fields=("jitter_eps", "routing", "jitter_target"),
+            check=lambda jitter_eps, routing, jitter_target: (
+                routing != RoutingType.balanced or jitter_eps == 0 or jitter_target == JitterTarget.layer_input
+            ),
+            message=lambda jitter_eps, routing, jitter_target: (
+                f"jitter_eps {format_value(jitter_eps)} on the {jitter_target} has no effect with routing: balanced, which ignores "
+                "the router's scores (remove it, use jitter_target: layer_input, or use another routing)"
+            ),
+            doc="jitter_eps other than 0 has no effect with routing: balanced, unless jitter_target is layer_input.",
+        ),
+        Rule(
+            fields=("expert_load_scaling", "experts_per_token", "experts", "shared_experts"),
+            check=lambda expert_load_scaling, experts_per_token, experts, shared_experts: (
+                not expert_load_scaling or experts_per_token < experts - shared_experts
+            ),
+            message=lambda expert_load_scaling, experts_per_token, experts, shared_experts: (
+                f"has no effect when every token picks every routed expert (experts_per_token {experts_per_token} = "
+                f"{experts - shared_experts} routed experts): every load is then the mean (remove it)"
+            ),
+            doc="expert_load_scaling needs experts_per_token < experts - shared_experts (else every load is the mean).",
+        ),
+        *(
+            only_with(name, ("routing",), lambda routing: routing == RoutingType.aux_free, "with routing: aux_free")
+            for name in ("bias_update_rule", "bias_update_schedule", "correction_bias_target")
+        ),
+        only_with("bias_update_ema_decay", ("bias_update_rule",), lambda rule: rule == BiasUpdateRule.ema, "with bias_update_rule: ema"),
+        only_with(
+            "bias_update_total_steps",
+            ("bias_update_schedule",),
+            lambda schedule: schedule in (BiasUpdateSchedule.cosine_decay, BiasUpdateSchedule.linear_warmup),
+            "with bias_update_schedule cosine_decay or linear_warmup",
+        ),
+        Rule(
+            fields=("bias_update_schedule", "bias_update_total_steps"),
+            check=lambda bias_update_schedule, bias_update_total_steps: (
+                bias_update_schedule in (None, BiasUpdateSchedule.constant) or bias_update_total_steps is not None
+            ),
+            message=lambda bias_update_schedule, bias_update_total_steps: (
+                f"{bias_update_schedule} needs bias_update_total_steps, the number of update_bias() calls of the whole "
+                "training (progress = bias_update_step / bias_update_total_steps)"
+            ),
+            doc="bias_update_schedule cosine_decay or linear_warmup needs bias_update_total_steps.",
         ),
     )
     __derived__ = (
@@ -343,6 +408,42 @@ class MoEMLPConfig(MLPBaseConfig):
             compute=lambda capacity_factor: None if capacity_factor is None else DropPolicy.probability,
             doc="probability when capacity_factor is set, else none.",
         ),
+        Derived(
+            field="jitter_target",
+            depends_on=("jitter_eps",),
+            compute=lambda jitter_eps: JitterTarget.router_logits if _positive(jitter_eps) else None,
+            doc="router_logits when jitter_eps > 0 (Fast-LLM), else none.",
+        ),
+        Derived(
+            field="jitter_distribution",
+            depends_on=("jitter_eps",),
+            compute=lambda jitter_eps: JitterDistribution.uniform if _positive(jitter_eps) else None,
+            doc="uniform when jitter_eps > 0, else none.",
+        ),
+        Derived(
+            field="bias_update_rule",
+            depends_on=("routing",),
+            compute=lambda routing: BiasUpdateRule.sign if routing == RoutingType.aux_free else None,
+            doc="sign with routing aux_free (DeepSeek-V3), else none.",
+        ),
+        Derived(
+            field="bias_update_ema_decay",
+            depends_on=("bias_update_rule",),
+            compute=lambda bias_update_rule: BIAS_UPDATE_EMA_DECAY if bias_update_rule == BiasUpdateRule.ema else None,
+            doc=f"{BIAS_UPDATE_EMA_DECAY} with bias_update_rule ema (KempnerForge's ema_decay), else none.",
+        ),
+        Derived(
+            field="bias_update_schedule",
+            depends_on=("routing",),
+            compute=lambda routing: BiasUpdateSchedule.constant if routing == RoutingType.aux_free else None,
+            doc="constant with routing aux_free, else none.",
+        ),
+        Derived(
+            field="correction_bias_target",
+            depends_on=("routing",),
+            compute=lambda routing: CorrectionBiasTarget.selection if routing == RoutingType.aux_free else None,
+            doc="selection with routing aux_free (DeepSeek-V3), else none.",
+        ),
     )
     # The names of the Hugging Face families that `convert` imports (and of Fast-LLM's older configs).
     __renamed__ = {
@@ -392,10 +493,10 @@ class MoEMLPConfig(MLPBaseConfig):
         None, tier="feature", ge=0, desc="Scale of the load-balancing loss coefficient · E_r · Σ_e f_e · P_e (aux_loss routing only)."
     )
     z_loss_coefficient: float = field(
-        0.0, tier="feature", ge=0, desc="Scale of the router z-loss mean_t(logsumexp(logits_t)²), computed before jitter."
+        0.0, tier="feature", ge=0, desc="Scale of the router z-loss mean_t(logsumexp(logits_t)²), of the logits the router produced (before jitter on the logits)."
     )
     jitter_eps: float = field(
-        0.0, tier="feature", ge=0, lt=1, desc="In training, the router logits are multiplied by uniform(1 - jitter_eps, 1 + jitter_eps) noise, after the z-loss. 0: off."
+        0.0, tier="feature", ge=0, lt=1, desc="In training, multiplicative noise of scale jitter_eps on the router logits (after the z-loss reads them), the router input or the layer input (jitter_target), uniform or normal (jitter_distribution). 0: off."
     )
     dropless_dynamic_shape: bool = field(
         False, tier="expert", desc="Dropless implementation: size buffers by the actual token counts instead of the worst case (less memory, a host sync)."
@@ -446,6 +547,32 @@ class MoEMLPConfig(MLPBaseConfig):
     router_dtype: RouterDtype = field(RouterDtype.float32, tier="feature", desc="Precision of the router linear and of the scores.")
     balanced_routing_noise: float | None = field(
         None, tier="feature", ge=0, le=1, desc="balanced routing: 0 spreads tokens evenly; up to 1 the choices and weights become random and skewed (NeMo's noise)."
+    )
+
+    # Options of the other systems (Megatron-LM, HF, attnax, KempnerForge).
+    jitter_target: JitterTarget | None = field(
+        None, tier="feature", desc="Where jitter_eps's multiplicative noise acts in training: router_logits (Fast-LLM), router_input (Megatron-LM moe_input_jitter_eps) or layer_input (HF Mixtral router_jitter_noise, DBRX moe_jitter_eps). Drawn over the real tokens only."
+    )
+    jitter_distribution: JitterDistribution | None = field(
+        None, tier="feature", desc="The law of the jitter noise: uniform U(1 - jitter_eps, 1 + jitter_eps), or normal N(1, jitter_eps²) (attnax router_jitter)."
+    )
+    expert_load_scaling: bool = field(
+        False, tier="feature", desc="Training only: each routed expert's output rows are multiplied by (T·k / E_r) / max(load_e, 1), load_e its assignments before capacity drops, so busy experts do not dominate learning (KempnerForge moe_gradient_scale, after DeepSeek-V3); the forward value changes too."
+    )
+    bias_update_rule: BiasUpdateRule | None = field(
+        None, tier="feature", desc="aux_free: how update_bias() moves the correction bias: sign (DeepSeek-V3) or ema (KempnerForge's SigmoidTopKRouter)."
+    )
+    bias_update_ema_decay: float | None = field(
+        None, tier="feature", gt=0, lt=1, desc="bias_update_rule ema: the decay of the moving average of the loads (KempnerForge's ema_decay)."
+    )
+    bias_update_schedule: BiasUpdateSchedule | None = field(
+        None, tier="feature", desc="aux_free: the bias update rate as a function of progress = bias_update_step / bias_update_total_steps (KempnerForge moe_bias_schedule); update_bias() advances the layer's bias_update_step buffer."
+    )
+    bias_update_total_steps: int | None = field(
+        None, tier="feature", ge=1, desc="The number of update_bias() calls over the whole training, for bias_update_schedule cosine_decay and linear_warmup (KempnerForge's max_steps)."
+    )
+    correction_bias_target: CorrectionBiasTarget | None = field(
+        None, tier="architecture", desc="aux_free: where the correction bias acts: selection (the choice only, DeepSeek-V3) or logits (before the score function, so the weights change too: KempnerForge)."
     )
 
     def applied_losses(self) -> frozenset[str]:
