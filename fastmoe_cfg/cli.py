@@ -329,7 +329,7 @@ def _render_explain(
 ) -> None:
     from rich.console import Console
 
-    from fastmoe_cfg.explain import explain_rules, summary_lines
+    from fastmoe_cfg.explain import explain_rules, megatron_equivalent_lines, summary_lines
 
     console = Console(highlight=False)
     width = max(console.width, 40)
@@ -347,6 +347,8 @@ def _render_explain(
         out.append("Rules on the fields set here:")
         for path, doc in rules:
             out += textwrap.wrap(f"{path + ': ' if path else ''}{doc}", width=width, initial_indent="  ", subsequent_indent="    ")
+    for line in megatron_equivalent_lines(config):
+        out += textwrap.wrap(line, width=width, subsequent_indent="  ")
     if hidden_expert:
         out.append(f"{hidden_expert} expert-tier field(s) not shown: --all or --tier expert shows them.")
     if counts is None:

@@ -64,6 +64,31 @@ def explain_rules(config: Config, prefix: str = "") -> list[tuple[str, str]]:
     return found
 
 
+def megatron_equivalent_lines(config: Config, prefix: str = "") -> list[str]:
+    """Megatron-LM's `moe_aux_loss_coeff` for each load-balancing loss this config applies (none: no line).
+
+    Megatron-LM (like NeMo Automodel and KempnerForge; MegaBlocks also divides by the number of layers)
+    divides the Switch loss E · Σ_e f_e · P_e by k (its f_e sums to 1, ours to k), so its coefficient is
+    ours × experts_per_token. Multiplied as decimals, so that 0.01 × 3 reads 0.03. A nested MoE config
+    (`routed` of a hybrid) gets its own line.
+    """
+    from decimal import Decimal
+
+    lines = []
+    applied_losses = getattr(config, "applied_losses", None)
+    if applied_losses is not None and "load_balancing_loss" in applied_losses():
+        coefficient, k = config.auxiliary_loss_coefficient, config.experts_per_token
+        megatron = float(Decimal(repr(coefficient)) * k)
+        lines.append(
+            f"Megatron-LM equivalent: moe_aux_loss_coeff {format_value(megatron)} = {prefix}auxiliary_loss_coefficient "
+            f"{format_value(coefficient)} × experts_per_token {k} (Megatron-LM divides the load-balancing loss by k)."
+        )
+    for name, value in config.iter_fields():
+        if isinstance(value, Config):
+            lines += megatron_equivalent_lines(value, f"{prefix}{name}.")
+    return lines
+
+
 def _collect(
     config: Config, prefix: str, depth: int, wanted: set[str] | None, expand: bool, rows: list[ExplainRow]
 ) -> None:
@@ -102,6 +127,8 @@ def summary_lines(counts: LayerCounts) -> list[tuple[str, str]]:
         ("active parameters per token", f"{counts.active_parameters:,}"),
         ("forward FLOPs per token", f"{counts.flops_per_token:,}"),
     ]
+    if counts.dense_parameters is not None:
+        lines.append(("dense branch parameters (hybrid_moe)", f"{counts.dense_parameters:,}"))
     if counts.parameters_per_expert is not None and counts.bytes_per_expert is not None:
         mib = counts.bytes_per_expert / 2**20
         lines += [
