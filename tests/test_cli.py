@@ -509,7 +509,7 @@ def test_validate_a_directory(tmp_path: Path) -> None:
         (["validate", "examples/dense.yaml", "--format", "jsn"], "'jsn' is not one of: text, json (did you mean json?)"),
         (["explain", "examples/dense.yaml", "--hidden-size", "abc"], "Invalid value for '--hidden-size': 'abc' is not an integer"),
         (["explain", "examples/dense.yaml", "--dtype", "bf61"], "'bf61' is not one of: fp32, bf16, fp16, fp8 (did you mean bf16?)"),
-        (["init", "--type", "MoE"], "'MoE' is not one of: mlp, moe (did you mean moe?)"),
+        (["init", "--type", "MoE"], "'MoE' is not one of: hybrid_moe, mlp, moe (did you mean moe?)"),
     ],
 )
 def test_usage_errors_have_a_did_you_mean_and_no_pydantic_wording(args: list[str], message: str) -> None:

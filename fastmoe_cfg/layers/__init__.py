@@ -1,11 +1,13 @@
 """PyTorch layers built from configs. Imported lazily by `MLPBaseConfig.build()`: this is the only package that imports torch."""
 
+from fastmoe_cfg.layers.hybrid import HybridMoEMLP
 from fastmoe_cfg.layers.lr import parameter_groups
 from fastmoe_cfg.layers.mlp import MLP
 from fastmoe_cfg.layers.moe import MoEMLP
+from fastmoe_cfg.schemas.hybrid import HybridMoEMLPConfig
 from fastmoe_cfg.schemas.mlp import MLPBaseConfig, MLPConfig, MoEMLPConfig
 
-__all__ = ["MLP", "MoEMLP", "build_layer", "parameter_groups"]
+__all__ = ["MLP", "HybridMoEMLP", "MoEMLP", "build_layer", "parameter_groups"]
 
 
 def build_layer(config: MLPBaseConfig, hidden_size: int, *, device=None, dtype=None):
@@ -16,4 +18,6 @@ def build_layer(config: MLPBaseConfig, hidden_size: int, *, device=None, dtype=N
         return MoEMLP(config, hidden_size, device=device, dtype=dtype)
     if isinstance(config, MLPConfig):
         return MLP(config, hidden_size, device=device, dtype=dtype)
+    if isinstance(config, HybridMoEMLPConfig):
+        return HybridMoEMLP(config, hidden_size, device=device, dtype=dtype)
     raise NotImplementedError(f"no layer implementation for MLP type {config.type or type(config).__name__!r}; a plugin variant defines build()")

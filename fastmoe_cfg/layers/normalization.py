@@ -1,4 +1,4 @@
-"""Normalization layers over the hidden dimension: layer_norm, rms_norm, none."""
+"""Normalization layers over the hidden dimension: layer_norm, rms_norm, fixed_rms_norm, none."""
 
 import torch
 import torch.nn.functional as F
@@ -8,28 +8,30 @@ from fastmoe_cfg.layers.initialization import fill, initialize_
 from fastmoe_cfg.layers.lr import scale_of
 from fastmoe_cfg.schemas.normalization import (
     AffineNormalizationConfig,
+    FixedRMSNormalizationConfig,
     LayerNormalizationConfig,
     NoNormalizationConfig,
     NormalizationConfig,
-    RMSNormalizationConfig,
 )
 
 
 class Normalization(nn.Module):
-    """layer_norm: (x - mean) / sqrt(var + eps) · w + b; rms_norm: x / sqrt(mean(x²) + eps) · w (no w when disabled).
+    """layer_norm: (x - mean) / sqrt(var + eps) · w + b; rms_norm: x / sqrt(mean(x²) + eps) · w (no w when disabled
+    and for fixed_rms_norm).
 
     With `zero_centered`, the stored weight is an offset and the output is multiplied by (1 + w).
     Statistics are computed in float32 at least, then cast back to the input's dtype.
     """
 
-    def __init__(self, config: AffineNormalizationConfig, hidden_size: int, *, device=None, dtype=None) -> None:
+    def __init__(self, config: AffineNormalizationConfig | FixedRMSNormalizationConfig, hidden_size: int, *, device=None, dtype=None) -> None:
         super().__init__()
-        self.rms = isinstance(config, RMSNormalizationConfig)
+        affine = isinstance(config, AffineNormalizationConfig)
+        self.rms = not isinstance(config, LayerNormalizationConfig)
         self.epsilon = config.epsilon
-        self.zero_centered = config.zero_centered
+        self.zero_centered = affine and config.zero_centered
         self.config = config
         self.weight = None
-        if config.weight.enabled is not False:
+        if affine and config.weight.enabled is not False:
             self.weight = nn.Parameter(torch.empty(hidden_size, device=device, dtype=dtype))
         self.bias = None
         if isinstance(config, LayerNormalizationConfig):
@@ -65,15 +67,17 @@ def build_normalization(config: NormalizationConfig | None, hidden_size: int, *,
     """The module for a normalization config; None for no normalization (`None` or `type: none`)."""
     if config is None or isinstance(config, NoNormalizationConfig):
         return None
-    if isinstance(config, AffineNormalizationConfig):
+    if isinstance(config, (AffineNormalizationConfig, FixedRMSNormalizationConfig)):
         return Normalization(config, hidden_size, device=device, dtype=dtype)
     raise NotImplementedError(f"no layer implementation for normalization type {config.type!r}")
 
 
 def normalization_lr_scales(config: NormalizationConfig | None, prefix: str, scale: float) -> dict[str, float]:
-    """Learning-rate scales of a normalization's parameters, by parameter name."""
+    """Learning-rate scales of a normalization's parameters, by parameter name: the owner's scale × the
+    normalization's `lr_scale` × the parameter's."""
     if config is None or not isinstance(config, AffineNormalizationConfig):
         return {}
+    scale = scale * scale_of(config.lr_scale)
     scales = {f"{prefix}.weight": scale * scale_of(config.weight.lr_scale)} if config.weight.enabled is not False else {}
     if isinstance(config, LayerNormalizationConfig):
         scales[f"{prefix}.bias"] = scale * scale_of(config.bias.lr_scale)

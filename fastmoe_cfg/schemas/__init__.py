@@ -15,16 +15,20 @@ from fastmoe_cfg.schemas.initialization import (
     NormalInitializationConfig,
     UniformInitializationConfig,
 )
+from fastmoe_cfg.schemas.hybrid import HybridMoEMLPConfig
 from fastmoe_cfg.schemas.linear import AffineLinearConfig, LinearConfig
-from fastmoe_cfg.schemas.mlp import FORMAT_VERSION, MLPBaseConfig, MLPConfig, MoEMLPConfig
+from fastmoe_cfg.schemas.mlp import FORMAT_VERSION, MLPBaseConfig, MLPConfig, MoEMLPConfig, TwoLayerMLPConfig
 from fastmoe_cfg.schemas.normalization import (
     AffineNormalizationConfig,
+    FixedRMSNormalizationConfig,
     LayerNormalizationConfig,
     NoNormalizationConfig,
     NormalizationConfig,
+    NormalizationImplementation,
     RMSNormalizationConfig,
 )
 from fastmoe_cfg.schemas.parameter import OptionalParameterConfig, ParameterConfig
+from fastmoe_cfg.schemas.stack import LayerOverrideConfig, StackConfig  # also registers the format versions
 
 __all__ = [
     "FORMAT_VERSION",
@@ -33,8 +37,11 @@ __all__ = [
     "AffineNormalizationConfig",
     "DropPolicy",
     "FillInitializationConfig",
+    "FixedRMSNormalizationConfig",
+    "HybridMoEMLPConfig",
     "InitializationConfig",
     "LayerNormalizationConfig",
+    "LayerOverrideConfig",
     "LinearConfig",
     "MLPBaseConfig",
     "MLPConfig",
@@ -44,11 +51,14 @@ __all__ = [
     "NoNormalizationConfig",
     "NormalInitializationConfig",
     "NormalizationConfig",
+    "NormalizationImplementation",
     "OptionalParameterConfig",
     "ParameterConfig",
     "RMSNormalizationConfig",
     "RouterDtype",
     "RouterScoreFunction",
     "RoutingType",
+    "StackConfig",
+    "TwoLayerMLPConfig",
     "UniformInitializationConfig",
 ]

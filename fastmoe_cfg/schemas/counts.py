@@ -7,6 +7,9 @@ those one token touches: router, router scales, its `experts_per_token`
 routed experts, the shared experts and their gate, and the norms, biases
 included (the router bias too).
 
+A hybrid_moe layer is the sum of its branches' counts (the dense branch is active for every token)
+plus its own pre_norm and post_norm; `dense_parameters` is its dense branch, norms included.
+
 The shared experts are held as one dense MLP of width
 `shared_experts · intermediate_size`, or `shared_expert_intermediate_size` (DESIGN.md, layers), so together they
 have one `layer_2` bias of size hidden, where separate experts would have one
@@ -15,9 +18,10 @@ each. Per-expert figures are None for a dense MLP.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
-from fastmoe_cfg.schemas.mlp import MLPBaseConfig, MoEMLPConfig
+from fastmoe_cfg.schemas.hybrid import HybridMoEMLPConfig
+from fastmoe_cfg.schemas.mlp import MLPBaseConfig, MoEMLPConfig, TwoLayerMLPConfig
 from fastmoe_cfg.schemas.normalization import LayerNormalizationConfig, NormalizationConfig, RMSNormalizationConfig
 from fastmoe_cfg.schemas.parameter import OptionalParameterConfig
 
@@ -36,6 +40,7 @@ class LayerCounts:
     parameters_per_expert: int | None = None
     shared_parameters: int | None = None
     bytes_per_expert: int | None = None
+    dense_parameters: int | None = None
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -52,7 +57,7 @@ def _enabled(parameter: OptionalParameterConfig) -> bool:
     return bool(parameter.enabled)
 
 
-def mlp_parameters(config: MLPBaseConfig, hidden_size: int, intermediate_size: int) -> int:
+def mlp_parameters(config: TwoLayerMLPConfig, hidden_size: int, intermediate_size: int) -> int:
     """Weights and biases of one MLP of the given width (layer_1 doubles its rows when gated)."""
     rows_1 = intermediate_size * (2 if config.gated else 1)
     count = hidden_size * rows_1 + intermediate_size * hidden_size
@@ -61,13 +66,23 @@ def mlp_parameters(config: MLPBaseConfig, hidden_size: int, intermediate_size: i
     return count
 
 
-def mlp_flops(config: MLPBaseConfig, hidden_size: int, intermediate_size: int) -> int:
+def mlp_flops(config: TwoLayerMLPConfig, hidden_size: int, intermediate_size: int) -> int:
     rows_1 = intermediate_size * (2 if config.gated else 1)
     return 2 * (hidden_size * rows_1 + intermediate_size * hidden_size)
 
 
 def count_layer(config: MLPBaseConfig, hidden_size: int, dtype: str = "bf16") -> LayerCounts:
     norms = norm_parameters(config.pre_norm, hidden_size) + norm_parameters(config.post_norm, hidden_size)
+    if isinstance(config, HybridMoEMLPConfig):
+        dense, routed = count_layer(config.dense, hidden_size, dtype), count_layer(config.routed, hidden_size, dtype)
+        return replace(
+            routed,
+            total_parameters=dense.total_parameters + routed.total_parameters + norms,
+            active_parameters=dense.active_parameters + routed.active_parameters + norms,
+            flops_per_token=dense.flops_per_token + routed.flops_per_token,
+            norm_parameters=dense.norm_parameters + routed.norm_parameters + norms,
+            dense_parameters=dense.total_parameters,
+        )
     if not isinstance(config, MoEMLPConfig):
         dense = mlp_parameters(config, hidden_size, config.intermediate_size)
         return LayerCounts(

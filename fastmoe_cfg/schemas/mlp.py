@@ -21,13 +21,13 @@ from fastmoe_cfg.schemas.linear import AffineLinearConfig, LinearConfig
 from fastmoe_cfg.schemas.normalization import NormalizationConfig
 from fastmoe_cfg.schemas.parameter import OptionalParameterConfig
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # what each version changed: fastmoe_cfg/schemas/versions.py
 GPT_OSS_LIMIT = 7.0
 GPT_OSS_ALPHA = 1.702  # the sigmoid-GELU approximation constant of gpt_oss_glu (fixed, as in HF's GptOssExperts)
 BIAS_UPDATE_RATE = 1e-3  # DeepSeek-V3's γ
 BIAS_UPDATE_EMA_DECAY = 0.99  # KempnerForge's SigmoidTopKRouter ema_decay
 AUXILIARY_LOSS_COEFFICIENT = 0.01  # Fast-LLM's default
-TYPE_DESCRIPTION = "The MLP variant: mlp (dense, default) or moe (mixture of experts)."
+TYPE_DESCRIPTION = "The MLP variant: mlp (dense, default), moe (mixture of experts) or hybrid_moe (a dense MLP and routed experts, summed)."
 
 
 def only_with(name: str, condition_fields: tuple[str, ...], condition, condition_text: str) -> Rule:
@@ -74,13 +74,13 @@ class MLPBaseConfig(Config):
 
     type: str | None = field(None, tier="core", desc=TYPE_DESCRIPTION)
     format_version: int | None = field(
-        None, tier="core", ge=1, le=FORMAT_VERSION, desc=f"Version of this config format (only {FORMAT_VERSION} exists). None: the current one."
+        None, tier="core", ge=1, le=FORMAT_VERSION, desc=f"Version of this config format (current: {FORMAT_VERSION}). A file without it is version 1: it is read with a warning per change since, and `fastmoe-cfg upgrade` rewrites it."
     )
     pre_norm: NormalizationConfig | None = field(
-        None, tier="architecture", desc="Normalization of the MLP input (for moe: of the experts' input only; the router sees the raw input). None: no normalization."
+        None, tier="architecture", desc="Normalization of the MLP input (for moe: of the experts' input only, the router sees the raw input; for hybrid_moe: of the input of both branches, the router's too). None: no normalization."
     )
     post_norm: NormalizationConfig | None = field(
-        None, tier="architecture", desc="Normalization of the MLP output (for moe: of the combined output). None: no normalization."
+        None, tier="architecture", desc="Normalization of the MLP output (for moe: of the combined output; for hybrid_moe: of the sum of the branches). None: no normalization."
     )
     lr_scale: float | None = field(
         None, tier="feature", ge=0, desc="Multiplies the learning rate of every parameter of the MLP, on top of the scales of its sub-layers. None: 1."

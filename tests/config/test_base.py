@@ -35,7 +35,7 @@ def test_base_constructor_builds_the_named_variant() -> None:
     config = MLPBaseConfig(type="moe", experts=4)
     assert type(config) is MoEMLPConfig and config == MoEMLPConfig(experts=4)
     assert type(MLPBaseConfig()) is MLPConfig
-    with pytest.raises(ConfigError, match=r"^type: unknown type 'mixture'; expected one of: mlp, moe$"):
+    with pytest.raises(ConfigError, match=r"^type: unknown type 'mixture'; expected one of: hybrid_moe, mlp, moe$"):
         MLPBaseConfig(type="mixture")
 
 
@@ -133,7 +133,7 @@ def test_variant_selection_and_default_variant() -> None:
     assert type(MLPBaseConfig.from_dict({"type": "moe"})) is MoEMLPConfig
     assert type(MoEMLPConfig(pre_norm={}).pre_norm) is LayerNormalizationConfig
     assert MoEMLPConfig().type == "moe"
-    assert sorted(MLPBaseConfig.variants()) == ["mlp", "moe"]
+    assert sorted(MLPBaseConfig.variants()) == ["hybrid_moe", "mlp", "moe"]
 
 
 def test_variant_rejects_other_type_when_validated_directly() -> None:

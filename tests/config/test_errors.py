@@ -76,11 +76,11 @@ CASES = {
     ),
     "wrong type:": (
         "type: mixture\n",
-        "moe.yaml:1:7: type: unknown type 'mixture'; expected one of: mlp, moe",
+        "moe.yaml:1:7: type: unknown type 'mixture'; expected one of: hybrid_moe, mlp, moe",
     ),
     "wrong nested type: with suggestion": (
         "pre_norm:\n  type: rmsnorm\n",
-        "moe.yaml:2:9: pre_norm.type: unknown type 'rmsnorm'; expected one of: layer_norm, none, rms_norm (did you mean rms_norm?)",
+        "moe.yaml:2:9: pre_norm.type: unknown type 'rmsnorm'; expected one of: fixed_rms_norm, layer_norm, none, rms_norm (did you mean rms_norm?)",
     ),
     "empty value is located at its key": (
         "type: moe\nexperts:\n\n# a comment\nexperts_per_token: 1\n",
@@ -149,7 +149,7 @@ CASES = {
     ),
     "type is not a string": (
         "type: 5\n",
-        "moe.yaml:1:7: type: expected a variant name (one of: mlp, moe), got integer 5",
+        "moe.yaml:1:7: type: expected a variant name (one of: hybrid_moe, mlp, moe), got integer 5",
     ),
     "odd keys are quoted and escaped": (
         '"exp\\nerts": 1\n',
@@ -187,7 +187,7 @@ def test_every_problem_at_once_sorted_by_position() -> None:
         "moe.yaml:5:10: routing: expected one of aux_loss, sinkhorn, aux_free, balanced; got string 'sinkhorm' (did you mean sinkhorn?)",
         "moe.yaml:6:8: gated: expected true or false, got string 'yes': YAML 1.2 reads yes, no, on and off as strings (did you mean true?)",
         "moe.yaml:7:20: intermediate_size: must be >= 1, got -1",
-        "moe.yaml:9:9: pre_norm.type: unknown type 'layernorm'; expected one of: layer_norm, none, rms_norm (did you mean layer_norm?)",
+        "moe.yaml:9:9: pre_norm.type: unknown type 'layernorm'; expected one of: fixed_rms_norm, layer_norm, none, rms_norm (did you mean layer_norm?)",
         "moe.yaml:12:12: post_norm.epsilon: expected a number, got string '1'",
         "moe.yaml:14:19: layer_1.bias.enabled: expected true or false, got integer 1",
         "moe.yaml:15:1: experts: duplicate key (first defined at line 2)",
@@ -275,7 +275,7 @@ def test_problem_json_fields() -> None:
         NormalizationConfig.from_dict({"type": "layer_nrm"})
     (problem,) = info.value.problems
     assert problem.to_json() == {
-        "message": "unknown type 'layer_nrm'; expected one of: layer_norm, none, rms_norm",
+        "message": "unknown type 'layer_nrm'; expected one of: fixed_rms_norm, layer_norm, none, rms_norm",
         "path": "type",
         "file": None,
         "line": None,
@@ -413,7 +413,7 @@ HINTS = {
     ),
     "type differs in case only": (
         "type: MoE\n",
-        "moe.yaml:1:7: type: unknown type 'MoE'; expected one of: mlp, moe (did you mean moe?)",
+        "moe.yaml:1:7: type: unknown type 'MoE'; expected one of: hybrid_moe, mlp, moe (did you mean moe?)",
     ),
     "yaml 1.1 booleans": (
         "gated: no\nadd_linear_biases: On\n",

@@ -33,7 +33,7 @@ def test_late_registration_reaches_built_validators() -> None:
         assert config.pre_norm.type == "scale_norm"
         assert "scale_norm" in NormalizationConfig.variants()
         assert errors_of("type: moe\npre_norm: {type: scale_nrm}\n") == (
-            "moe.yaml:2:18: pre_norm.type: unknown type 'scale_nrm'; expected one of: layer_norm, none, rms_norm, "
+            "moe.yaml:2:18: pre_norm.type: unknown type 'scale_nrm'; expected one of: fixed_rms_norm, layer_norm, none, rms_norm, "
             "scale_norm (did you mean scale_norm?)"
         )
     finally:
@@ -98,7 +98,7 @@ def test_entry_point_plugin_is_loaded_before_the_first_lookup(tmp_path: Path) ->
     assert ok.stdout == f"{good}: valid (MoEMLPConfig, type: moe)\n"
     failed = run("validate", str(bad), "--format", "json")
     assert failed.returncode == 1
-    assert "expected one of: layer_norm, none, rms_norm, scale_norm" in failed.stdout
+    assert "expected one of: fixed_rms_norm, layer_norm, none, rms_norm, scale_norm" in failed.stdout
     assert '"suggestion": "scale_norm"' in failed.stdout
 
 

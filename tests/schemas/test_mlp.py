@@ -134,8 +134,8 @@ def test_enums() -> None:
 
 
 def test_variants() -> None:
-    assert sorted(MLPBaseConfig.variants()) == ["mlp", "moe"]
-    assert sorted(NormalizationConfig.variants()) == ["layer_norm", "none", "rms_norm"]
+    assert sorted(MLPBaseConfig.variants()) == ["hybrid_moe", "mlp", "moe"]
+    assert sorted(NormalizationConfig.variants()) == ["fixed_rms_norm", "layer_norm", "none", "rms_norm"]
     assert sorted(InitializationConfig.variants()) == ["fill", "normal", "uniform"]
     assert NormalizationConfig.__default_variant__ == "layer_norm"
     assert InitializationConfig.__default_variant__ == "normal"
