@@ -165,12 +165,13 @@ def _aux_loss(out: Conversion, hf: _Reader, default: float) -> None:
     out.set("auxiliary_loss_coefficient", coefficient, f"{hf.named('router_aux_loss_coef')}; {POOLED_AUX_LOSS}")
 
 
-def _no_jitter(hf: _Reader) -> None:
-    """Mixtral's block jitters its input in training (the Qwen and OLMoE blocks ignore the field)."""
-    hf.unsupported_unless(
-        "router_jitter_noise", lambda value: value == 0,
-        "HF's jitter multiplies the MoE input in place (the experts see it too), which jitter_eps does not; set it to 0",
-    )
+def _input_jitter(out: Conversion, hf: _Reader) -> None:
+    """Mixtral's block multiplies its input by U(1 ± router_jitter_noise) in training, before the router and the
+    experts (the Qwen and OLMoE blocks ignore the field): jitter_eps on the layer input."""
+    eps = hf.get("router_jitter_noise", float, 0.0, minimum=0)
+    if eps:
+        out.set("jitter_eps", eps, "router_jitter_noise: the block input is multiplied by U(1 ± eps) in training")
+        out.set("jitter_target", "layer_input", "HF multiplies the block input, which the router and the experts both read")
 
 
 def _gated_experts(out: Conversion, hf: _Reader, width_field: str, act_field: str = "hidden_act", act_default: str = "silu") -> None:
@@ -194,7 +195,7 @@ def mixtral(out: Conversion, hf: _Reader) -> None:
     out.set("experts_per_token", hf.get("num_experts_per_tok", int, minimum=1), "num_experts_per_tok")
     _gated_experts(out, hf, "intermediate_size")
     _routed_softmax(out, normalize=True, normalize_source="Mixtral renormalises the top-k weights")
-    _no_jitter(hf)
+    _input_jitter(out, hf)
     _aux_loss(out, hf, 0.001)
 
 

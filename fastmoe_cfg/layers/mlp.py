@@ -6,6 +6,7 @@ from torch import nn
 from fastmoe_cfg.layers.activations import hidden_activation
 from fastmoe_cfg.layers.linear import Linear, linear_lr_scales
 from fastmoe_cfg.layers.lr import scale_of
+from fastmoe_cfg.layers.noise import dropout
 from fastmoe_cfg.layers.normalization import build_normalization, normalization_lr_scales
 from fastmoe_cfg.layers.recompute import checkpointed, recomputed_steps
 from fastmoe_cfg.layers.tokens import as_tokens
@@ -13,7 +14,7 @@ from fastmoe_cfg.schemas.mlp import MLPBaseConfig
 
 
 class MLP(nn.Module):
-    """post_norm(layer_2(activation(layer_1(pre_norm(x))))), with activation(gate) · up when gated.
+    """post_norm(layer_2(activation(layer_1(pre_norm(x))))), with activation(gate) · up when gated; then dropout in training.
 
     Parameters: `layer_1.weight` [I or 2·I, H] (gate rows first), `layer_1.bias`,
     `layer_2.weight` [H, I], `layer_2.bias`, `pre_norm.*`, `post_norm.*`.
@@ -37,6 +38,7 @@ class MLP(nn.Module):
         self.gated = config.gated
         self.activation_limit = config.activation_limit
         self.recompute_level = config.recompute_level
+        self.dropout = config.dropout  # applied by forward(); the shared experts of an MoE layer run inputs() and outputs() only
         self.pre_norm = build_normalization(config.pre_norm if norms else None, hidden_size, device=device, dtype=dtype)
         bias_1, bias_2 = config.has_bias(config.layer_1), config.has_bias(config.layer_2)
         rows_1 = self.intermediate_size * (2 if self.gated else 1)
@@ -62,13 +64,15 @@ class MLP(nn.Module):
         """x: [tokens, H] or [batch, seq, H]; token_mask: bool, x.shape[:-1], True for a real token. Returns x's shape."""
         tokens = as_tokens(x, token_mask, self.hidden_size)
         full, _, _ = recomputed_steps(self.recompute_level)
-        return tokens.restore(checkpointed(self._forward, tokens.x_TH, recompute=full))
+        return tokens.restore(checkpointed(self._forward, tokens.x_TH, tokens.mask_T, recompute=full))
 
-    def _forward(self, x_TH: torch.Tensor) -> torch.Tensor:
+    def _forward(self, x_TH: torch.Tensor, mask_T: torch.Tensor | None) -> torch.Tensor:
         _, inputs, outputs = recomputed_steps(self.recompute_level)
         h_TI = checkpointed(self.inputs, x_TH, recompute=inputs)
         y_TH = checkpointed(self.outputs, h_TI, recompute=outputs)
-        return y_TH if self.post_norm is None else self.post_norm(y_TH)
+        if self.post_norm is not None:
+            y_TH = self.post_norm(y_TH)
+        return dropout(y_TH, self.dropout, mask_T) if self.training and self.dropout else y_TH
 
     def inputs(self, x_TH: torch.Tensor) -> torch.Tensor:
         """pre_norm and layer_1: [T, H] -> [T, I or 2I]."""

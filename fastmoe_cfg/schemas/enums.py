@@ -78,3 +78,52 @@ class MLPRecomputeLevel(DescribedEnum):
     activation = "activation", "Recompute the activation function's output."
     activation_and_input = "activation_and_input", "Recompute the activation and the (normalized) MLP input."
     full = "full", "Recompute the whole layer in backward (torch.utils.checkpoint)."
+
+
+class JitterTarget(DescribedEnum):
+    """Where the multiplicative jitter noise of `jitter_eps` acts, in training."""
+
+    router_logits = "router_logits", "The router logits, after the z-loss reads them (Fast-LLM's jitter_eps)."
+    router_input = "router_input", (
+        "The router linear's input, after router_normalization, router_scale and router_input_scale (Switch Transformer; "
+        "Megatron-LM's moe_input_jitter_eps); the z-loss reads the logits of the noisy input."
+    )
+    layer_input = "layer_input", (
+        "The layer input, before pre_norm: the router, the routed and the shared experts all see the noise "
+        "(HF Mixtral, MiniMax and MiniMax-M2 router_jitter_noise, DBRX moe_jitter_eps)."
+    )
+
+
+class JitterDistribution(DescribedEnum):
+    """The law of the multiplicative jitter noise."""
+
+    uniform = "uniform", "U(1 - jitter_eps, 1 + jitter_eps) (Fast-LLM, Megatron-LM, Hugging Face)."
+    normal = "normal", "N(1, jitter_eps²) (attnax's router_jitter)."
+
+
+class BiasUpdateRule(DescribedEnum):
+    """How `update_bias()` moves aux_free's correction bias from the loads counted since the last update."""
+
+    sign = "sign", "bias_e += rate · sign(mean load - load_e) (DeepSeek-V3)."
+    ema = "ema", (
+        "KempnerForge's SigmoidTopKRouter: ema_e ← ema_e + (1 - bias_update_ema_decay) · (load_e / Σ load - ema_e), "
+        "then bias_e += rate · (1/E_r - ema_e); ema starts at 1/E_r."
+    )
+
+
+class BiasUpdateSchedule(DescribedEnum):
+    """How aux_free's bias update rate changes with training progress p = bias_update_step / bias_update_total_steps."""
+
+    constant = "constant", "bias_update_rate, always."
+    cosine_decay = "cosine_decay", "bias_update_rate · (1 + cos(π · p)) / 2 (KempnerForge)."
+    linear_warmup = "linear_warmup", "bias_update_rate · min(1, 10 · p): warm up over the first 10% of the steps (KempnerForge)."
+
+
+class CorrectionBiasTarget(DescribedEnum):
+    """Where aux_free's correction bias acts."""
+
+    selection = "selection", "Added to the scores for the top-k choice only; the weights are the unbiased scores (DeepSeek-V3)."
+    logits = "logits", (
+        "Added to the router logits before the score function: it changes the choice and the weights "
+        "(KempnerForge's expert_bias: sigmoid(logits + bias))."
+    )

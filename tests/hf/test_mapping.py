@@ -195,11 +195,11 @@ def test_a_layer_beyond_the_model_is_an_error() -> None:
 
 
 def test_every_unrepresentable_setting_is_named_at_once() -> None:
-    data = {**hf_config("mixtral_8x7b"), "router_jitter_noise": 0.1, "hidden_act": "gelu_fast", "num_local_experts": "8"}
+    data = {**hf_config("mixtral_8x7b"), "router_jitter_noise": "0.1", "hidden_act": "gelu_fast", "num_local_experts": "8"}
     assert sorted(errors(data).splitlines()) == [
         "hidden_act: activation 'gelu_fast' has no equivalent here (supported: silu, swish, gelu_pytorch_tanh, gelu_new, gelu, relu) (did you mean gelu?)",
         "num_local_experts: expected an integer, got string '8'",
-        "router_jitter_noise: number 0.1 cannot be converted: HF's jitter multiplies the MoE input in place (the experts see it too), which jitter_eps does not; set it to 0",
+        "router_jitter_noise: expected a number, got string '0.1'",
     ]
 
 
@@ -237,9 +237,14 @@ def test_gemma4_without_moe_block_is_an_error() -> None:
     assert errors(data) == "text_config.enable_moe_block: expected a boolean, got string 'true'"
 
 
-def test_only_mixtral_refuses_router_jitter_noise() -> None:
-    """Mixtral's block jitters its input; transformers' Qwen and OLMoE blocks never read the field."""
-    assert "router_jitter_noise: number 0.1 cannot be converted" in errors({**hf_config("mixtral_8x7b"), "router_jitter_noise": 0.1})
+def test_mixtral_router_jitter_noise_is_jitter_on_the_layer_input() -> None:
+    """Mixtral's block jitters its input (router and experts see it); transformers' Qwen and OLMoE blocks never read the field."""
+    config = convert({**hf_config("mixtral_8x7b"), "router_jitter_noise": 0.1}).config
+    assert (config.jitter_eps, config.jitter_target, config.jitter_distribution) == (0.1, "layer_input", "uniform")
+    assert convert({**hf_config("mixtral_8x7b"), "router_jitter_noise": 0.0}).config.jitter_target is None
+    assert errors({**hf_config("mixtral_8x7b"), "router_jitter_noise": 1.5}) == (
+        "jitter_eps: must be < 1, got 1.5 (from HF router_jitter_noise: the block input is multiplied by U(1 ± eps) in training)"
+    )
     for name in ("qwen2_57b_a14b", "qwen3_30b_a3b", "olmoe_1b_7b"):
         assert "router_jitter_noise" in convert({**hf_config(name), "router_jitter_noise": 0.1}).unused
 
@@ -262,16 +267,16 @@ def test_not_a_mapping(tmp_path: Path) -> None:
 
 def test_convert_reports_located_problems_and_exits_1(tmp_path: Path) -> None:
     path = tmp_path / "config.json"
-    text = (HF_CONFIGS / "mixtral_8x7b.json").read_text().replace('"router_aux_loss_coef": 0.02', '"router_aux_loss_coef": 0.02, "router_jitter_noise": 0.5')
+    text = (HF_CONFIGS / "mixtral_8x7b.json").read_text().replace('"router_aux_loss_coef": 0.02', '"router_aux_loss_coef": 0.02, "router_jitter_noise": [0.5]')
     path.write_text(text)
     line = next(number for number, content in enumerate(text.splitlines(), 1) if "router_jitter_noise" in content)
-    column = text.splitlines()[line - 1].index("0.5") + 1
+    column = text.splitlines()[line - 1].index("[0.5]") + 1
     result = subprocess.run(
         [sys.executable, "-m", "fastmoe_cfg", "convert", "--from-hf", str(path), "-o", str(tmp_path / "moe.yaml")],
         capture_output=True, text=True, env={**os.environ, "COLUMNS": "100"},
     )
     assert result.returncode == 1 and not (tmp_path / "moe.yaml").exists()
-    assert result.stderr.startswith(f"{path}:{line}:{column}: router_jitter_noise: number 0.5 cannot be converted: ")
+    assert result.stderr.startswith(f"{path}:{line}:{column}: router_jitter_noise: expected a number, got a list\n")
     assert "^" in result.stderr and "Traceback" not in result.stderr
 
 

@@ -15,7 +15,13 @@ The MoE contract it implements, per real token t of x [T, H] (issue 6 included):
    × router_per_expert_scale.
 6. capacity: C = ceil(capacity_factor · T · k / E_r) from the exact decimal; per expert keep the C
    assignments with the highest normalized weights (ties: earlier token) or the C earliest tokens.
-7. out = Σ_kept w · expert_e(pre_norm(x)) (or expert_e(w · pre_norm(x))) + gate · shared(pre_norm(x)), post_norm.
+7. out = Σ_kept w · s_e · expert_e(pre_norm(x)) (or s_e · expert_e(w · pre_norm(x))) + gate · shared(pre_norm(x)),
+   post_norm; s_e = 1, or with load scaling (Σ_e' load_e' / E_r) / max(load_e, 1), load_e the tokens choosing e
+   before capacity drops (KempnerForge's moe_gradient_scale).
+8. dropout: out · keep / (1 - p) for a given 0/1 keep mask.
+Jitter is given as a tensor of multiplicative noise (Spec.jitter) on the layer input [T, H] (before 1),
+the router input r [T, H] (after 1), or the logits [T, E_r] (after 2, after the z-loss reads them);
+with correction_bias_target logits, scores = f(logits + correction bias) and the choice is their top-k.
 """
 
 from __future__ import annotations
@@ -100,6 +106,12 @@ class Spec:
     activation_limit: float = 7.0  # gpt_oss_glu
     capacity_factor: float | str | None = None  # read as the decimal it prints as
     drop_policy: str = "probability"  # probability | position
+    jitter_target: str | None = None  # layer_input | router_input | router_logits, with jitter
+    jitter: torch.Tensor | None = None  # the multiplicative noise, [T, H] or [T, E_r]
+    correction_bias_target: str = "selection"  # selection | logits (aux_free)
+    load_scaling: bool = False
+    dropout: float = 0.0
+    dropout_keep: torch.Tensor | None = None  # [T, H] 0/1, with dropout
     extra: dict = field(default_factory=dict)
 
     @property
@@ -142,7 +154,7 @@ def mlp(p: dict, prefix: str, spec: Spec, x: torch.Tensor, expert: int | None = 
     return y
 
 
-def dense(p: dict, spec: Spec, x_TH: torch.Tensor) -> torch.Tensor:
+def dense(p: dict, spec: Spec, x_TH: torch.Tensor, *, training: bool = False) -> torch.Tensor:
     rows = []
     for x in x_TH:
         if spec.pre_norm:
@@ -151,16 +163,19 @@ def dense(p: dict, spec: Spec, x_TH: torch.Tensor) -> torch.Tensor:
         if spec.post_norm:
             y = spec.post_norm(y, p["post_norm.weight"], p.get("post_norm.bias"))
         rows.append(y)
-    return torch.stack(rows)
+    return with_dropout(spec, torch.stack(rows), training)
 
 
-def router_logits(p: dict, spec: Spec, x: torch.Tensor) -> torch.Tensor:
+def router_logits(p: dict, spec: Spec, x: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+    """One token's logits; `noise` multiplies the router input r (jitter_target router_input)."""
     r = x
     if spec.router_normalization:
         r = spec.router_normalization(r, p["router_normalization.weight"], p.get("router_normalization.bias"))
     if "router_scale" in p:
         r = r * p["router_scale"]
     r = r * spec.router_input_scale
+    if noise is not None:
+        r = r * noise
     logits = p["router.weight"] @ r
     if "router.bias" in p:
         logits = logits + p["router.bias"]
@@ -200,7 +215,7 @@ def select(spec: Spec, scores: torch.Tensor) -> list[int]:
     """aux_loss / aux_free choice of one token: top-k of scores (+ bias), group-limited."""
     experts = scores.shape[0]
     selection = [scores[e].item() for e in range(experts)]
-    if spec.routing == "aux_free" and spec.correction_bias is not None:
+    if spec.routing == "aux_free" and spec.correction_bias is not None and spec.correction_bias_target == "selection":
         selection = [s + b for s, b in zip(selection, spec.correction_bias.double().tolist())]
     if spec.expert_groups > 1:
         size = experts // spec.expert_groups
@@ -239,12 +254,22 @@ def capacity(spec: Spec, tokens: int, experts: int) -> int:
     return math.ceil(Fraction(str(spec.capacity_factor)) * tokens * spec.experts_per_token / experts)
 
 
+def jitter_of(spec: Spec, target: str, training: bool) -> torch.Tensor | None:
+    return spec.jitter if training and spec.jitter is not None and spec.jitter_target == target else None
+
+
 def route(p: dict, spec: Spec, x_TH: torch.Tensor, *, training: bool = False) -> Routing:
+    """The routing of x_TH (the layer input after any layer-input jitter)."""
     k = spec.experts_per_token
-    logits = torch.stack([router_logits(p, spec, x) for x in x_TH])
+    noise = jitter_of(spec, "router_input", training)
+    logits = torch.stack([router_logits(p, spec, x, None if noise is None else noise[t]) for t, x in enumerate(x_TH)])
+    noise = jitter_of(spec, "router_logits", training)
+    routed = logits if noise is None else logits * noise
+    if spec.routing == "aux_free" and spec.correction_bias_target == "logits" and spec.correction_bias is not None:
+        routed = routed + spec.correction_bias.double()
     tokens, experts = logits.shape
-    scores = torch.stack([scores_of(spec, z) for z in logits])
-    sinkhorn_experts = sinkhorn_choice(logits, k) if spec.routing == "sinkhorn" and training else None
+    scores = torch.stack([scores_of(spec, z) for z in routed])
+    sinkhorn_experts = sinkhorn_choice(routed, k) if spec.routing == "sinkhorn" and training else None
     chosen, normalized, weights = [], [], []
     for t in range(tokens):
         s = scores[t]
@@ -280,7 +305,12 @@ def route(p: dict, spec: Spec, x_TH: torch.Tensor, *, training: bool = False) ->
 
 def moe(p: dict, spec: Spec, x_TH: torch.Tensor, *, training: bool = False, routing: Routing | None = None) -> torch.Tensor:
     """The MoE layer on every token of x_TH [T, H], in float64, from NUMERICS.md."""
+    noise = jitter_of(spec, "layer_input", training)
+    x_TH = x_TH if noise is None else x_TH * noise
     routing = route(p, spec, x_TH, training=training) if routing is None else routing
+    experts = routing.scores.shape[1]
+    loads = routing.tokens_per_expert(experts)
+    mean_load = sum(loads) / experts
     rows = []
     for t, x in enumerate(x_TH):
         xe = x if spec.pre_norm is None else spec.pre_norm(x, p["pre_norm.weight"], p.get("pre_norm.bias"))
@@ -288,10 +318,11 @@ def moe(p: dict, spec: Spec, x_TH: torch.Tensor, *, training: bool = False, rout
         for w, e, keep in zip(routing.weights[t], routing.chosen[t], routing.kept[t]):
             if not keep:
                 continue
+            scale = mean_load / max(loads[e], 1) if spec.load_scaling and training else 1.0
             if spec.router_weight_on_input:
-                y = y + mlp(p, "experts.", spec, w * xe, expert=e)
+                y = y + scale * mlp(p, "experts.", spec, w * xe, expert=e)
             else:
-                y = y + w * mlp(p, "experts.", spec, xe, expert=e)
+                y = y + w * scale * mlp(p, "experts.", spec, xe, expert=e)
         if spec.shared_experts:
             shared = mlp(p, "shared.", spec, xe)
             if "shared_expert_gate" in p:
@@ -300,7 +331,13 @@ def moe(p: dict, spec: Spec, x_TH: torch.Tensor, *, training: bool = False, rout
         if spec.post_norm:
             y = spec.post_norm(y, p["post_norm.weight"], p.get("post_norm.bias"))
         rows.append(y)
-    return torch.stack(rows)
+    return with_dropout(spec, torch.stack(rows), training)
+
+
+def with_dropout(spec: Spec, out_TH: torch.Tensor, training: bool) -> torch.Tensor:
+    if not training or not spec.dropout:
+        return out_TH
+    return out_TH * spec.dropout_keep / (1 - spec.dropout)
 
 
 def normalized_scores(routing: Routing) -> torch.Tensor:

@@ -22,7 +22,7 @@ TOLERANCE = {"rtol": 1e-9, "atol": 1e-10}
 def reference_run(layer, spec, x, grad, *, training=False, function=reference.moe):
     params = reference.leaf_parameters(layer)
     x = x.detach().clone().requires_grad_()
-    out = function(params, spec, x, training=training) if function is reference.moe else function(params, spec, x)
+    out = function(params, spec, x, training=training)
     (out * grad).sum().backward()
     return out.detach(), x.grad, {name: (p.grad if p.grad is not None else torch.zeros_like(p)) for name, p in params.items()}
 

@@ -13,6 +13,7 @@ from fastmoe_cfg.layers.initialization import fill, initialize_, normal
 from fastmoe_cfg.layers.linear import Linear, linear_lr_scales
 from fastmoe_cfg.layers.lr import scale_of
 from fastmoe_cfg.layers.mlp import MLP
+from fastmoe_cfg.layers.noise import dropout, jitter_noise, token_ranks
 from fastmoe_cfg.layers.moe.experts import GroupedExperts, LoopedExperts
 from fastmoe_cfg.layers.moe.losses import LOSSES, inject_loss, router_losses, routing_statistics
 from fastmoe_cfg.layers.moe.permute import PermutePlan, permute, unpermute
@@ -31,7 +32,15 @@ from fastmoe_cfg.layers.moe.router import (
 from fastmoe_cfg.layers.normalization import build_normalization, normalization_lr_scales
 from fastmoe_cfg.layers.recompute import checkpointed, recomputed_steps
 from fastmoe_cfg.layers.tokens import as_tokens
-from fastmoe_cfg.schemas.enums import MoEImplementation, RouterDtype, RoutingType
+from fastmoe_cfg.schemas.enums import (
+    BiasUpdateRule,
+    BiasUpdateSchedule,
+    CorrectionBiasTarget,
+    JitterTarget,
+    MoEImplementation,
+    RouterDtype,
+    RoutingType,
+)
 from fastmoe_cfg.schemas.mlp import MoEMLPConfig
 from fastmoe_cfg.schemas.parameter import ParameterConfig
 
@@ -56,10 +65,13 @@ class Routing(NamedTuple):
 class MoEMLP(nn.Module):
     """Mixture of experts. For each real token x:
 
+    0. training, jitter_target layer_input: x ·= noise                    (noise: U(1 ± jitter_eps) or N(1, jitter_eps²))
     1. r = router_normalization(x) · router_scale · router_input_scale   (the raw input, never pre_norm)
+       (training, jitter_target router_input: r ·= noise)
     2. logits = r · router.weightᵀ (+ router.bias), in router_dtype         [T, E]
-    3. z-loss = mean_t logsumexp(logits_t)² (of these logits, before jitter)
-    4. training: logits ·= U(1 - jitter_eps, 1 + jitter_eps)
+    3. z-loss = mean_t logsumexp(logits_t)² (of these logits, before jitter on the logits)
+    4. training, jitter_target router_logits: logits ·= noise; aux_free with correction_bias_target
+       logits: logits += router_correction_bias
     5. scores = softmax | sigmoid (logits)                                  (router_score_function)
     6. experts [T, K]: aux_loss: top-k of the scores; aux_free: top-k of scores + router_correction_bias;
        both group-limited with expert_groups > 1; sinkhorn: the Sinkhorn choice in training;
@@ -68,15 +80,19 @@ class MoEMLP(nn.Module):
        the applied losses are injected (load balancing: counts of the routed choice; sequence:
        counts of the top-k of the unbiased scores); × routed_scaling_factor × router_per_expert_scale[e]
     8. capacity_factor: assignments beyond an expert's capacity are dropped (drop_policy)
-    9. out = Σ_k weights_k · expert_k(pre_norm(x))  (router_weight_on_input: expert_k(weights_k · pre_norm(x)))
+    9. out = Σ_k weights_k · s_k · expert_k(pre_norm(x))  (router_weight_on_input: s_k · expert_k(weights_k · pre_norm(x)))
              + shared(pre_norm(x)) · sigmoid(pre_norm(x) · shared_expert_gate)
-    10. post_norm(out)
+       s_k = 1, or in training with expert_load_scaling (T·K / E) / max(load_e, 1), load_e the router's
+       choices of expert e before capacity drops
+    10. post_norm(out), then dropout in training
 
     Parameters: `router.weight` [E, H] (+ `router.bias` [E]); `experts.layer_1.weight` [E, I or 2I, H],
     `experts.layer_2.weight` [E, H, I] (+ biases [E, ...]); `shared.layer_1.*`, `shared.layer_2.*` (one
     dense MLP of width shared_expert_intermediate_size, default shared_experts · I); `shared_expert_gate` [H];
     `pre_norm.*`, `post_norm.*`, `router_normalization.*`, `router_scale` [H], `router_per_expert_scale` [E].
-    Buffer (aux_free): `router_correction_bias` [E], float32, in the state dict.
+    Buffers (aux_free), in the state dict: `router_correction_bias` [E], float32; `bias_update_step` [], int64,
+    the update_bias() calls so far (the schedule's progress); `router_load_ema` [E], float32, with
+    bias_update_rule ema (starts at 1/E).
     Default initialization: router normal(std=H^-0.5) (Fast-LLM), router bias 0, layer_1 normal(std=H^-0.5),
     layer_2 normal(std=I^-0.5), biases 0, scales 1, shared_expert_gate normal(std=H^-0.5).
     `reset_parameters()` draws them again in the constructor's order (INITIALIZATION_ORDER), so a
@@ -139,6 +155,9 @@ class MoEMLP(nn.Module):
         aux_free = config.routing == RoutingType.aux_free
         self.register_buffer("router_correction_bias", torch.zeros(experts, device=device) if aux_free else None)
         self.register_buffer("pending_load", torch.zeros(experts, dtype=torch.int64, device=device) if aux_free else None, persistent=False)
+        self.register_buffer("bias_update_step", torch.zeros((), dtype=torch.int64, device=device) if aux_free else None)
+        ema = aux_free and config.bias_update_rule == BiasUpdateRule.ema
+        self.register_buffer("router_load_ema", torch.full((experts,), 1 / experts, device=device) if ema else None)
 
         scale = scale_of(config.lr_scale)
         self.lr_scales = {
@@ -169,6 +188,9 @@ class MoEMLP(nn.Module):
         if self.router_correction_bias is not None:
             self.router_correction_bias.zero_()
             self.pending_load.zero_()
+            self.bias_update_step.zero_()
+        if self.router_load_ema is not None:
+            self.router_load_ema.fill_(1 / self.routed_experts)
 
     def _add_vector(self, name: str, *, device, dtype) -> None:
         vector, size, _ = self._vectors[name]
@@ -187,8 +209,10 @@ class MoEMLP(nn.Module):
         # `.to(dtype)`, `.half()`... cast buffers too; the correction bias stays float32 (bfloat16 would swallow
         # updates of 1e-3 on a bias of order 1, and a rounding of the bias flips choices).
         super()._apply(fn, recurse)
-        if self.router_correction_bias is not None and self.router_correction_bias.dtype != torch.float32:
-            self.router_correction_bias = self.router_correction_bias.float()
+        for name in ("router_correction_bias", "router_load_ema"):
+            buffer = getattr(self, name)
+            if buffer is not None and buffer.dtype != torch.float32:
+                setattr(self, name, buffer.float())
         return self
 
     @property
@@ -233,6 +257,8 @@ class MoEMLP(nn.Module):
     def _forward(
         self, x_TH: torch.Tensor, mask_T: torch.Tensor | None, sequences: int, bias_E: torch.Tensor | None
     ) -> tuple[torch.Tensor, Routing]:
+        if self._jitters(JitterTarget.layer_input):
+            x_TH = x_TH * self.jitter_noise(x_TH, mask_T)
         routing = self.route(x_TH, mask_T, sequences, correction_bias=bias_E)
         capacity = self.capacity(x_TH.shape[0]) if mask_T is None else None  # a bound on the rows, known statically
         sentinels = mask_T is not None or self._capacity is not None
@@ -240,12 +266,31 @@ class MoEMLP(nn.Module):
         _, inputs, outputs = recomputed_steps(self.recompute_level)
         h_NI, shared_TI, gate_T1 = checkpointed(self.expert_inputs, x_TH, plan, recompute=inputs)
         y_NH, shared_TH = checkpointed(self.expert_outputs, h_NI, shared_TI, plan, recompute=outputs)
+        if self.training and self.config.expert_load_scaling:
+            scale_E = self.load_scale(routing.statistics["tokens_per_expert"], dtype=torch.promote_types(y_NH.dtype, torch.float32))
+            y_NH = y_NH * scale_E.index_select(0, plan.safe_expert_N).to(y_NH.dtype).unsqueeze(1)
         out_TH = unpermute(y_NH, plan)
         if shared_TH is not None:
             out_TH = out_TH + (shared_TH if gate_T1 is None else shared_TH * gate_T1)
         if self.post_norm is not None:
             out_TH = self.post_norm(out_TH)
+        if self.training and self.config.dropout:
+            out_TH = dropout(out_TH, self.config.dropout, mask_T)
         return out_TH, routing
+
+    def load_scale(self, load_E: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """expert_load_scaling: [E] (Σ load / E) / max(load_e, 1) in `dtype`, from the router's choices per expert
+        before capacity drops (KempnerForge's moe_gradient_scale: the mean load over each expert's load).
+        An expert-parallel layer passes the global loads."""
+        load_E = load_E.to(dtype)
+        return load_E.sum() / self.routed_experts / load_E.clamp(min=1)
+
+    def _jitters(self, target: JitterTarget) -> bool:
+        return self.training and self.config.jitter_eps > 0 and self.config.jitter_target == target
+
+    def jitter_noise(self, like: torch.Tensor, mask_T: torch.Tensor | None) -> torch.Tensor:
+        """The multiplicative jitter noise of `like`'s shape [T, ...] (jitter_eps, jitter_distribution), per real token."""
+        return jitter_noise(like, self.config.jitter_eps, self.config.jitter_distribution, mask_T)
 
     def expert_inputs(
         self, x_TH: torch.Tensor, plan: PermutePlan
@@ -282,12 +327,12 @@ class MoEMLP(nn.Module):
         config = self.config
         k, experts = self.experts_per_token, self.routed_experts
         function = config.router_score_function
-        logits_TE = self.router_logits(x_TH)
+        logits_TE = self.router_logits(x_TH, mask_T)
         routed_logits_TE = logits_TE
-        if self.training and config.jitter_eps > 0:
-            routed_logits_TE = logits_TE * self._real_token_draws(
-                torch.empty_like(logits_TE).uniform_(1 - config.jitter_eps, 1 + config.jitter_eps), mask_T
-            )
+        if self._jitters(JitterTarget.router_logits):
+            routed_logits_TE = logits_TE * self.jitter_noise(logits_TE, mask_T)
+        if self._bias_on_logits:
+            routed_logits_TE = upcast(routed_logits_TE) + self._correction_bias(correction_bias)
         scores_TE = scores_of(routed_logits_TE, function)
         weights_TK, experts_TK = self._choose(routed_logits_TE, scores_TE, mask_T, correction_bias)
         # DeepSeek-V3's sequence loss counts the top-k of the unbiased scores over all routed experts.
@@ -330,47 +375,71 @@ class MoEMLP(nn.Module):
             "k": k, "function": config.router_score_function, "normalize": config.normalize_expert_weights,
             "groups": config.expert_groups, "groups_per_token": config.expert_groups_per_token,
         }
-        if config.routing == RoutingType.aux_free:
-            bias_E = self.router_correction_bias if correction_bias is None else correction_bias
-            return aux_free_routing(logits_TE, scores_TE, bias_E, **options)
+        if config.routing == RoutingType.aux_free and not self._bias_on_logits:
+            return aux_free_routing(logits_TE, scores_TE, self._correction_bias(correction_bias), **options)
         if config.routing == RoutingType.sinkhorn:
             return sinkhorn_routing(logits_TE, scores_TE, mask_T, training=self.training, **options)
         if config.routing == RoutingType.balanced:
             tokens = logits_TE.shape[0]
-            rank_T = torch.arange(tokens, device=logits_TE.device) if mask_T is None else _ranks(mask_T)
+            rank_T = torch.arange(tokens, device=logits_TE.device) if mask_T is None else token_ranks(mask_T)
             return balanced_routing(rank_T, k, self.routed_experts, noise=config.balanced_routing_noise, dtype=scores_TE.dtype)
         return aux_loss_routing(logits_TE, scores_TE, **options)
 
-    @staticmethod
-    def _real_token_draws(draws_T_: torch.Tensor, mask_T: torch.Tensor | None) -> torch.Tensor:
-        """Random rows [T, ...] given to the real tokens in order: the real token of rank r takes row r, so the
-        real tokens see the values they would see alone (on the CPU, whose generator fills a tensor in order;
-        the generator still advances by T rows)."""
-        if mask_T is None:
-            return draws_T_
-        return draws_T_.index_select(0, _ranks(mask_T))
+    @property
+    def _bias_on_logits(self) -> bool:
+        return self.config.correction_bias_target == CorrectionBiasTarget.logits
+
+    def _correction_bias(self, correction_bias: torch.Tensor | None) -> torch.Tensor:
+        return self.router_correction_bias if correction_bias is None else correction_bias
 
     @torch.no_grad()
     def update_bias(self) -> None:
-        """aux_free: router_correction_bias += bias_update_rate · sign(mean load - load), then reset the loads.
+        """aux_free: move router_correction_bias by the loads counted since the last call, then reset them.
 
-        The loads are the router's choices per expert over the training forwards since the
-        last call (a no-op when there were none). Call it once per optimizer step, or set
-        automatic_bias_update. With data parallelism, all-reduce `pending_load` first.
+        The loads are the router's choices per expert (before capacity drops) over the training
+        forwards since the last call. rate = bias_update_rate × the schedule at progress
+        bias_update_step / bias_update_total_steps; then bias_update_step += 1.
+        sign rule: bias += rate · sign(mean load - load) (no loads: no change).
+        ema rule: ema ← ema + (1 - decay) · (load / Σ load - ema), bias += rate · (1/E - ema) (no loads: no change).
+        Call it once per optimizer step, or set automatic_bias_update. With data parallelism,
+        all-reduce `pending_load` first.
         """
-        if self.config.routing != RoutingType.aux_free:
-            raise RuntimeError(f"update_bias() needs routing: aux_free; this layer routes with {self.config.routing}")
+        config = self.config
+        if config.routing != RoutingType.aux_free:
+            raise RuntimeError(f"update_bias() needs routing: aux_free; this layer routes with {config.routing}")
         load_E = self.pending_load.to(self.router_correction_bias.dtype)
-        self.router_correction_bias += self.config.bias_update_rate * torch.sign(load_E.mean() - load_E)  # no loads: sign(0)
+        rate = config.bias_update_rate * self._schedule_factor()
+        if config.bias_update_rule == BiasUpdateRule.ema:
+            total = load_E.sum()
+            ema_E = self.router_load_ema
+            updated_E = ema_E + (1 - config.bias_update_ema_decay) * (load_E / total.clamp(min=1) - ema_E)
+            ema_E.copy_(torch.where(total > 0, updated_E, ema_E))
+            self.router_correction_bias += torch.where(total > 0, rate * (1 / self.routed_experts - ema_E), 0)
+        else:
+            self.router_correction_bias += rate * torch.sign(load_E.mean() - load_E)  # no loads: sign(0)
+        self.bias_update_step += 1
         self.pending_load.zero_()
 
-    def router_logits(self, x_TH: torch.Tensor) -> torch.Tensor:
-        """Steps 1-2: the router's logits [T, E] from the raw layer input [T, H], in router_dtype."""
+    def _schedule_factor(self) -> torch.Tensor | float:
+        """The schedule's factor on bias_update_rate at the current bias_update_step (a tensor: no host sync)."""
+        schedule = self.config.bias_update_schedule
+        if schedule == BiasUpdateSchedule.constant:
+            return 1.0
+        progress = self.bias_update_step.to(self.router_correction_bias.dtype) / self.config.bias_update_total_steps
+        if schedule == BiasUpdateSchedule.cosine_decay:
+            return 0.5 * (1 + torch.cos(torch.pi * progress))
+        return (10 * progress).clamp(max=1)  # linear_warmup, over the first 10% of the steps
+
+    def router_logits(self, x_TH: torch.Tensor, mask_T: torch.Tensor | None = None) -> torch.Tensor:
+        """Steps 1-2: the router's logits [T, E] from the raw layer input [T, H], in router_dtype
+        (with the router-input jitter in training; `mask_T` marks the real tokens that draw it)."""
         r_TH = x_TH if self.router_normalization is None else self.router_normalization(x_TH)
         if self.router_scale is not None:
             r_TH = r_TH * self.router_scale
         if self.config.router_input_scale != 1.0:
             r_TH = r_TH * self.config.router_input_scale
+        if self._jitters(JitterTarget.router_input):
+            r_TH = r_TH * self.jitter_noise(r_TH, mask_T)
         dtype = {
             RouterDtype.float32: torch.promote_types(r_TH.dtype, torch.float32),
             RouterDtype.float64: torch.float64,
@@ -379,7 +448,3 @@ class MoEMLP(nn.Module):
         bias = self.router.bias
         return F.linear(r_TH.to(dtype), self.router.weight.to(dtype), None if bias is None else bias.to(dtype))
 
-
-def _ranks(mask_T: torch.Tensor) -> torch.Tensor:
-    """[T] each token's index among the real tokens (a masked token gets its predecessor's, never used)."""
-    return (mask_T.cumsum(0) - 1).clamp(min=0)
