@@ -4,7 +4,8 @@ A strategy draws MoE config dicts from all the routing features together: expert
 (aux_loss, sinkhorn, aux_free, balanced with noise), score function, normalization, scaling,
 expert groups, capacity and drop policy, weight on input, shared experts (own width, gate), router
 bias and per-expert scale, gated activations (gpt_oss_glu with a limit), router dtype, the loss
-coefficients, jitter, recompute level and norms. Some draws break a rule on purpose: from_dict must
+coefficients, jitter (target and distribution), dropout, load-scaled outputs, the aux_free bias-update rule,
+schedule and target, recompute level and norms. Some draws break a rule on purpose: from_dict must
 reject them with a ConfigError (never another exception) and they are assumed away; the tests count
 the valid ones so that the properties are not vacuous.
 
@@ -20,7 +21,9 @@ masked tokens, no real token), in training or inference:
    capacity C, Σ_e min(count_e, C) = T·k - dropped_tokens; the loss stats are finite and >= 0;
 4. recompute_level full gives what none gives, also when an automatic aux_free update moves the bias
    between the forward and its recompute (buffers compared too);
-5. aux_free: the correction bias moves by bias_update_rate · sign(mean load - load_e) (0 or ± the rate).
+5. aux_free: the correction bias moves by bias_update_rate · sign(mean load - load_e) (0 or ± the rate) with the
+   sign rule at a constant rate; otherwise it moves by a finite amount, and the ema rule's average stays a
+   distribution.
 
 Found by it: looped without a real token was outside the autograd graph (fixed; the last test keeps it).
 
@@ -103,6 +106,9 @@ def moe_configs(draw: st.DrawFn, routing: str | None = None) -> dict[str, Any]:
         "sequence_auxiliary_loss_coefficient": draw(_maybe(st.sampled_from([0.0, 0.01, 0.7]))),
         "z_loss_coefficient": draw(_maybe(st.sampled_from([0.0, 0.001, 0.3]))),
         "jitter_eps": draw(_maybe(st.sampled_from([0.0, 0.1]) | st.floats(0.0, 0.9))),
+        "dropout": draw(_maybe(st.sampled_from([0.0, 0.3]) | st.floats(0.0, 0.9))),
+        # expert_load_scaling has no effect (a rule break) when every token picks every routed expert.
+        "expert_load_scaling": draw(_maybe(st.booleans()) if k < routed else _rarely(st.just(True), 24)),
         "router_dtype": draw(_maybe(st.sampled_from([d.value for d in RouterDtype]))),
         "router_bias": {"enabled": draw(st.booleans())},
         "router_per_expert_scale": {"enabled": draw(st.booleans())},
@@ -140,8 +146,21 @@ def moe_configs(draw: st.DrawFn, routing: str | None = None) -> dict[str, Any]:
         if not draw(_one_in(4)):
             data["experts_per_token"] = 1
             data["normalize_expert_weights"] = False
+    # Jitter's target and law need jitter_eps > 0 (else rarely).
+    jitters = data["jitter_eps"] is not OMIT and data["jitter_eps"] > 0
+    targets = st.sampled_from(["router_logits", "router_input", "layer_input"])
+    data["jitter_target"] = draw(_maybe(targets) if jitters else _rarely(targets, 24))
+    data["jitter_distribution"] = draw(_maybe(st.sampled_from(["uniform", "normal"])) if jitters else _rarely(st.just("normal"), 24))
     # Routing-specific fields, rarely under another routing.
     aux_free, balanced = routing == "aux_free", routing == "balanced"
+    rule = draw(_maybe(st.sampled_from(["sign", "ema"])) if aux_free else _rarely(st.just("sign"), 24))
+    data["bias_update_rule"] = rule
+    data["bias_update_ema_decay"] = draw(_maybe(st.sampled_from([0.5, 0.99])) if rule == "ema" else _rarely(st.just(0.9), 24))
+    schedule = draw(_maybe(st.sampled_from(["constant", "cosine_decay", "linear_warmup"])) if aux_free else _rarely(st.just("constant"), 24))
+    data["bias_update_schedule"] = schedule
+    scheduled = schedule in ("cosine_decay", "linear_warmup")
+    data["bias_update_total_steps"] = draw(st.integers(1, 20) if scheduled and not draw(_one_in(24)) else _rarely(st.just(10), 24))
+    data["correction_bias_target"] = draw(_maybe(st.sampled_from(["selection", "logits"])) if aux_free else _rarely(st.just("logits"), 24))
     data["bias_update_rate"] = draw(_maybe(st.sampled_from([0.0, 0.001, 0.25])) if aux_free else _rarely(st.just(0.1), 24))
     data["automatic_bias_update"] = draw(_maybe(st.booleans()) if aux_free else _rarely(st.just(True), 24))
     noise = st.sampled_from([0.0, 0.3, 1.0]) | st.floats(0.0, 1.0)
@@ -150,6 +169,8 @@ def moe_configs(draw: st.DrawFn, routing: str | None = None) -> dict[str, Any]:
     if balanced and not draw(_one_in(24)):
         for name in BALANCED_IGNORES:
             data[name] = OMIT
+        if data["jitter_target"] != "layer_input":  # jitter_eps was omitted: its target and law go too
+            data["jitter_target"] = data["jitter_distribution"] = OMIT
         if data.get("drop_policy") == "position" and not data.get("balanced_routing_noise"):
             data["drop_policy"] = OMIT
     return {name: value for name, value in data.items() if value is not OMIT}
@@ -192,7 +213,7 @@ def test_drawn_configs_are_valid_or_config_errors():
 def inputs(draw: st.DrawFn) -> dict[str, Any]:
     """Shape [T, H] or [B, S, H] (1 token included), an optional token mask (possibly all False), seeds, train/eval."""
     shape = draw(st.one_of(st.tuples(st.integers(1, 9)), st.tuples(st.integers(1, 3), st.integers(1, 4))))
-    mask_kind = draw(st.sampled_from(["none", "random", "random", "random", "empty"]))
+    mask_kind = draw(st.sampled_from(["none", "random", "empty", "random", "random"]))
     mask = None
     if mask_kind == "random":
         mask = draw(st.lists(st.booleans().map(lambda b: not b), min_size=_numel(shape), max_size=_numel(shape)))
@@ -287,7 +308,16 @@ def check_invariants(result, layer, x, case: dict[str, Any]) -> None:
 
 
 def check_bias_update(layer, stats, before: torch.Tensor, training: bool) -> None:
-    """aux_free: after the forward (automatic or not) and update_bias(), bias - before = rate · sign(mean load - load)."""
+    """aux_free: after the forward (automatic or not) and update_bias(), bias - before = rate · sign(mean load - load)
+    (sign rule, constant rate); otherwise a finite move, and the ema rule's average a distribution."""
+    config = layer.config
+    if config.bias_update_rule.value != "sign" or config.bias_update_schedule.value != "constant":
+        layer.update_bias()
+        assert torch.isfinite(layer.router_correction_bias).all()
+        if layer.router_load_ema is not None:
+            ema = layer.router_load_ema.double()
+            assert (ema >= 0).all() and abs(ema.sum().item() - 1) <= 1e-5, f"ema {ema.tolist()}"
+        return
     layer.update_bias()  # a no-op after an automatic update (the loads were reset)
     rate = layer.config.bias_update_rate
     load = stats["tokens_per_expert"].double() if training else torch.zeros(len(before), dtype=torch.float64)
