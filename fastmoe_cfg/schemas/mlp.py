@@ -74,7 +74,7 @@ class MLPBaseConfig(Config):
 
     type: str | None = field(None, tier="core", desc=TYPE_DESCRIPTION)
     format_version: int | None = field(
-        None, tier="core", ge=1, le=FORMAT_VERSION, desc=f"Version of this config format (current: {FORMAT_VERSION}). A file without it is version 1: it is read with a warning per change since, and `fastmoe-cfg upgrade` rewrites it."
+        None, tier="core", ge=1, le=FORMAT_VERSION, desc=f"Version of this config format (current {FORMAT_VERSION}; a file without it is version 1)."
     )
     pre_norm: NormalizationConfig | None = field(
         None, tier="architecture", desc="Normalization of the MLP input (for moe: of the experts' input only, the router sees the raw input; for hybrid_moe: of the input of both branches, the router's too). None: no normalization."
@@ -343,11 +343,12 @@ class MoEMLPConfig(TwoLayerMLPConfig):
             "with bias_update_schedule cosine_decay or linear_warmup",
         ),
         Rule(
-            fields=("bias_update_schedule", "bias_update_total_steps"),
-            check=lambda bias_update_schedule, bias_update_total_steps: (
+            fields=("bias_update_schedule", "bias_update_total_steps", "routing"),
+            check=lambda bias_update_schedule, bias_update_total_steps, routing: (
                 bias_update_schedule in (None, BiasUpdateSchedule.constant) or bias_update_total_steps is not None
+                or routing != RoutingType.aux_free  # reported by the aux_free rule
             ),
-            message=lambda bias_update_schedule, bias_update_total_steps: (
+            message=lambda bias_update_schedule, bias_update_total_steps, routing: (
                 f"{bias_update_schedule} needs bias_update_total_steps, the number of update_bias() calls of the whole "
                 "training (progress = bias_update_step / bias_update_total_steps)"
             ),

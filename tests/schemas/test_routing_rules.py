@@ -10,7 +10,17 @@ import pytest
 
 from fastmoe_cfg.schemas import MLPBaseConfig, MLPConfig, MoEMLPConfig
 from fastmoe_cfg.schemas.counts import count_layer
-from fastmoe_cfg.schemas.enums import ActivationType, DropPolicy, RouterScoreFunction, RoutingType
+from fastmoe_cfg.schemas.enums import (
+    ActivationType,
+    BiasUpdateRule,
+    BiasUpdateSchedule,
+    CorrectionBiasTarget,
+    DropPolicy,
+    JitterDistribution,
+    JitterTarget,
+    RouterScoreFunction,
+    RoutingType,
+)
 from tests.conftest import errors_of, load
 
 # Every combination a declared rule rejects: YAML text, the whole error text.
@@ -79,7 +89,47 @@ RULES = {
     ),
     "jitter_eps ignored by balanced": (
         "type: moe\nrouting: balanced\njitter_eps: 0.1\n",
-        "moe.yaml:3:1: jitter_eps: jitter_eps 0.1 has no effect with routing: balanced, which ignores the router's scores (remove it, or use another routing)",
+        "moe.yaml:3:1: jitter_eps: jitter_eps 0.1 on the router_logits has no effect with routing: balanced, which ignores the "
+        "router's scores (remove it, use jitter_target: layer_input, or use another routing)",
+    ),
+    # Issue 19: jitter targets, load scaling, bias-update rules.
+    "jitter_target without jitter": (
+        "type: moe\njitter_target: layer_input\n",
+        "moe.yaml:2:1: jitter_target: only applies with jitter_eps > 0 (remove it, or set it to null)",
+    ),
+    "jitter_distribution without jitter": (
+        "type: moe\njitter_eps: 0\njitter_distribution: normal\n",
+        "moe.yaml:3:1: jitter_distribution: only applies with jitter_eps > 0 (remove it, or set it to null)",
+    ),
+    "expert_load_scaling when every routed expert is picked": (
+        "type: moe\nexperts: 3\nshared_experts: 1\nexperts_per_token: 2\nexpert_load_scaling: true\n",
+        "moe.yaml:5:1: expert_load_scaling: has no effect when every token picks every routed expert (experts_per_token 2 = 2 "
+        "routed experts): every load is then the mean (remove it)",
+    ),
+    "bias_update_rule without aux_free": (
+        "type: moe\nbias_update_rule: ema\n",
+        "moe.yaml:2:1: bias_update_rule: only applies with routing: aux_free (remove it, or set it to null)",
+    ),
+    "bias_update_schedule without aux_free": (
+        "type: moe\nrouting: sinkhorn\nbias_update_schedule: cosine_decay\n",
+        "moe.yaml:3:1: bias_update_schedule: only applies with routing: aux_free (remove it, or set it to null)",
+    ),
+    "correction_bias_target without aux_free": (
+        "type: moe\ncorrection_bias_target: logits\n",
+        "moe.yaml:2:1: correction_bias_target: only applies with routing: aux_free (remove it, or set it to null)",
+    ),
+    "bias_update_ema_decay with the sign rule": (
+        "type: moe\nrouting: aux_free\nbias_update_ema_decay: 0.9\n",
+        "moe.yaml:3:1: bias_update_ema_decay: only applies with bias_update_rule: ema (remove it, or set it to null)",
+    ),
+    "bias_update_total_steps with a constant rate": (
+        "type: moe\nrouting: aux_free\nbias_update_total_steps: 1000\n",
+        "moe.yaml:3:1: bias_update_total_steps: only applies with bias_update_schedule cosine_decay or linear_warmup (remove it, or set it to null)",
+    ),
+    "a schedule without its length": (
+        "type: moe\nrouting: aux_free\nbias_update_schedule: linear_warmup\n",
+        "moe.yaml:3:1: bias_update_schedule: linear_warmup needs bias_update_total_steps, the number of update_bias() calls of the "
+        "whole training (progress = bias_update_step / bias_update_total_steps)",
     ),
     "router_score_function ignored by balanced": (
         "type: moe\nrouter_score_function: sigmoid\nrouting: balanced\n",
@@ -317,7 +367,7 @@ def test_every_rule_of_moe_has_a_golden_error() -> None:
     family_rules = [rule for rule in MoEMLPConfig.rules() if rule.fields[0] != "experts_per_token"]
     blamed = {text.split(": ")[1] for _, text in RULES.values()}
     assert blamed == {rule.fields[0] for rule in family_rules}
-    assert len(RULES) >= len(family_rules) == 24
+    assert len(RULES) >= len(family_rules) == 33
 
 
 def test_all_problems_of_one_file_at_once_sorted_by_position() -> None:
@@ -390,6 +440,14 @@ DERIVED = {
     "activation_limit gpt_oss_glu": ("type: moe\ngated: true\nactivation: gpt_oss_glu\n", "activation_limit", 7.0),
     "activation_limit gpt_oss_glu dense": ("gated: true\nactivation: gpt_oss_glu\n", "activation_limit", 7.0),
     "activation_limit silu": ("gated: true\n", "activation_limit", None),
+    "jitter_target with jitter": ("type: moe\njitter_eps: 0.1\n", "jitter_target", JitterTarget.router_logits),
+    "jitter_target without jitter": ("type: moe\n", "jitter_target", None),
+    "jitter_distribution with jitter": ("type: moe\njitter_eps: 0.1\n", "jitter_distribution", JitterDistribution.uniform),
+    "bias_update_rule aux_free": ("type: moe\nrouting: aux_free\n", "bias_update_rule", BiasUpdateRule.sign),
+    "bias_update_rule aux_loss": ("type: moe\n", "bias_update_rule", None),
+    "bias_update_ema_decay ema": ("type: moe\nrouting: aux_free\nbias_update_rule: ema\n", "bias_update_ema_decay", 0.99),
+    "bias_update_schedule aux_free": ("type: moe\nrouting: aux_free\n", "bias_update_schedule", BiasUpdateSchedule.constant),
+    "correction_bias_target aux_free": ("type: moe\nrouting: aux_free\n", "correction_bias_target", CorrectionBiasTarget.selection),
 }
 
 
