@@ -124,21 +124,42 @@ def _load_or_problems(path: Path, key: Optional[str], overrides: List[str], stdi
 
     `stdin`: the bytes of standard input, when `path` is `-`.
     """
+    loaded, problems = _load_document(path, key, overrides, stdin)
+    return (loaded.config if loaded is not None else None), problems
+
+
+def _load_document(path: Path, key: Optional[str], overrides: List[str], stdin: Optional[bytes] = None) -> tuple[Any, List[Problem]]:
+    """The `Loaded` document (an MLP block or a stack, with its source and version warnings), or the problems."""
+    from fastmoe_cfg.config.loader import load
+    from fastmoe_cfg.config.yaml_reader import parse_yaml_bytes, read_yaml
+    from fastmoe_cfg.schemas.stack import root_class
+
     try:
-        if stdin is not None:
-            return load_bytes(MLPBaseConfig, stdin, file=STDIN_NAME, key=key, overrides=overrides), []
-        return load_file(MLPBaseConfig, path, key=key, overrides=overrides), []
+        source = parse_yaml_bytes(stdin, STDIN_NAME) if stdin is not None else read_yaml(path)
+        return load(root_class, source, key=key, overrides=overrides), []
     except ConfigError as exc:
         return None, exc.problems
     except OSError as exc:
         return None, [Problem(f"cannot read the file: {exc.strerror or exc}", file=str(path))]
 
 
-def _report(results: List[tuple[str, List[Problem]]]) -> str:
-    """The --format json report: every file checked, valid ones too."""
+def _print_warnings(warnings: Any, out: Any = None) -> None:
+    """Each version warning as one line (file:line:col: path: warning: message), on standard error."""
+    from fastmoe_cfg.config.errors import render_warning
+
+    out = out or sys.stderr
+    for problem in warnings:
+        out.write(render_warning(problem) + "\n")
+
+
+def _report(results: List[tuple[str, List[Problem]]], warnings: Optional[dict[str, Any]] = None) -> str:
+    """The --format json report: every file checked, valid ones too; `warnings` (by file) of an older version."""
     import json
 
     files = [{"file": name, "valid": not problems, "problems": [problem.to_json() for problem in problems]} for name, problems in results]
+    for entry in files:
+        if warnings and warnings.get(entry["file"]):
+            entry["warnings"] = [problem.to_json() for problem in warnings[entry["file"]]]
     return json.dumps({"format": JSON_FORMAT, "files": files}, indent=2) + "\n"
 
 
@@ -225,19 +246,24 @@ def validate(
     stdin = sys.stdin.buffer.read() if STDIN in names else None
     results: List[tuple[str, List[Problem]]] = []
     valid: List[tuple[str, Any]] = []
+    warnings: dict[str, Any] = {}
     for name in names:
-        config, problems = _load_or_problems(Path(name), key, overrides or [], stdin if name == STDIN else None)
-        results.append((STDIN_NAME if name == STDIN else name, problems))
-        if config is not None:
-            valid.append((STDIN_NAME if name == STDIN else name, config))
+        loaded, problems = _load_document(Path(name), key, overrides or [], stdin if name == STDIN else None)
+        shown = STDIN_NAME if name == STDIN else name
+        results.append((shown, problems))
+        if loaded is not None:
+            valid.append((shown, loaded.config))
+            warnings[shown] = loaded.warnings
     all_problems = [problem for _, problems in results for problem in problems]
     if output_format == "json":
-        sys.stdout.write(_report(results))
+        sys.stdout.write(_report(results, warnings))
     else:
         texts = {STDIN_NAME: stdin.decode("utf-8", errors="replace")} if stdin is not None else None
+        _print_warnings([problem for name in warnings for problem in warnings[name]])
         _print_problems(all_problems, texts=texts)
         for name, config in valid:
-            sys.stdout.write(f"{name}: valid ({type(config).__name__}, type: {config.type})\n")
+            extra = f", {_stack_heading(config)}" if config.type == "stack" else ""
+            sys.stdout.write(f"{name}: valid ({type(config).__name__}, type: {config.type}{extra})\n")
         if all_problems:
             count = len(all_problems)
             sys.stderr.write(f"{count} problem{'s' if count != 1 else ''} found\n")
@@ -278,18 +304,26 @@ def explain(
     from fastmoe_cfg.explain import explain_rows, explain_rules, hidden_expert_fields
     from fastmoe_cfg.schemas.counts import count_layer
 
-    config, problems = _load_or_problems(file, key, overrides or [])
+    loaded, problems = _load_document(file, key, overrides or [])
     if problems:
         if output_format == "json":
             sys.stdout.write(_report([(str(file), problems)]))
         else:
             _print_problems(problems)
         raise typer.Exit(1)
+    config = loaded.config
+    if output_format != "json":
+        _print_warnings(loaded.warnings)
+    if config.type == "stack":
+        if hidden_size is None and key:
+            hidden_size, _ = _enclosing_hidden_size(file, parse_key(key))
+        _explain_stack(loaded, str(file), hidden_size, dtype, tier, show_all, output_format)
+        return
     hidden_source = None
     if hidden_size is None and key:
         hidden_size, hidden_source = _enclosing_hidden_size(file, parse_key(key))
     tiers = set(tier) if tier else None
-    rows = explain_rows(config, tiers=tiers, expand=show_all)
+    rows = _with_origins(explain_rows(config, tiers=tiers, expand=show_all), loaded.source, str(file))
     counts = count_layer(config, hidden_size, dtype) if hidden_size is not None else None
     if output_format == "json":
         import json
@@ -392,7 +426,7 @@ def _compact_rows(rows: List[Any], width: int) -> List[str]:
         indent = "  " * (row.depth + 1)
         name = row.path.rsplit(".", 1)[-1] if row.depth else row.path
         tier = f", {row.tier}" if row.depth else ""
-        out.append(f"{indent}{name}: {row.display} ({row.source}{tier})")
+        out.append(f"{indent}{name}: {row.display} ({row.source_text}{tier})")
         out += textwrap.wrap(_describe(row), width=width, initial_indent=indent + "    ", subsequent_indent=indent + "    ")
     return out
 
@@ -417,8 +451,375 @@ def _table(rows: List[Any]) -> Any:
         name = "  " * (row.depth + 1) + row.path.rsplit(".", 1)[-1] if row.depth else "  " + row.path
         if row.depth:
             description = f"[{row.tier}] {description}"
-        table.add_row(name, escape(row.display), row.source, escape(description))
+        table.add_row(name, escape(row.display), escape(row.source_text), escape(description))
     return table
+
+
+# ------------------------------------------------------------------------------------------ stacks
+def _stack_heading(config: Any) -> str:
+    from fastmoe_cfg.explain import stack_heading
+
+    return stack_heading(config)
+
+
+def _with_origins(rows: List[Any], source: Any, file: str) -> List[Any]:
+    """Rows whose set value came from another file (a parent through extends) or a --set name where."""
+    from dataclasses import replace
+
+    from fastmoe_cfg.explain import where_text
+
+    out = []
+    for row in rows:
+        if row.source == "set":
+            path = tuple(int(part) if part.isdigit() else part for part in row.path.split("."))
+            where = where_text(source, path)
+            if where is not None and not where.startswith(f"{file}:"):
+                row = replace(row, origin=where)
+        out.append(row)
+    return out
+
+
+def _explain_stack(loaded: Any, title: str, hidden_size: Optional[int], dtype: str, tier: Optional[List[str]], show_all: bool, output_format: str) -> None:
+    """A stack: the layer map, its distinct blocks, the whole model's counts; --all: every layer and each block's fields."""
+    from rich.console import Console
+
+    from fastmoe_cfg.explain import explain_rows, stack_heading, stack_map, stack_summary_lines, summary_lines, wrap_items
+
+    stack = loaded.config
+    counts = stack.counts(hidden_size, dtype) if hidden_size is not None else None
+    groups = stack.groups()
+    if output_format == "json":
+        import json
+
+        payload = {
+            "file": title,
+            "class": type(stack).__name__,
+            "type": stack.type,
+            "layers": stack.layers,
+            "map": stack.layer_kinds(),
+            "blocks": [
+                {
+                    "block": name,
+                    "layers": _layers_text(indices),
+                    "class": type(block).__name__,
+                    "type": block.type,
+                    "fields": [row.to_json() for row in explain_rows(block, tiers=set(tier) if tier else None, expand=show_all)],
+                }
+                for name, block, indices in groups
+            ],
+            "summary": counts.to_json() if counts is not None else None,
+        }
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+        return
+    console = Console(highlight=False)
+    width = max(console.width, 40)
+    out = [f"{title}: {type(stack).__name__} (type: stack), {stack_heading(stack)}", "Layers (D dense, M MoE; groups of 10 from layer 0):"]
+    out.append("  " + stack_map(stack))
+    out.append("Blocks:")
+    for name, block, indices in groups:
+        which = f"layer {indices[0]}" if len(indices) == 1 else f"layers {_layers_text(indices)} ({len(indices)})"
+        out.append(f"  {name}: {which}, {type(block).__name__} (type: {block.type})")
+        out += wrap_items(_set_fields(block), width, "    ")
+    if counts is None:
+        out += textwrap.wrap("Pass --hidden-size N to see the whole model's MLP parameters and FLOPs per token.", width=width)
+    else:
+        out.append(f"Whole model's MLP blocks, hidden_size={counts.hidden_size}:")
+        lines = stack_summary_lines(counts)
+        label_width = max(len(label) for label, _ in lines)
+        out += [f"  {label + ':':<{label_width + 1}} {value}" for label, value in lines]
+        out.append("Per layer of each block:")
+        for name, layers, layer_counts in counts.groups:
+            out.append(f"  {name} ({'layers' if ',' in layers or '-' in layers else 'layer'} {layers}):")
+            for label, value in summary_lines(layer_counts)[:3]:
+                out.append(f"    {label + ':':<{label_width + 1}} {value}")
+    if show_all:
+        out.append("Every layer:")
+        by_layer = {index: name for name, _, indices in groups for index in indices}
+        kinds = stack.layer_kinds()
+        for index in range(stack.layers):
+            out.append(f"  layer {index}: {kinds[index]} {by_layer[index]}")
+        for name, block, indices in groups:
+            out.append(f"Block {name} (layers {_layers_text(indices)}):")
+            rows = _with_origins(explain_rows(block, tiers=set(tier) if tier else None, expand=True), loaded.source, title)
+            out += _compact_rows(rows, width)
+    console.print("\n".join(out), markup=False, crop=False, soft_wrap=True)
+
+
+def _layers_text(indices: Any) -> str:
+    from fastmoe_cfg.schemas.stack import format_layers
+
+    return format_layers(indices)
+
+
+def _set_fields(block: Any) -> List[str]:
+    """The fields a block sets, in flow style: `experts: 257`, `experts_per_token: 8`, ... (its type is in the heading)."""
+    from fastmoe_cfg.config.base import format_value
+
+    return [f"{name}: {format_value(value)}" for name, value in block.to_dict().items() if name != "type"]
+
+
+# -------------------------------------------------------------------------------------------- diff
+DIFF_IDENTICAL, DIFF_SAME_LAYOUT, DIFF_INCOMPATIBLE = 0, 3, 4
+
+
+def _diff_side(path: Path, key: Optional[str], overrides: List[str]) -> Any:
+    loaded, problems = _load_document(path, key, overrides)
+    if problems:
+        _print_problems(problems)
+        raise typer.Exit(1)
+    _print_warnings(loaded.warnings)
+    return loaded
+
+
+def _where(loaded: Any) -> Any:
+    from fastmoe_cfg.explain import where_text
+
+    return lambda path: where_text(loaded.source, path)
+
+
+def _layer_where(loaded: Any) -> Any:
+    from fastmoe_cfg.explain import layer_path, where_text
+
+    return lambda layer, path: where_text(loaded.source, layer_path(loaded.config, layer, path))
+
+
+def _hf_side(path: Path, layer: Optional[int], all_layers: bool) -> tuple[Any, Any]:
+    """An HF config.json as our blocks: one (the --layer, default the first MoE layer) or every layer."""
+    from fastmoe_cfg.config.yaml_reader import read_yaml
+    from fastmoe_cfg.hf.mapping import convert as convert_hf
+
+    try:
+        source = read_yaml(path)
+        first = convert_hf(source, layer)
+        if not all_layers:
+            return first.config, lambda where_path: _hf_field(first, where_path)
+        conversions = [first if index == first.layer else convert_hf(source, index) for index in range(first.layers)]
+    except ConfigError as exc:
+        _print_problems(exc.problems)
+        raise typer.Exit(1) from None
+    except OSError as exc:
+        _print_problems([Problem(f"cannot read the file: {exc.strerror or exc}", file=str(path))])
+        raise typer.Exit(1) from None
+    return [conversion.config for conversion in conversions], lambda index, where_path: _hf_field(conversions[index], where_path)
+
+
+def _hf_field(conversion: Any, path: tuple[Any, ...]) -> Optional[str]:
+    field = conversion.sources.get(path[0]) if path else None
+    return f"HF {field}" if field else None
+
+
+@app.command()
+def diff(
+    file_a: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True, metavar="A", help="YAML config file (a block or a stack)."),
+    file_b: Path = typer.Argument(
+        ..., exists=True, dir_okay=False, readable=True, metavar="B", help="YAML config file, or an HF config.json with --from-hf."
+    ),
+    key: Optional[str] = _KEY,
+    tier: Optional[List[str]] = typer.Option(
+        None, "--tier", "-t", metavar="TIER", callback=_choice(TIERS), help="Compare only fields of this tier. Repeatable."
+    ),
+    from_hf: bool = typer.Option(False, "--from-hf", help="B is a Hugging Face config.json, read as convert reads it."),
+    layer: Optional[str] = typer.Option(
+        None, "--layer", "-l", metavar="N", callback=_integer(0),
+        help="With --from-hf and a block A: the HF decoder layer to compare (default: the first MoE layer). A stack A is compared with every layer.",
+    ),
+    output_format: str = _FORMAT,
+) -> None:
+    """Show every field in which two configs differ, by tier, with each side's value and where it came from.
+
+    Each value's source is set (with the file:line:col that wrote it, across extends),
+    default or derived. Stacks are compared layer by layer. Exit codes: 0 identical;
+    3 they differ only outside the architecture tier (same checkpoint layout); 4 an
+    architecture field differs (checkpoints are not interchangeable); 1 an input is
+    invalid; 2 usage error. --tier limits both the listing and the exit code.
+
+    Example:
+
+    \b
+        fastmoe-cfg diff examples/qwen3_30b_a3b.yaml my_qwen.yaml
+        fastmoe-cfg diff examples/stacks/deepseek_v3.yaml config.json --from-hf
+        fastmoe-cfg diff a.yaml b.yaml --tier architecture --format json
+    """
+    from fastmoe_cfg.config.base import TIER_ORDER
+    from fastmoe_cfg.config.diff import diff_configs
+    from fastmoe_cfg.explain import diff_stacks
+
+    a = _diff_side(file_a, key, [])
+    stack_a = a.config.type == "stack"
+    if from_hf:
+        b_config, b_where = _hf_side(file_b, layer, all_layers=stack_a)
+        if stack_a:
+            differences = diff_stacks(a.config.blocks(), b_config, where_a=_layer_where(a), where_b=b_where)
+        else:
+            differences = diff_configs(a.config, b_config, where_a=_where(a), where_b=b_where)
+    else:
+        b = _diff_side(file_b, key, [])
+        stack_b = b.config.type == "stack"
+        if stack_a or stack_b:
+            blocks_a = a.config.blocks() if stack_a else [a.config]
+            blocks_b = b.config.blocks() if stack_b else [b.config]
+            where_a = _layer_where(a) if stack_a else (lambda index, path: _where(a)(path))
+            where_b = _layer_where(b) if stack_b else (lambda index, path: _where(b)(path))
+            differences = diff_stacks(blocks_a, blocks_b, where_a=where_a, where_b=where_b)
+        else:
+            differences = diff_configs(a.config, b.config, where_a=_where(a), where_b=_where(b))
+    if tier:
+        differences = [difference for difference in differences if difference.tier.value in tier]
+    architecture = any(difference.tier is Tier.architecture for difference in differences)
+    code = DIFF_INCOMPATIBLE if architecture else DIFF_SAME_LAYOUT if differences else DIFF_IDENTICAL
+    verdict = {
+        DIFF_IDENTICAL: "identical" + (f" in the tiers {', '.join(tier)}" if tier else ""),
+        DIFF_SAME_LAYOUT: "same checkpoint layout: no architecture field differs",
+        DIFF_INCOMPATIBLE: "checkpoints are not interchangeable: an architecture field differs",
+    }[code]
+    if output_format == "json":
+        import json
+
+        from fastmoe_cfg.config.errors import format_path
+
+        payload = {
+            "format": JSON_FORMAT,
+            "a": str(file_a),
+            "b": str(file_b),
+            "result": {0: "identical", 3: "same_layout", 4: "not_interchangeable"}[code],
+            "differences": [
+                {
+                    "path": format_path(difference.path),
+                    "layers": difference.layers,
+                    "tier": difference.tier.value,
+                    "a": difference.a.to_json(),
+                    "b": difference.b.to_json(),
+                }
+                for difference in differences
+            ],
+        }
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+        raise typer.Exit(code)
+    from fastmoe_cfg.config.errors import format_path
+
+    out = [f"--- {file_a}", f"+++ {file_b}"]
+    for current in TIER_ORDER:
+        found = [difference for difference in differences if difference.tier is current]
+        if not found:
+            continue
+        out.append(f"{current.value}:")
+        for difference in found:
+            where = f"layers {difference.layers}: " if difference.layers is not None else ""
+            out.append(f"  {where}{format_path(difference.path)}:")
+            out.append(f"    - {difference.a.display} ({difference.a.origin})")
+            out.append(f"    + {difference.b.display} ({difference.b.origin})")
+    count = len(differences)
+    out.append(f"{count} difference{'s' if count != 1 else ''}: {verdict}" if count else verdict)
+    sys.stdout.write("\n".join(out) + "\n")
+    raise typer.Exit(code)
+
+
+# ------------------------------------------------------------------------------------ upgrade, set
+def _read_text(file: Path) -> str:
+    try:
+        return file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        _print_problems([Problem(f"cannot read the file: {getattr(exc, 'strerror', None) or exc}", file=str(file))])
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def upgrade(
+    file: Path = _FILE,
+    in_place: bool = typer.Option(False, "--in-place", "-i", help="Rewrite FILE instead of printing the upgraded text."),
+    key: Optional[str] = _KEY,
+) -> None:
+    """Rewrite a config in the current format version, keeping its comments and layout.
+
+    Applies each change since the file's version (a file without format_version is
+    version 1): renames, and values that had no effect and are now errors are removed;
+    changed defaults and meanings are reported on standard error, one line each, and
+    `format_version` is set. The result is validated before anything is written.
+
+    Example:
+
+    \b
+        fastmoe-cfg upgrade old.yaml --in-place
+        fastmoe-cfg upgrade examples/model_file/model.yaml --key model.mlp > new.yaml
+    """
+    from fastmoe_cfg.config.migrations import upgrade_text
+    from fastmoe_cfg.schemas import FORMAT_VERSION
+
+    text = _read_text(file)
+    loaded, problems = _load_document(file, key, [])
+    if problems:
+        _print_problems(problems)
+        raise typer.Exit(1)
+    _print_warnings(loaded.warnings)
+    if loaded.migration.version == FORMAT_VERSION:
+        sys.stderr.write(f"{file}: already version {FORMAT_VERSION}\n")
+        if not in_place:
+            sys.stdout.write(text)
+        return
+    new_text = upgrade_text(text, loaded.migration, FORMAT_VERSION, prefix=parse_key(key))
+    _check_rewrite(file, new_text, key, loaded.config)
+    if in_place:
+        _write(file, new_text)
+    else:
+        sys.stdout.write(new_text)
+
+
+@app.command("set")
+def set_values(
+    file: Path = _FILE,
+    assignments: List[str] = typer.Argument(..., metavar="KEY=VALUE...", help="Values to write (dotted KEY relative to --key; VALUE is YAML)."),
+    key: Optional[str] = _KEY,
+) -> None:
+    """Change values in a config file in place, keeping its comments; nothing is written if the result is invalid.
+
+    The file is also written in the current format version (as upgrade does).
+
+    Example:
+
+    \b
+        fastmoe-cfg set moe.yaml experts=16 experts_per_token=2
+        fastmoe-cfg set examples/model_file/model.yaml --key model.mlp pre_norm.type=rms_norm
+    """
+    from fastmoe_cfg.config.migrations import upgrade_text
+    from fastmoe_cfg.config.yaml_reader import parse_yaml
+    from fastmoe_cfg.config.yaml_writer import Edit
+    from fastmoe_cfg.schemas import FORMAT_VERSION
+
+    assignments = _check_overrides(assignments)
+    text = _read_text(file)
+    loaded, problems = _load_document(file, key, assignments)
+    if problems:
+        _print_problems(problems)
+        sys.stderr.write(f"{file}: not changed\n")
+        raise typer.Exit(1)
+    prefix = parse_key(key)
+    edits = []
+    for assignment in assignments:
+        path, raw = parse_override(assignment)
+        edits.append(Edit("set", (*prefix, *path), parse_yaml(raw).data))
+    new_text = upgrade_text(text, loaded.migration, FORMAT_VERSION, prefix=prefix, extra=edits)
+    _check_rewrite(file, new_text, key, loaded.config)
+    _write(file, new_text)
+
+
+def _without_version(config: Any) -> Any:
+    return {name: value for name, value in config.to_dict(resolved=True).items() if name != "format_version"}
+
+
+def _check_rewrite(file: Path, new_text: str, key: Optional[str], expected: Any) -> None:
+    """The rewritten text must load, without warnings, to the config that was validated (else nothing is written)."""
+    from fastmoe_cfg.config.loader import load
+    from fastmoe_cfg.config.yaml_reader import parse_yaml
+    from fastmoe_cfg.schemas.stack import root_class
+
+    try:
+        loaded = load(root_class, parse_yaml(new_text, str(file)), key=key)
+    except ConfigError as exc:
+        _print_problems(exc.problems)
+        loaded = None
+    if loaded is None or _without_version(loaded.config) != _without_version(expected) or any(warning.file == str(file) for warning in loaded.warnings):
+        sys.stderr.write(f"fastmoe-cfg: internal error: the rewritten {file} does not read back as the validated config; not written\n")
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -482,12 +883,16 @@ def convert(
     ),
     output: Optional[Path] = typer.Option(None, "--output", "-o", dir_okay=False, help="Write to this file instead of stdout."),
     force: bool = typer.Option(False, "--force", help="Overwrite --output if it exists."),
+    moe_only: bool = typer.Option(
+        False, "--moe-only", help="Gemma-4: convert the MoE branch alone (type: moe), not the whole feed-forward (type: hybrid_moe)."
+    ),
 ) -> None:
     """Convert the MLP of one decoder layer of a Hugging Face model config into a commented YAML config.
 
     Each value's comment names the HF field it came from; the header gives the
     model's hidden size and the layer's parameter counts. A dense layer (DeepSeek-V3's
-    first_k_dense_replace, Qwen's mlp_only_layers) becomes `type: mlp`. An HF setting
+    first_k_dense_replace, Qwen's mlp_only_layers) becomes `type: mlp`; Gemma-4's feed-forward, a
+    dense MLP and an MoE block summed, becomes `type: hybrid_moe` (`--moe-only`: its MoE branch). An HF setting
     that cannot be represented is an error naming it (exit 1). No torch needed.
 
     Example:
@@ -505,14 +910,16 @@ def convert(
     if output is not None and output.exists() and not force:
         raise typer.BadParameter(f"{output} exists; pass --force to overwrite it", param_hint="--output")
     try:
-        conversion = convert_hf(read_yaml(from_hf), layer)
+        conversion = convert_hf(read_yaml(from_hf), layer, moe_only=moe_only)
     except ConfigError as exc:
         _print_problems(exc.problems, sys.stderr)
         raise typer.Exit(1) from None
     except OSError as exc:
         _print_problems([Problem(f"cannot read the file: {exc.strerror or exc}", file=str(from_hf))], sys.stderr)
         raise typer.Exit(1) from None
-    command = shlex.join(["fastmoe-cfg", "convert", "--from-hf", str(from_hf), *(["--layer", str(layer)] if layer is not None else [])])
+    command = shlex.join(
+        ["fastmoe-cfg", "convert", "--from-hf", str(from_hf), *(["--layer", str(layer)] if layer is not None else []), *(["--moe-only"] if moe_only else [])]
+    )
     text = conversion_yaml(conversion, command)
     if output is None:
         sys.stdout.write(text)

@@ -50,6 +50,7 @@ class Conversion:
     sources: dict[str, str] = field(default_factory=dict)  # our key -> the HF field(s) it came from
     unused: tuple[str, ...] = ()  # HF fields outside the MLP layer
     dtype: str | None = None  # the checkpoint's weight dtype (HF torch_dtype / dtype): a build() argument, not a field
+    moe_only: bool = False  # Gemma-4: the MoE branch alone (type: moe), not the whole feed-forward (type: hybrid_moe)
     config: MLPBaseConfig | None = None
 
     @property
@@ -311,6 +312,10 @@ def gpt_oss(out: Conversion, hf: _Reader) -> None:
 
 
 def gemma4_text(out: Conversion, hf: _Reader) -> None:
+    """Gemma4TextDecoderLayer's feed-forward, around its residual x (transformers 5.x):
+    post_feedforward_layernorm(post_feedforward_layernorm_1(mlp(pre_feedforward_layernorm(x)))
+                               + post_feedforward_layernorm_2(experts(pre_feedforward_layernorm_2(x), router(x))))
+    as hybrid_moe; with `moe_only`, the MoE branch alone (router, experts and the two *_2 norms) as moe."""
     enabled = hf.get("enable_moe_block", bool, None)
     if enabled is None and hf.data.get("enable_moe_block") is not None:  # not a boolean: reported
         return
@@ -318,15 +323,45 @@ def gemma4_text(out: Conversion, hf: _Reader) -> None:
         hf.problem("enable_moe_block", "this Gemma-4 model has no MoE block (enable_moe_block is false or absent): nothing to convert")
         return
     out.set_moe_layers(tuple(range(out.layers)))
-    hidden = out.hidden_size
     epsilon = hf.get("rms_norm_eps", float, 1e-6)
+    if out.moe_only:
+        out.set("type", "moe", "the MoE branch of every Gemma4TextDecoderLayer (its parallel dense MLP is not part of it)")
+        _gemma4_routed(out, hf, epsilon, router_normalization={"type": "rms_norm", "epsilon": epsilon, "weight": {"enabled": False}})
+        return
+    out.set("type", "hybrid_moe", "Gemma4TextDecoderLayer's feed-forward: its dense MLP and its MoE block on the residual, summed")
+    dense = Conversion(family=out.family, layer=out.layer, layers=out.layers, hidden_size=out.hidden_size)
+    _gated_experts(dense, hf, "intermediate_size", "hidden_activation", "gelu_pytorch_tanh")
+    # Gemma4TextMLP doubles its width on the layers that reuse another layer's KV cache (kv_sharing_modes "reuse":
+    # the last num_kv_shared_layers) when use_double_wide_mlp is set.
+    double_wide = hf.get("use_double_wide_mlp", bool, False)
+    shared_kv = hf.get("num_kv_shared_layers", int, 0, minimum=0)
+    width = dense.data["intermediate_size"]
+    if double_wide and width is not None and shared_kv is not None and out.layer >= out.layers - shared_kv:
+        dense.set(
+            "intermediate_size", 2 * width,
+            f"2 × intermediate_size: use_double_wide_mlp, and layer {out.layer} is one of the last num_kv_shared_layers ({shared_kv}), which reuse a KV cache",
+        )
+    dense.set("pre_norm", {"type": "rms_norm", "epsilon": epsilon}, "pre_feedforward_layernorm")
+    dense.set("post_norm", {"type": "rms_norm", "epsilon": epsilon}, "post_feedforward_layernorm_1")
+    routed = Conversion(family=out.family, layer=out.layer, layers=out.layers, hidden_size=out.hidden_size)
+    _gemma4_routed(routed, hf, epsilon, router_normalization={"type": "fixed_rms_norm", "epsilon": epsilon})
+    out.set("dense", dense.data, "mlp (Gemma4TextMLP, gated, hidden_activation), pre_feedforward_layernorm, post_feedforward_layernorm_1 (rms_norm_eps)")
+    out.set(
+        "routed", routed.data,
+        "router, experts (num_experts, top_k_experts, moe_intermediate_size), pre_/post_feedforward_layernorm_2 (rms_norm_eps)",
+    )
+    out.set("post_norm", {"type": "rms_norm", "epsilon": epsilon}, "post_feedforward_layernorm, on the sum (rms_norm_eps)")
+
+
+def _gemma4_routed(out: Conversion, hf: _Reader, epsilon: float, *, router_normalization: dict) -> None:
+    """The MoE branch of Gemma4TextDecoderLayer: Gemma4TextRouter, Gemma4TextExperts and the *_2 norms around them."""
+    hidden = out.hidden_size
     rms = {"type": "rms_norm", "epsilon": epsilon}
-    out.set("type", "moe", "the MoE branch of every Gemma4TextDecoderLayer (its parallel dense MLP is not part of it)")
     out.set("experts", hf.get("num_experts", int, minimum=1), "num_experts")
     out.set("experts_per_token", hf.get("top_k_experts", int, minimum=1), "top_k_experts")
     _gated_experts(out, hf, "moe_intermediate_size", "hidden_activation", "gelu_pytorch_tanh")
     _routed_softmax(out, normalize=True, normalize_source="Gemma4TextRouter renormalises the top-k weights")
-    out.set("router_normalization", {"type": "rms_norm", "epsilon": epsilon, "weight": {"enabled": False}}, "router.norm: RMSNorm without scale (rms_norm_eps)")
+    out.set("router_normalization", router_normalization, "router.norm: RMSNorm without scale (rms_norm_eps)")
     out.set("router_scale", {"enabled": True}, "router.scale")
     out.set("router_input_scale", hidden**-0.5, "router: × hidden_size^-0.5")
     out.set("router_per_expert_scale", {"enabled": True}, "router.per_expert_scale")
@@ -361,8 +396,11 @@ def as_source(hf_config: Any) -> Source:
     raise TypeError(f"expected a dict or a transformers config, got {type(hf_config).__name__}")
 
 
-def convert(hf_config: Any, layer: int | None = None) -> Conversion:
+def convert(hf_config: Any, layer: int | None = None, *, moe_only: bool = False) -> Conversion:
     """The MLP of decoder `layer` (default: the first MoE layer) as a validated `Conversion`.
+
+    Gemma-4's feed-forward is a dense MLP and an MoE block summed: `hybrid_moe`; `moe_only` converts
+    its MoE branch alone (`moe`). The other families have one MLP block, and ignore it.
 
     Raises ConfigError, naming each HF field that is missing, malformed or cannot be represented.
     """
@@ -398,7 +436,7 @@ def convert(hf_config: Any, layer: int | None = None) -> Conversion:
     if layer is not None and not 0 <= layer < layers:
         hf.problem("num_hidden_layers", f"there is no decoder layer {layer}: the model has {layers} (0 to {layers - 1})")
         raise ConfigError([*source.problems, *hf.problems])
-    out = Conversion(family=model_type, layer=layer, layers=layers, hidden_size=hidden)
+    out = Conversion(family=model_type, layer=layer, layers=layers, hidden_size=hidden, moe_only=moe_only)
     out.dtype = hf.get("torch_dtype", str, None, aliases=("dtype",))
     FAMILIES[model_type](out, hf)
     if hf.problems or source.problems:
@@ -414,14 +452,15 @@ def convert(hf_config: Any, layer: int | None = None) -> Conversion:
     return out
 
 
-def config_from_hf(hf_config: Any, layer: int | None = None) -> tuple[MLPBaseConfig, int]:
+def config_from_hf(hf_config: Any, layer: int | None = None, *, moe_only: bool = False) -> tuple[MLPBaseConfig, int]:
     """`(config, hidden_size)` of decoder `layer`'s MLP (default: the first MoE layer) of an HF model.
 
     `hf_config` is a transformers config object or a plain dict (as read from `config.json`; no
     transformers needed). A dense layer (DeepSeek-V3's first_k_dense_replace, Qwen's mlp_only_layers)
-    gives an `MLPConfig`. Raises ConfigError naming every HF field that cannot be converted.
+    gives an `MLPConfig`, Gemma-4 a `HybridMoEMLPConfig` (its MoE branch alone, a `MoEMLPConfig`, with
+    `moe_only`). Raises ConfigError naming every HF field that cannot be converted.
     """
-    conversion = convert(hf_config, layer)
+    conversion = convert(hf_config, layer, moe_only=moe_only)
     return conversion.config, conversion.hidden_size
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 from fastmoe_cfg.hf.mapping import FAMILIES, MULTIMODAL, convert
+from fastmoe_cfg.schemas.hybrid import HybridMoEMLPConfig
 
 if TYPE_CHECKING:
     import torch
@@ -96,19 +97,32 @@ def _family_tensors(family: str, config: Any) -> list[Tensors]:
             _transposed("experts.down_proj", "experts.layer_2.weight"),
             Tensors(("experts.down_proj_bias",), "experts.layer_2.bias"),
         ]
-    if family == "gemma4_text":  # names inside Gemma4TextDecoderLayer; its other tensors are not the MoE layer's
-        return [
-            Tensors(("router.scale",), "router_scale"),
-            Tensors(("router.proj.weight",), "router.weight"),
-            Tensors(("router.per_expert_scale",), "router_per_expert_scale"),
-            *_fused_experts(),
-            Tensors(("pre_feedforward_layernorm_2.weight",), "pre_norm.weight"),
-            Tensors(("post_feedforward_layernorm_2.weight",), "post_norm.weight"),
-        ]
+    if family == "gemma4_text":  # names inside Gemma4TextDecoderLayer; its other tensors are not the feed-forward's
+        if isinstance(config, HybridMoEMLPConfig):  # the whole feed-forward: dense.*, routed.*, post_norm
+            return [
+                *_gated_mlp("mlp", "dense"),
+                Tensors(("pre_feedforward_layernorm.weight",), "dense.pre_norm.weight"),
+                Tensors(("post_feedforward_layernorm_1.weight",), "dense.post_norm.weight"),
+                *(Tensors(entry.hf, f"routed.{entry.ours}", entry.join, entry.split) for entry in _gemma4_moe_branch()),
+                Tensors(("post_feedforward_layernorm.weight",), "post_norm.weight"),
+            ]
+        return _gemma4_moe_branch()
     raise ValueError(f"no weight mapping for family {family!r}")
 
 
-def import_moe_block(hf_block: Any, hf_config: Any, *, implementation: str | None = None):
+def _gemma4_moe_branch() -> list[Tensors]:
+    """Gemma4TextDecoderLayer's MoE branch: Gemma4TextRouter, Gemma4TextExperts and the *_2 norms."""
+    return [
+        Tensors(("router.scale",), "router_scale"),
+        Tensors(("router.proj.weight",), "router.weight"),
+        Tensors(("router.per_expert_scale",), "router_per_expert_scale"),
+        *_fused_experts(),
+        Tensors(("pre_feedforward_layernorm_2.weight",), "pre_norm.weight"),
+        Tensors(("post_feedforward_layernorm_2.weight",), "post_norm.weight"),
+    ]
+
+
+def import_moe_block(hf_block: Any, hf_config: Any, *, implementation: str | None = None, layer: int | None = None, moe_only: bool = False):
     """Our MoE layer with the weights of an HF MoE block (same device and dtype), built from `hf_config`.
 
     `hf_block` is the family's MoE block (MixtralSparseMoeBlock, Qwen2MoeSparseMoeBlock, Qwen3MoeSparseMoeBlock,
@@ -116,16 +130,22 @@ def import_moe_block(hf_block: Any, hf_config: Any, *, implementation: str | Non
     any module with its `router`, `experts`, `pre_feedforward_layernorm_2` and `post_feedforward_layernorm_2`).
     `hf_config` is the model's config (transformers object or dict). `implementation` overrides ours (looped,
     dropless, ...). The layer returns a tensor, also where the HF block returns a tuple.
+    Gemma-4: the decoder layer's whole feed-forward (mlp, its four norms, router and experts) becomes a
+    `HybridMoEMLP` of decoder `layer` (default 0: Gemma-4's dense width depends on the layer); `moe_only` imports
+    the MoE branch alone, as `convert --moe-only`.
     """
     import torch
 
-    conversion = convert(hf_config)
+    conversion = convert(hf_config, layer, moe_only=moe_only)
     if not conversion.is_moe:
         raise ValueError(f"{conversion.family}: the model has no MoE layer to import")
     config = conversion.config
     if implementation is not None:
-        config = type(config).from_dict({**conversion.data, "implementation": implementation})
-    hf_state = _hf_state(hf_block, conversion.family)
+        if isinstance(config, HybridMoEMLPConfig):
+            config = type(config).from_dict({**conversion.data, "routed": {**conversion.data["routed"], "implementation": implementation}})
+        else:
+            config = type(config).from_dict({**conversion.data, "implementation": implementation})
+    hf_state = _hf_state(hf_block, conversion.family, hybrid=isinstance(config, HybridMoEMLPConfig))
     tensors = _family_tensors(conversion.family, config)
     missing = [name for entry in tensors for name in entry.hf if name not in hf_state]
     if missing:
@@ -156,16 +176,19 @@ def import_moe_block(hf_block: Any, hf_config: Any, *, implementation: str | Non
 
 
 GEMMA4_MOE_MODULES = ("router", "experts", "pre_feedforward_layernorm_2", "post_feedforward_layernorm_2")
+GEMMA4_DENSE_MODULES = ("mlp", "pre_feedforward_layernorm", "post_feedforward_layernorm_1", "post_feedforward_layernorm")
 
 
-def _hf_state(hf_block: Any, family: str) -> dict:
-    """The block's state dict; for Gemma-4, that of the MoE modules of the decoder layer only."""
+def _hf_state(hf_block: Any, family: str, *, hybrid: bool = False) -> dict:
+    """The block's state dict; for Gemma-4, that of the feed-forward modules of the decoder layer only
+    (the MoE branch's alone unless `hybrid`)."""
     if family != "gemma4_text":
         return hf_block.state_dict()
-    absent = [name for name in GEMMA4_MOE_MODULES if not hasattr(hf_block, name)]
+    modules = GEMMA4_MOE_MODULES + (GEMMA4_DENSE_MODULES if hybrid else ())
+    absent = [name for name in modules if not hasattr(hf_block, name)]
     if absent:
         raise ValueError(f"{type(hf_block).__name__} is not a Gemma-4 decoder layer with an MoE block: it has no {', '.join(absent)}")
-    return {f"{name}.{key}": value for name in GEMMA4_MOE_MODULES for key, value in getattr(hf_block, name).state_dict().items()}
+    return {f"{name}.{key}": value for name in modules for key, value in getattr(hf_block, name).state_dict().items()}
 
 
 def export_state_dict(layer: Any, family: str) -> dict:

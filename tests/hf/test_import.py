@@ -36,6 +36,7 @@ class Family:
     forward: Callable[[torch.nn.Module, torch.Tensor], torch.Tensor]  # HF's MoE output for [1, T, H]
     route: Callable[[torch.nn.Module, torch.Tensor], tuple]  # HF's (selection scores [T, E], experts [T, K])
     state: Callable[[torch.nn.Module], dict]  # the HF tensors that export must reproduce
+    moe_only: bool = False  # Gemma-4: the MoE branch alone (its whole feed-forward: tests/layers/test_hybrid.py)
 
 
 def eager(config):
@@ -169,7 +170,7 @@ def gemma4() -> Family:
     def state(layer):
         return {f"{name}.{key}": value for name in GEMMA4_MOE for key, value in getattr(layer, name).state_dict().items()}
 
-    return Family("gemma4", config, layer, 2, gemma4_moe_branch, route, state)
+    return Family("gemma4", config, layer, 2, gemma4_moe_branch, route, state, moe_only=True)
 
 
 FAMILIES = {family.__name__: family for family in (mixtral, qwen2_moe, qwen3_moe, olmoe, deepseek_v3, gpt_oss, gemma4)}
@@ -196,7 +197,7 @@ def relative_error(ours: torch.Tensor, theirs: torch.Tensor) -> float:
 def test_imported_block_equals_hugging_face(name, implementation, tokens):
     torch.manual_seed(0)
     family = FAMILIES[name]()
-    layer = import_moe_block(family.block, family.config, implementation=implementation)
+    layer = import_moe_block(family.block, family.config, implementation=implementation, moe_only=family.moe_only)
     assert not layer.training and layer.config.implementation == implementation
 
     x = untied_input(family, tokens)
@@ -221,7 +222,7 @@ def test_imported_block_equals_hugging_face(name, implementation, tokens):
 @pytest.mark.parametrize("name", list(FAMILIES))
 def test_export_of_an_imported_block_is_the_hf_state_dict(name):
     family = FAMILIES[name]()
-    layer = import_moe_block(family.block, family.config)
+    layer = import_moe_block(family.block, family.config, moe_only=family.moe_only)
     exported = export_state_dict(layer, family.name)
     original = family.state(family.block)
     assert set(exported) == set(original)
@@ -311,7 +312,7 @@ MINIMAL = {  # the fields a conversion needs; every other one is absent from the
     "OlmoeConfig": {"model_type": "olmoe", "num_experts": 8, "num_experts_per_tok": 2, "intermediate_size": 64},
     "DeepseekV3Config": {"model_type": "deepseek_v3", "n_routed_experts": 32, "num_experts_per_tok": 4, "moe_intermediate_size": 64, "intermediate_size": 96},
     "GptOssConfig": {"model_type": "gpt_oss", "num_local_experts": 8, "num_experts_per_tok": 2, "intermediate_size": 64},
-    "Gemma4TextConfig": {"model_type": "gemma4_text", "enable_moe_block": True, "num_experts": 8, "top_k_experts": 2, "moe_intermediate_size": 64},
+    "Gemma4TextConfig": {"model_type": "gemma4_text", "enable_moe_block": True, "num_experts": 8, "top_k_experts": 2, "moe_intermediate_size": 64, "intermediate_size": 96},
 }
 
 

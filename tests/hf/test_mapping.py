@@ -63,14 +63,14 @@ EXPECTED = {
 
 @pytest.mark.parametrize("name", MODELS)
 def test_published_models_convert_to_their_moe_layer(name: str) -> None:
-    config, hidden = config_from_hf(hf_config(name))
+    config, hidden = config_from_hf(hf_config(name), moe_only=True)  # Gemma-4: its MoE branch (the whole feed-forward: test_hybrid)
     expected_hidden, fields = EXPECTED[name]
     assert isinstance(config, MoEMLPConfig) and hidden == expected_hidden
     assert config.gated and {key: getattr(config, key) for key in fields} == fields
 
 
 def test_gemma4_maps_its_router_and_norms() -> None:
-    config, _ = config_from_hf(hf_config("gemma4_26b_a4b"))
+    config, _ = config_from_hf(hf_config("gemma4_26b_a4b"), moe_only=True)
     for norm in (config.router_normalization, config.pre_norm, config.post_norm):
         assert norm.type == "rms_norm" and norm.epsilon == 1e-6 and not norm.zero_centered
     # router: RMSNorm without weight, then the learnable scale, then × hidden^-0.5 (transformers' Gemma4TextRouter)
@@ -125,10 +125,11 @@ COUNTS = {
         64 * 3 * 3584 * 2560 + 3 * 3584 * 20480 + 3584 + 64 * 3584,
         8 * 3 * 3584 * 2560 + 3 * 3584 * 20480 + 3584 + 64 * 3584,
     ),
-    # Gemma-4: router scale [H], per-expert scale [E], two norms [H]
+    # Gemma-4's feed-forward (hybrid_moe): the MoE branch (router scale [H], per-expert scale [E], two norms [H]),
+    # the dense gated MLP of width 2112 and its three norms [H] (pre, post_1, and post on the sum)
     "gemma4_26b_a4b": (
-        128 * 3 * 2816 * 704 + 128 * 2816 + 2816 + 128 + 2 * 2816,
-        8 * 3 * 2816 * 704 + 128 * 2816 + 2816 + 128 + 2 * 2816,
+        128 * 3 * 2816 * 704 + 128 * 2816 + 2816 + 128 + 2 * 2816 + 3 * 2816 * 2112 + 3 * 2816,
+        8 * 3 * 2816 * 704 + 128 * 2816 + 2816 + 128 + 2 * 2816 + 3 * 2816 * 2112 + 3 * 2816,
     ),
     "qwen3_30b_a3b": (128 * 3 * 2048 * 768 + 128 * 2048, 8 * 3 * 2048 * 768 + 128 * 2048),
     "olmoe_1b_7b": (64 * 3 * 2048 * 1024 + 64 * 2048, 8 * 3 * 2048 * 1024 + 64 * 2048),
