@@ -30,6 +30,11 @@ CASES = {
         "experts_per_token": 1, "router_weight_on_input": True, "normalize_expert_weights": False, "shared_expert_gate": {"enabled": True}, "jitter_eps": 0.1,
     },
     "gpt_oss-biases": {"activation": "gpt_oss_glu", "shared_experts": 0, "add_linear_biases": True, "router_bias": {"enabled": True}},
+    "kempnerforge-router-jitter-dropout-load-scaling": {  # issue 19's options together: one compile
+        "routing": "aux_free", "router_score_function": "sigmoid", "correction_bias_target": "logits", "bias_update_rule": "ema",
+        "bias_update_schedule": "cosine_decay", "bias_update_total_steps": 10, "automatic_bias_update": True,
+        "expert_load_scaling": True, "jitter_eps": 0.2, "jitter_target": "layer_input", "jitter_distribution": "normal", "dropout": 0.2,
+    },
 }
 
 
