@@ -24,11 +24,19 @@ class ExplainRow:
     derived: str | None = None  # how a derived value was computed
     value_description: str | None = None  # what the chosen enum member means
     depth: int = 0
+    origin: str | None = None  # where a set value was written, when not in the explained file (a parent, --set)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         del data["display"], data["depth"]
+        if data["origin"] is None:
+            del data["origin"]
         return data
+
+    @property
+    def source_text(self) -> str:
+        """`set`, `default`, `derived`, or `set in base.yaml:3:1` for a value from elsewhere."""
+        return f"{self.source} in {self.origin}" if self.origin else self.source
 
 
 def _sorted_fields(config: Config) -> list[str]:
@@ -141,3 +149,110 @@ def summary_lines(counts: LayerCounts) -> list[tuple[str, str]]:
     if counts.norm_parameters:
         lines.append(("norm parameters", f"{counts.norm_parameters:,}"))
     return lines
+
+
+# ------------------------------------------------------------------------------------------ stacks
+MAP_GROUP = 10  # letters per group in a stack's layer map
+
+
+def stack_map(stack: Any) -> str:
+    """One letter per layer (D dense, M MoE), in groups of 10 from layer 0: `DDDMMMMMMM MMMMMMMMMM M`."""
+    kinds = stack.layer_kinds()
+    return " ".join(kinds[start : start + MAP_GROUP] for start in range(0, len(kinds), MAP_GROUP))
+
+
+def stack_heading(stack: Any) -> str:
+    kinds = stack.layer_kinds()
+    parts = [f"{count} {name}" for count, name in ((kinds.count("D"), "dense"), (kinds.count("M"), "MoE")) if count]
+    return f"{stack.layers} layers: {', '.join(parts)}"
+
+
+def wrap_items(items: list[str], width: int, indent: str) -> list[str]:
+    """`items` joined by ", " in lines of at most `width` columns, breaking between items only."""
+    lines: list[str] = []
+    current = indent
+    for index, item in enumerate(items):
+        text = item + ("," if index < len(items) - 1 else "")
+        if current.strip() and len(current) + 1 + len(text) > width:
+            lines.append(current)
+            current = indent
+        current = f"{current} {text}" if current.strip() else current + text
+    if current.strip():
+        lines.append(current)
+    return lines
+
+
+def stack_summary_lines(counts: Any) -> list[tuple[str, str]]:
+    """The whole model's MLP figures (a `StackCounts`)."""
+    return [
+        ("total parameters", f"{counts.total_parameters:,}"),
+        ("active parameters per token", f"{counts.active_parameters:,}"),
+        ("forward FLOPs per token", f"{counts.flops_per_token:,}"),
+    ]
+
+
+def where_text(source: Any, path: tuple[Any, ...]) -> str | None:
+    """Where `path` (inside the loaded config) was written: `file:line:col`, or the `--set` that wrote it."""
+    for length in range(len(path), 0, -1):
+        written = source.overrides.get(path[:length])
+        if written is not None:
+            return f"--set {written[0]}"
+    found = source.written_at(path)
+    if found is None:
+        return None
+    file, position = found
+    return f"{file}:{position.line}:{position.column}"
+
+
+def layer_path(stack: Any, layer: int, path: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The path in a stack's file that wrote `path` of layer `layer`'s block: the last override of that layer
+    that writes it, else the layer's base block (mlp or dense_mlp)."""
+    from fastmoe_cfg.schemas.stack import parse_layers
+
+    for number in reversed(range(len(stack.overrides))):
+        override = stack.overrides[number]
+        if layer not in parse_layers(override.layers, stack.layers):
+            continue
+        node: Any = override.set
+        written: list[Any] = []
+        for part in path:
+            if not isinstance(node, dict) or part not in node:
+                break
+            written.append(part)
+            node = node[part]
+        if written:
+            return ("overrides", number, "set", *written)
+    base = "mlp" if layer in set(stack.moe_layer_indices()) else "dense_mlp"
+    return (base, *path)
+
+
+def diff_stacks(a: Any, b: Any, *, where_a: Any, where_b: Any) -> list[Any]:
+    """The differences of two stacks (or a stack and a list of blocks), layer by layer, equal differences of
+    neighbouring layers merged into one with their layers (`3-60`).
+
+    `a` and `b` are sequences of blocks; `where_a(layer, path)` and `where_b(layer, path)` say where a set value
+    was written.
+    """
+    from dataclasses import replace
+
+    from fastmoe_cfg.config.base import Tier
+    from fastmoe_cfg.config.diff import Difference, Side, diff_configs
+    from fastmoe_cfg.schemas.stack import format_layers
+
+    merged: dict[tuple[Any, ...], tuple[Any, list[int]]] = {}
+    differences: list[Any] = []
+    if len(a) != len(b):
+        differences.append(Difference(("layers",), Tier.architecture, Side(len(a), "set"), Side(len(b), "set")))
+    for layer in range(min(len(a), len(b))):
+        found = diff_configs(
+            a[layer], b[layer], where_a=lambda path, layer=layer: where_a(layer, path), where_b=lambda path, layer=layer: where_b(layer, path)
+        )
+        for difference in found:
+            key = (difference.path, repr(difference.a), repr(difference.b))
+            if key in merged:
+                merged[key][1].append(layer)
+            else:
+                merged[key] = (difference, [layer])
+    for difference, layers in merged.values():
+        differences.append(replace(difference, layers=format_layers(layers)))
+    return differences

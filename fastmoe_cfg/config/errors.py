@@ -33,6 +33,7 @@ class Problem:
     suggestion: str | None = None
     override: str | None = None
     order: int = field(default=0, compare=False, repr=False)  # command-line position of an override
+    layers: str | None = None  # in a stack: the layers whose block has the problem ("10-20")
 
     @property
     def where(self) -> str:
@@ -44,13 +45,15 @@ class Problem:
 
     def render(self) -> str:
         """One line: `where: path: message (did you mean suggestion?)`; control characters escaped."""
-        parts = [part for part in (self.where, self.path) if part]
+        parts = [part for part in (self.where, f"layers {self.layers}" if self.layers else "", self.path) if part]
         text = self.message if self.suggestion is None else f"{self.message} (did you mean {self.suggestion}?)"
         return _one_line(": ".join([*parts, text]))
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         del data["order"]
+        if data["layers"] is None:
+            del data["layers"]  # only stacks have it
         return data
 
     def sort_key(self) -> tuple[Any, ...]:
@@ -63,6 +66,23 @@ class ConfigError(ValueError):
     def __init__(self, problems: Iterable[Problem]):
         self.problems = sorted(problems, key=Problem.sort_key)
         super().__init__("\n".join(problem.render() for problem in self.problems))
+
+
+class ConfigWarning(UserWarning):
+    """Something a config means differently today (a version change), located like a problem.
+
+    `problem` holds where and what; the config still loads. The CLI prints it as one line,
+    `file:line:col: path: warning: message`.
+    """
+
+    def __init__(self, problem: Problem):
+        self.problem = problem
+        super().__init__(render_warning(problem))
+
+
+def render_warning(problem: Problem) -> str:
+    parts = [part for part in (problem.where, f"layers {problem.layers}" if problem.layers else "", problem.path) if part]
+    return _one_line(": ".join([*parts, "warning", problem.message]))
 
 
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")

@@ -1,24 +1,32 @@
-"""Read a config from a YAML file: parse, select `--key`, apply `--set`, validate.
+"""Read a config from a YAML file: parse, resolve `extends`, select `--key`, migrate an older
+version, apply `--set`, validate.
 
-Every problem found on the way (YAML, overrides, fields, cross-field rules)
-is raised together as one `ConfigError`.
+Every problem found on the way (YAML, extends, overrides, fields, cross-field rules)
+is raised together as one `ConfigError`. What reading an older version changed comes
+back as located warnings: `load` returns them, `load_file` and friends emit them as
+`ConfigWarning`s.
 """
 
 from __future__ import annotations
 
+import warnings as python_warnings
+from dataclasses import dataclass
 from pathlib import Path as FilePath
-from typing import Any, Iterable, TypeVar
+from typing import Any, Callable, Iterable, TypeVar, Union
 
 from pydantic import ValidationError
 
 from fastmoe_cfg.config.base import Config
-from fastmoe_cfg.config.errors import ConfigError, Path, format_path
+from fastmoe_cfg.config.errors import ConfigError, ConfigWarning, Path, Problem, format_path
+from fastmoe_cfg.config.migrations import Migration, migrate, versions_of
 from fastmoe_cfg.config.overrides import apply_overrides
 from fastmoe_cfg.config.source import Source
 from fastmoe_cfg.config.translate import problems_from_validation_error
 from fastmoe_cfg.config.yaml_reader import parse_yaml, parse_yaml_bytes, read_yaml
 
 C = TypeVar("C", bound=Config)
+# A root class, or a function that picks one from the data (an MLP block or a stack, by `type:`).
+Root = Union[type[Config], Callable[[Any], type[Config]]]
 
 
 def parse_key(key: str | None) -> tuple[str, ...]:
@@ -34,35 +42,88 @@ def parse_key(key: str | None) -> tuple[str, ...]:
     return parts
 
 
+@dataclass(frozen=True)
+class Loaded:
+    """A validated config and how it was read: the source (values with the file, line and column that
+    wrote each, across `extends`), the warnings of an older version, and what migrating it changed."""
+
+    config: Any
+    source: Source
+    warnings: tuple[Problem, ...] = ()
+    migration: Migration = Migration()
+
+
 def load_file(
     cls: type[C], path: str | FilePath, *, key: str | None = None, overrides: Iterable[str] = (),
     display_name: str | None = None,
 ) -> C:
     """Load and validate `cls` (a dynamic base returns the variant chosen by `type:`) from a YAML file."""
-    return validate_source(cls, prepare(read_yaml(path, display_name=display_name), key, overrides))
+    return _warned(load(cls, read_yaml(path, display_name=display_name), key=key, overrides=overrides))
 
 
 def load_text(cls: type[C], text: str, *, file: str | None = None, key: str | None = None, overrides: Iterable[str] = ()) -> C:
-    return validate_source(cls, prepare(parse_yaml(text, file), key, overrides))
+    return _warned(load(cls, parse_yaml(text, file), key=key, overrides=overrides))
 
 
 def load_bytes(cls: type[C], raw: bytes, *, file: str | None = None, key: str | None = None, overrides: Iterable[str] = ()) -> C:
     """As `load_text`, from undecoded bytes (standard input): bad UTF-8 is a located problem."""
-    return validate_source(cls, prepare(parse_yaml_bytes(raw, file), key, overrides))
+    return _warned(load(cls, parse_yaml_bytes(raw, file), key=key, overrides=overrides))
 
 
-def prepare(source: Source, key: str | None, overrides: Iterable[str]) -> Source:
+def _warned(loaded: Loaded) -> Any:
+    for problem in loaded.warnings:
+        python_warnings.warn(ConfigWarning(problem), stacklevel=3)
+    return loaded.config
+
+
+def load(root: Root, source: Source, *, key: str | None = None, overrides: Iterable[str] = ()) -> Loaded:
+    """Everything `load_file` does, on a parsed source; returns the config with its source and warnings.
+
+    `root` is the class to validate, or a function choosing it from the data after `extends`
+    and `--key` (a stack or an MLP block). Raises ConfigError with every problem.
+    """
+    found: list[Problem] = []
+
+    def choose(data: Any) -> type[Config]:
+        return root if isinstance(root, type) else root(data)
+
+    def prepare_parent(parent: Source) -> Source:
+        migrated, migration = migrate(parent, versions_of(choose(parent.data)))
+        found.extend(migration.warnings)
+        return migrated
+
+    source, migration = prepare(source, key, overrides, choose=choose, prepare_parent=prepare_parent)
+    cls = choose(source.data)
+    config = validate_source(cls, source)
+    return Loaded(config, source, (*found, *migration.warnings), migration)
+
+
+def prepare(
+    source: Source, key: str | None, overrides: Iterable[str], *,
+    choose: Callable[[Any], type[Config]] | None = None, prepare_parent: Callable[[Source], Source] | None = None,
+) -> tuple[Source, Migration]:
+    """Resolve `extends`, select `key`, migrate an older version (when `choose` names a class with
+    versions), apply the overrides. Raises ConfigError when there is nothing left to validate."""
+    from fastmoe_cfg.config.extends import resolve_extends
+
     if isinstance(overrides, str):  # one override given as a plain string
         overrides = [overrides]
     if source.data is None and source.problems:
         raise ConfigError(source.problems)
+    if source.file is not None and not source.file.startswith("<"):
+        source = resolve_extends(source, read_yaml, prepare_parent or (lambda parent: parent))
+    elif isinstance(source.data, dict) and "extends" in source.data:  # text or standard input: relative to here
+        source = resolve_extends(source, read_yaml, prepare_parent or (lambda parent: parent))
     if key:
         try:
             path = parse_key(key)
         except ValueError as exc:
             raise ConfigError([*source.problems, source.problem((), "value", message=f"--key {key!r}: {exc}")]) from None
         source = source.select(path)
-    return apply_overrides(source, overrides)
+    migration = Migration()
+    if choose is not None and isinstance(source.data, dict):
+        source, migration = migrate(source, versions_of(choose(source.data)))
+    return apply_overrides(source, overrides), migration
 
 
 def validate_source(cls: type[C], source: Source) -> C:

@@ -29,7 +29,12 @@ def parse_override(text: str) -> tuple[Path, str]:
 
 
 def apply_overrides(source: Source, overrides: Iterable[str]) -> Source:
-    """`source` with the overrides applied, in order; their problems are added to it."""
+    """`source` with the overrides applied, in order; their problems are added to it.
+
+    An override that a later one replaces (`--set pre_norm.epsilon=1e-5 --set pre_norm=null`, or the
+    same key twice) would be silently dropped: it is a problem naming both.
+    """
+    applied: list[tuple[int, str, Path]] = []
     for order, text in enumerate(overrides):
         try:
             path, raw = parse_override(text)
@@ -43,4 +48,10 @@ def apply_overrides(source: Source, overrides: Iterable[str]) -> Source:
             )
             continue
         source = source.with_override(text, order, path, parsed.data)
+        applied.append((order, text, path))
+    for index, (order, text, path) in enumerate(applied):
+        later = next((other for _, other, other_path in applied[index + 1 :] if path[: len(other_path)] == other_path), None)
+        if later is not None:
+            message = f"no effect: the later --set {later} replaces it (remove one of them)"
+            source = source.with_problems(Problem(message, format_path(source.prefix + path), source.file, override=text, order=order))
     return source

@@ -16,10 +16,40 @@ from fastmoe_cfg.config.base import Config, all_config_classes
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
 
+# Other root classes a file may hold instead of `root` (a stack of MLP blocks), and the keys every root
+# document accepts beside its fields (`extends`): registered by the schemas.
+_OTHER_ROOTS: dict[type, list[type]] = {}
+_ROOT_KEYS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+
+
+def register_root(root: type[Config], other: type[Config]) -> None:
+    """A file that `root` reads may hold an `other` document instead (told apart by `type`)."""
+    _OTHER_ROOTS.setdefault(root, [])
+    if other not in _OTHER_ROOTS[root]:
+        _OTHER_ROOTS[root].append(other)
+
+
+def register_root_key(name: str, schema: dict[str, Any], definitions: dict[str, Any]) -> None:
+    """A key every root document accepts beside its fields (`extends`), with its schema and the $defs it uses."""
+    _ROOT_KEYS[name] = (schema, definitions)
+
+
 def json_schema(root: type[Config], *, title: str | None = None) -> dict[str, Any]:
     schema = root.model_json_schema()
+    for other in _OTHER_ROOTS.get(root, []):
+        other_schema = other.model_json_schema()
+        other_definitions = other_schema.pop("$defs", {})
+        schema.setdefault("$defs", {}).update(other_definitions)
+        schema["$defs"][other.__name__] = other_schema
+        if "oneOf" in schema:
+            schema["oneOf"].append({"$ref": f"#/$defs/{other.__name__}"})
     classes = {klass.__name__: klass for klass in all_config_classes()}
     definitions = schema.get("$defs", {})
+    roots = [item["$ref"].rsplit("/", 1)[-1] for item in schema.get("oneOf", []) if "$ref" in item]
+    for name, (key_schema, key_definitions) in _ROOT_KEYS.items():
+        definitions.update(key_definitions)
+        for root_name in roots:  # the variants' definitions serve nested blocks too: `extends` is read at the root only
+            definitions[root_name].setdefault("properties", {})[name] = key_schema
     for name, definition in [*definitions.items(), (root.__name__, schema)]:
         klass = classes.get(name)
         if klass is not None and "properties" in definition:

@@ -28,6 +28,7 @@ class Located:
 
     key: Position | None
     value: Position
+    file: str | None = None  # the file that wrote it, when not the source's own (a parent through `extends`)
 
 
 @dataclass(frozen=True)
@@ -55,9 +56,16 @@ class Source:
             if path[:length] in self.overrides:
                 override, order = self.overrides[path[:length]]
                 return Problem(path=format_path(self.prefix + path), file=self.file, override=override, order=order, **fields)
-        position = self._position(path, kind)
+        position, file = self._position(path, kind)
         line, column = (position.line, position.column) if position else (None, None)
-        return Problem(path=format_path(self.prefix + path), file=self.file, line=line, column=column, **fields)
+        return Problem(path=format_path(self.prefix + path), file=file, line=line, column=column, **fields)
+
+    def written_at(self, path: Path) -> tuple[str | None, Position] | None:
+        """(file, position of the key, else of the value) where `path` is written; None when it is not."""
+        located = self.positions.get(path)
+        if located is None:
+            return None
+        return located.file or self.file, located.key or located.value
 
     def origin(self, path: Path) -> str | None:
         """"override" when a `--set` wrote the path, "file" when the file did, None otherwise."""
@@ -69,16 +77,16 @@ class Source:
         """Whether the value at `path` (relative to `data`), or one that contains it, was already reported."""
         return any(path[:length] in self.reported for length in range(len(path), -1, -1))
 
-    def _position(self, path: Path, kind: str) -> Position | None:
+    def _position(self, path: Path, kind: str) -> tuple[Position | None, str | None]:
         located = self.positions.get(path)
         if located is not None:
-            return located.key if kind == "key" and located.key is not None else located.value
+            return (located.key if kind == "key" and located.key is not None else located.value), located.file or self.file
         # Not written (a missing or defaulted field): point at the nearest written parent.
         for length in range(len(path) - 1, -1, -1):
             located = self.positions.get(path[:length])
             if located is not None:
-                return located.key or located.value
-        return Position(1, 1) if self.file is not None else None
+                return located.key or located.value, located.file or self.file
+        return (Position(1, 1) if self.file is not None else None), self.file
 
     # ------------------------------------------------------------ new sources
     def with_problems(self, *problems: Problem) -> Source:

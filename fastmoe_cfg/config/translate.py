@@ -7,6 +7,7 @@ messages in one template, and a locator (a `Source`) gives each its
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
 from fastmoe_cfg.config.errors import ConfigError, Path, Problem, describe, did_you_mean, format_number, format_path, shorten
@@ -102,6 +103,10 @@ def _problem(error: dict[str, Any], path: Path, owner: type[Config] | None, klas
         return locator.problem((*path, "type"), "value", message=message, suggestion=did_you_mean(tag, known))
     if kind == "missing":
         return locator.problem(path, "missing", message="missing required field")
+    if kind == RULE_ERROR and "layers" in ctx:
+        # A problem of some layers' block in a stack: at the value that wrote it, named by the block's own path.
+        problem = locator.problem(path, "value", message=ctx["message"], suggestion=ctx.get("suggestion"), layers=ctx["layers"])
+        return replace(problem, path=ctx.get("path", problem.path))
     if kind == RULE_ERROR:
         # Blame the field the user touched: an override first, then one written in the file.
         candidates = [(*path[:-1], field) for field in ctx.get("fields", [name])]

@@ -5,11 +5,12 @@ text and keeps its comments and layout. Reading is `yaml_reader`.
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 from fastmoe_cfg.config.errors import Path
 
-__all__ = ["dump_yaml", "edit_yaml"]
+__all__ = ["Edit", "dump_yaml", "edit_yaml", "edit_yaml_ops"]
 
 
 def dump_yaml(data: Mapping[str, Any], *, header: str | None = None, comments: Mapping[str, str] | None = None) -> str:
@@ -68,3 +69,58 @@ def edit_yaml(text: str, updates: Mapping[Path, Any]) -> str:
     stream = io.StringIO()
     yaml.dump(document, stream)
     return stream.getvalue()
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One change to YAML text: `set` a value (creating parents; a new key goes after the key `after` when there
+    is one, else first), `rename` a key in place (`value` is the new name), or `delete` a key."""
+
+    op: str  # set | rename | delete
+    path: Path
+    value: Any = None
+    after: str | None = None
+
+
+def edit_yaml_ops(text: str, edits: list[Edit]) -> str:
+    """Apply `edits` in order to YAML text, keeping comments, quotes and the order of the other keys."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.comments import CommentedMap
+
+    yaml = YAML(typ="rt", pure=True)
+    yaml.preserve_quotes = True
+    yaml.width = 4096  # never fold a long line that was one line
+    document = yaml.load(text)
+    if document is None:
+        document = CommentedMap()
+    for edit in edits:
+        node = document
+        for part in edit.path[:-1]:
+            if not isinstance(node.get(part), Mapping):
+                node[part] = CommentedMap()
+            node = node[part]
+        key = edit.path[-1]
+        if edit.op == "delete":
+            if key in node:
+                del node[key]
+        elif edit.op == "rename":
+            if key in node and edit.value not in node:
+                index = list(node).index(key)
+                value = node[key]
+                comment = node.ca.items.pop(key, None)
+                del node[key]
+                node.insert(index, edit.value, value)
+                if comment is not None:
+                    node.ca.items[edit.value] = comment
+        elif key in node or not isinstance(node, CommentedMap):
+            node[key] = _to_commented(edit.value)
+        else:
+            keys = list(node)
+            index = keys.index(edit.after) + 1 if edit.after in keys else 0
+            node.insert(index, key, _to_commented(edit.value))
+    stream = io.StringIO()
+    yaml.dump(document, stream)
+    out = stream.getvalue()
+    if not text.endswith("\n\n"):  # a deleted last key leaves its line break behind
+        out = out.rstrip("\n") + "\n"
+    return out

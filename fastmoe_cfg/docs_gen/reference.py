@@ -22,15 +22,17 @@ REGENERATE = "fastmoe-cfg docs generate"
 
 
 def default_roots() -> tuple[type[Config], ...]:
-    from fastmoe_cfg.schemas import MLPBaseConfig
+    from fastmoe_cfg.schemas import MLPBaseConfig, StackConfig
 
-    return (MLPBaseConfig,)
+    return (MLPBaseConfig, StackConfig)
 
 
 def reference_pages(*, builtin_only: bool = True, catalog: Catalog | None = None) -> dict[str, str]:
     """File name -> Markdown text of every reference page (index, tiers, classes, enums)."""
     catalog = catalog or build_catalog(default_roots(), builtin_only=builtin_only)
-    pages = {INDEX_PAGE: index_page(catalog), TIERS_PAGE: tiers_page(catalog)}
+    from fastmoe_cfg.docs_gen.versions import VERSIONS_PAGE, versions_page
+
+    pages = {INDEX_PAGE: index_page(catalog), TIERS_PAGE: tiers_page(catalog), VERSIONS_PAGE: versions_page()}
     pages.update((page_name(klass), class_page(klass, catalog)) for klass in catalog.classes)
     pages.update((page_name(kind), enum_page(kind, catalog)) for kind in catalog.enums)
     return pages

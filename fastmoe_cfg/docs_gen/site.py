@@ -99,14 +99,16 @@ class _Stage:
         import yaml  # MkDocs depends on PyYAML
 
         config: dict[str, Any] = yaml.safe_load(_asset("mkdocs.yml"))
-        classes = [name for name in self.reference if name not in (INDEX_PAGE, TIERS_PAGE, *self.enums)]
+        from fastmoe_cfg.docs_gen.versions import VERSIONS_PAGE
+
+        classes = [name for name in self.reference if name not in (INDEX_PAGE, TIERS_PAGE, VERSIONS_PAGE, *self.enums)]
         config.update(
             docs_dir=str(self.docs),
             site_dir=str(site_dir.resolve()),
             strict=True,
             nav=[
                 {"Home": "index.md"},
-                {"Guide": [{title: f"guide/{name}"} for name, title in GUIDES.items()] + [{"Tiers": f"reference/{TIERS_PAGE}"}]},
+                {"Guide": [{title: f"guide/{name}"} for name, title in GUIDES.items()] + [{"Tiers": f"reference/{TIERS_PAGE}"}, {"Version changes": f"reference/{VERSIONS_PAGE}"}]},
                 {
                     "Reference": [
                         {"Overview": f"reference/{INDEX_PAGE}"},
