@@ -76,3 +76,37 @@ def test_load_balancing_loss_of_one_layer_equals_hf():
     logits = layer.router_logits(x)
     theirs = load_balancing_loss_func((logits,), num_experts=8, top_k=2)
     assert layer.stats["load_balancing_loss"].item() == pytest.approx(theirs.item(), rel=1e-6)
+
+
+@pytest.mark.parametrize("implementation", ["looped", "dropless"])
+def test_mixtral_with_router_jitter_noise_equals_hf_in_training(implementation):
+    """convert maps router_jitter_noise to jitter_eps on the layer input; seeded alike, the imported layer draws HF's
+    noise (torch.empty_like(x).uniform_(1 - eps, 1 + eps) over the block input) and gives HF's output and gradients."""
+    from fastmoe_cfg.hf.weights import import_moe_block
+
+    from transformers import MixtralConfig
+    from transformers.models.mixtral.modeling_mixtral import MixtralSparseMoeBlock
+
+    hidden, tokens = 16, 11
+    config = MixtralConfig(hidden_size=hidden, intermediate_size=8, num_local_experts=6, num_experts_per_tok=2, router_jitter_noise=0.1)
+    config._experts_implementation = "eager"
+    block = MixtralSparseMoeBlock(config)
+    with torch.no_grad():
+        for parameter in block.parameters():
+            parameter.normal_(0, 0.3)
+    layer = import_moe_block(block, config, implementation=implementation).train()
+    block.train()
+    assert (layer.config.jitter_eps, layer.config.jitter_target) == (0.1, "layer_input")
+    x = torch.randn(2, tokens, hidden, generator=torch.Generator().manual_seed(1))
+    x_ours, x_hf = x.clone().requires_grad_(), x.clone().requires_grad_()
+    torch.manual_seed(7)
+    ours = layer(x_ours)
+    torch.manual_seed(7)
+    theirs = block(x_hf * 1)  # HF multiplies its input in place: give it a non-leaf
+    assert (ours - theirs).abs().max() / theirs.abs().max() <= 1e-5
+    grad = torch.randn_like(ours)
+    (ours * grad).sum().backward()
+    (theirs * grad).sum().backward()
+    assert (x_ours.grad - x_hf.grad).abs().max() / x_hf.grad.abs().max() <= 1e-4
+    torch.manual_seed(8)  # other noise: other results (the noise acts)
+    assert (layer(x) - theirs).abs().max() / theirs.abs().max() > 1e-3
