@@ -699,7 +699,7 @@ def diff(
 
     out = [f"--- {file_a}", f"+++ {file_b}"]
     for current in TIER_ORDER:
-        found = [difference for difference in differences if difference.tier is current]
+        found = sorted((difference for difference in differences if difference.tier is current), key=lambda difference: format_path(difference.path))
         if not found:
             continue
         out.append(f"{current.value}:")

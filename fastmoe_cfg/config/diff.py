@@ -26,12 +26,13 @@ class Side:
     value: Any
     source: str
     where: str | None = None  # file:line:col (or an HF field) for a set value
+    shown: Any = None  # what text shows: a nested config's set fields only (`{type: rms_norm}`)
 
     @property
     def display(self) -> str:
         if self.source == "absent":
             return "(absent)"
-        return format_value(self.value)
+        return format_value(self.value if self.shown is None else self.shown)
 
     @property
     def origin(self) -> str:
@@ -97,4 +98,6 @@ def diff_configs(a: Config, b: Config, *, where_a: Where = _nowhere, where_b: Wh
 
 def _side(config: Config, name: str, where: Where, prefix: Path) -> Side:
     source = config.provenance(name)
-    return Side(plain_data(getattr(config, name)), source, where((*prefix, name)) if source == "set" else None)
+    value = getattr(config, name)
+    shown = plain_data(value, resolved=False) if isinstance(value, Config) else None
+    return Side(plain_data(value), source, where((*prefix, name)) if source == "set" else None, shown)

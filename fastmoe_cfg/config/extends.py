@@ -24,7 +24,7 @@ import os
 from dataclasses import replace
 from typing import Any, Callable
 
-from fastmoe_cfg.config.errors import ConfigError, Path, Problem, describe
+from fastmoe_cfg.config.errors import Path, Problem, describe, did_you_mean
 from fastmoe_cfg.config.source import Located, Source
 
 __all__ = ["EXTENDS", "MAX_CHAIN", "EXTENDS_SCHEMA", "resolve_extends"]
@@ -66,8 +66,7 @@ def resolve_extends(source: Source, read: Reader, prepare: Prepare = lambda sour
         return source
     own = {key: value for key, value in data.items() if key != EXTENDS}
     own_positions = {path: located for path, located in source.positions.items() if path[:1] != (EXTENDS,)}
-    here = _identity(source.file)
-    chain = (*chain, here)
+    chain = (*chain, source.file or "<text>")
     problems: list[Problem] = []
     merged: Any = None
     positions: dict[Path, Located] = {}
@@ -75,8 +74,9 @@ def resolve_extends(source: Source, read: Reader, prepare: Prepare = lambda sour
     for index, entry_path, file, key in _entries(source, problems):
         where = source.problem(entry_path, "value", message="")
         parent_name = _relative(source.file, file)
-        if _identity(parent_name) in chain:
-            cycle = " -> ".join([*(_shown(name) for name in chain[chain.index(_identity(parent_name)) :]), _shown(parent_name)])
+        identities = [_identity(name) for name in chain]
+        if _identity(parent_name) in identities:
+            cycle = " -> ".join([*chain[identities.index(_identity(parent_name)) :], parent_name])
             problems.append(replace(where, message=f"extends {file}: a cycle ({cycle})"))
             continue
         if len(chain) >= MAX_CHAIN:
@@ -92,12 +92,12 @@ def resolve_extends(source: Source, read: Reader, prepare: Prepare = lambda sour
         if parent.data is None:
             continue
         if key:
-            try:
-                parent = parent.select(_key_path(key))
-            except (ConfigError, ValueError) as exc:
-                detail = exc.problems[-1].message if isinstance(exc, ConfigError) else str(exc)
-                problems.append(replace(where, message=f"extends {file}: key {key}: {detail}"))
+            missing = _missing_key(parent.data, key)
+            if missing is not None:
+                message, suggestion = missing
+                problems.append(replace(where, message=f"extends {file}: key {key}: {message}", suggestion=suggestion))
                 continue
+            parent = parent.select(tuple(key.split(".")))
         if not isinstance(parent.data, dict):
             problems.append(replace(where, message=f"extends {file}: expected a mapping of fields, got {describe(parent.data)}"))
             continue
@@ -171,19 +171,30 @@ def _entries(source: Source, problems: list[Problem]) -> list[tuple[int, Path, s
                 found.append((index, (*entry_path, "file"), item["file"], key))
                 continue
         message = f"expected a file name or {{file: NAME, key: DOTTED.KEY}}, got {describe(item)}"
+        suggestion = None
         if isinstance(item, dict):
-            unknown = sorted(set(item) - {"file", "key"})
+            unknown = sorted(set(item) - {"file", "key"}, key=str)
             if unknown:
                 message = f"unknown key {unknown[0]!r} in an extends entry; expected file and key"
-        problems.append(source.problem(entry_path, "value", message=message))
+                suggestion = did_you_mean(unknown[0], ["file", "key"])
+        problems.append(source.problem(entry_path, "value", message=message, suggestion=suggestion))
     return found
 
 
-def _key_path(key: str) -> tuple[str, ...]:
-    parts = tuple(key.split("."))
+def _missing_key(data: Any, key: str) -> tuple[str, str | None] | None:
+    """(message, suggestion) when the parent has no mapping at the dotted `key`; None when it has."""
+    parts = key.split(".")
     if not all(parts):
-        raise ValueError("expected a dotted path of keys, e.g. model.mlp")
-    return parts
+        return "expected a dotted path of keys, e.g. model.mlp", None
+    node = data
+    for depth, part in enumerate(parts):
+        where = ".".join(parts[:depth]) or "the document"
+        if not isinstance(node, dict):
+            return f"{where} is {describe(node)}, not a mapping", None
+        if part not in node:
+            return f"no key {part!r} in {where}", did_you_mean(part, node)
+        node = node[part]
+    return None
 
 
 def _relative(child: str | None, name: str) -> str:
@@ -197,5 +208,3 @@ def _identity(name: str | None) -> str:
     return os.path.realpath(name) if name and not name.startswith("<") else (name or "<text>")
 
 
-def _shown(name: str) -> str:
-    return os.path.relpath(name) if os.path.isabs(name) else name
