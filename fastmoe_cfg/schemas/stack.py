@@ -87,6 +87,40 @@ class LayerOverrideConfig(Config):
     )
 
 
+def _resolve_blocks(values: dict[str, Any]) -> tuple[tuple[MLPBaseConfig, ...], list[InitErrorDetails]]:
+    """(one block per layer, problems): mlp or dense_mlp by the layer choice, then the overrides in order."""
+    layers, overrides = values["layers"], values["overrides"]
+    moe = set(_moe_indices(layers, values["first_dense"], values["moe_every"], values["moe_layers"]))
+    errors: list[InitErrorDetails] = []
+    chosen: list[tuple[str, tuple[int, ...]]] = [("mlp" if index in moe else "dense_mlp", ()) for index in range(layers)]
+    for number, override in enumerate(overrides):
+        try:
+            indices = parse_layers(override.layers, layers)
+        except ValueError as exc:
+            errors.append(_error(("overrides", number, "layers"), str(exc)))
+            continue
+        for index in indices:
+            chosen[index] = (chosen[index][0], (*chosen[index][1], number))
+    made: dict[tuple[str, tuple[int, ...]], Any] = {}
+    for key in dict.fromkeys(chosen):
+        block_name, numbers = key
+        base = values.get(block_name)
+        if not numbers:
+            made[key] = base
+            continue
+        data = base.to_dict() if base is not None else {}
+        for number in numbers:
+            data = _merge(data, overrides[number].set)
+        try:
+            made[key] = MLPBaseConfig.model_validate(data)
+        except ValidationError as exc:
+            which = format_layers(index for index, other in enumerate(chosen) if other == key)
+            errors += _layer_errors(exc, which, block_name, [(number, overrides[number].set) for number in numbers])
+    if errors:
+        return (), errors
+    return tuple(made[key] for key in chosen), errors
+
+
 def _moe_indices(layers: int, first_dense: int, moe_every: int, moe_layers: list[int] | None) -> tuple[int, ...]:
     if moe_layers is not None:
         return tuple(sorted(set(index for index in moe_layers if 0 <= index < layers)))
@@ -168,39 +202,21 @@ class StackConfig(Config):
 
     @model_validator(mode="after")
     def _layer_blocks(self) -> StackConfig:
-        """Each layer's block: mlp or dense_mlp, then the overrides that name it; a problem names the layers."""
-        moe = set(self.moe_layer_indices())
-        errors: list[InitErrorDetails] = []
-        chosen: list[tuple[str, tuple[int, ...]]] = [("mlp" if index in moe else "dense_mlp", ()) for index in range(self.layers)]
-        for number, override in enumerate(self.overrides):
-            try:
-                indices = parse_layers(override.layers, self.layers)
-            except ValueError as exc:
-                errors.append(_error(("overrides", number, "layers"), str(exc)))
-                continue
-            for index in indices:
-                chosen[index] = (chosen[index][0], (*chosen[index][1], number))
-        if errors:
+        """Each layer's block (its problems were reported by `_rule_errors`, with the other rules')."""
+        blocks, errors = _resolve_blocks(dict(self.iter_fields()))
+        if errors:  # not reached: `_rule_errors` reported them
             raise ValidationError.from_exception_data(type(self).__name__, errors)
-        made: dict[tuple[str, tuple[int, ...]], MLPBaseConfig] = {}
-        for key in dict.fromkeys(chosen):
-            block_name, numbers = key
-            base = getattr(self, block_name)
-            if not numbers:
-                made[key] = base
-                continue
-            data = base.to_dict() if base is not None else {}
-            for number in numbers:
-                data = _merge(data, self.overrides[number].set)
-            try:
-                made[key] = MLPBaseConfig.model_validate(data)
-            except ValidationError as exc:
-                layers = format_layers(index for index, other in enumerate(chosen) if other == key)
-                errors += _layer_errors(exc, layers, block_name, [(number, self.overrides[number].set) for number in numbers])
-        if errors:
-            raise ValidationError.from_exception_data(type(self).__name__, errors)
-        self._blocks = tuple(made[key] for key in chosen)
+        self._blocks = blocks
         return self
+
+    @classmethod
+    def _rule_errors(cls, values: dict[str, Any]) -> list[InitErrorDetails]:
+        """The declared rules, then each layer's block: mlp or dense_mlp, then the overrides that name it;
+        a problem of a block names its layers, at the override value that made it."""
+        errors = super()._rule_errors(values)
+        if all(name in values for name in ("layers", "mlp", "first_dense", "moe_every", "moe_layers", "overrides")):
+            errors += _resolve_blocks(values)[1]
+        return errors
 
     # ------------------------------------------------------------------- queries
     def moe_layer_indices(self) -> tuple[int, ...]:
