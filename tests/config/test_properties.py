@@ -29,6 +29,7 @@ from fastmoe_cfg.config.yaml_writer import dump_yaml
 from fastmoe_cfg.schemas import (
     ActivationType,
     DropPolicy,
+    HybridMoEMLPConfig,
     MLPBaseConfig,
     MLPConfig,
     MLPRecomputeLevel,
@@ -98,22 +99,27 @@ optional_parameters = st.fixed_dictionaries(
         "enabled": st.one_of(st.none(), st.booleans()),
     },
 )
-linears = st.fixed_dictionaries({}, optional={"weight": parameters, "lr_scale": optional_scale})
+linears = st.fixed_dictionaries({}, optional={"weight": parameters, "lr_scale": optional_scale, "apply_peft": st.none()})
 affine_linears = st.fixed_dictionaries(
-    {}, optional={"weight": parameters, "lr_scale": optional_scale, "bias": optional_parameters}
+    {}, optional={"weight": parameters, "lr_scale": optional_scale, "bias": optional_parameters, "apply_peft": st.none()}
 )
 
 
 @st.composite
 def normalizations(draw: st.DrawFn) -> dict[str, Any]:
-    kind = draw(st.sampled_from([None, "layer_norm", "rms_norm", "none"]))
+    kind = draw(st.sampled_from([None, "layer_norm", "rms_norm", "fixed_rms_norm", "none"]))
     data: dict[str, Any] = {} if kind is None else {"type": kind}
-    if kind == "none":
+    # lr_scale only where there are parameters (null anywhere); implementation: the torch ones (Fast-LLM's kernels are refused)
+    if kind in ("none", "fixed_rms_norm"):
+        optional = {"lr_scale": st.none(), **({"epsilon": positive} if kind == "fixed_rms_norm" else {})}
+        data.update(draw(st.fixed_dictionaries({}, optional=optional)))
         return data
     optional: dict[str, st.SearchStrategy[Any]] = {
         "epsilon": positive,
         "zero_centered": st.booleans(),
         "weight": parameters,
+        "lr_scale": optional_scale,
+        "implementation": st.sampled_from(["auto", "torch"]),
     }
     if kind in (None, "layer_norm"):
         optional["bias"] = parameters
@@ -245,10 +251,39 @@ def shuffled(draw: st.DrawFn, data: dict[str, Any]) -> dict[str, Any]:
     return {key: data[key] for key in keys}
 
 
+HYBRID_FIELDS: dict[str, st.SearchStrategy[Any]] = {
+    "format_version": COMMON_FIELDS["format_version"],
+    "pre_norm": COMMON_FIELDS["pre_norm"],
+    "post_norm": COMMON_FIELDS["post_norm"],
+    "lr_scale": optional_scale,
+}
+
+
 @st.composite
-def valid_configs(draw: st.DrawFn) -> dict[str, Any]:
-    """Plain data of a valid `MLPBaseConfig`: dense (`type: mlp` or omitted) or `type: moe`."""
-    kind = draw(st.sampled_from([None, "mlp", "moe"]))
+def hybrid_configs(draw: st.DrawFn) -> dict[str, Any]:
+    """`type: hybrid_moe` within Fast-LLM's rules: routed without shared experts, the branches agreeing on gated and activation."""
+    data: dict[str, Any] = {"type": "hybrid_moe", **draw(st.fixed_dictionaries({}, optional=HYBRID_FIELDS))}
+    dense = draw(valid_configs(kinds=(None, "mlp"), hybrid=False))
+    routed = draw(valid_configs(kinds=("moe",), hybrid=False).filter(lambda routed: not routed.get("shared_experts")))
+    for name in ("gated", "activation", "activation_limit"):
+        if name in dense:
+            routed[name] = dense[name]
+        else:
+            routed.pop(name, None)
+    _maybe(draw, data, "dense", st.just(dense))
+    if "dense" not in data:  # the default dense branch: gated false, activation derived
+        routed = {name: value for name, value in routed.items() if name not in ("gated", "activation", "activation_limit")}
+    data["routed"] = routed
+    return draw(shuffled(data))
+
+
+@st.composite
+def valid_configs(draw: st.DrawFn, kinds: tuple[str | None, ...] = (None, "mlp", "moe"), hybrid: bool = True) -> dict[str, Any]:
+    """Plain data of a valid `MLPBaseConfig`: dense (`type: mlp` or omitted), `type: moe` or, one time in eight
+    (a hybrid validates two configs: its share is kept small for the test time), `type: hybrid_moe`."""
+    if hybrid and draw(st.integers(0, 7)) == 0:
+        return draw(hybrid_configs())
+    kind = draw(st.sampled_from(kinds))
     data: dict[str, Any] = draw(st.fixed_dictionaries({}, optional=COMMON_FIELDS))
     if kind is not None:
         data["type"] = kind
@@ -273,7 +308,7 @@ BALANCED_IGNORES = (
 
 
 def _expected_class(data: dict[str, Any]) -> type[MLPBaseConfig]:
-    return MoEMLPConfig if data.get("type") == "moe" else MLPConfig
+    return {"moe": MoEMLPConfig, "hybrid_moe": HybridMoEMLPConfig}.get(data.get("type"), MLPConfig)
 
 
 def _validate_generated(data: dict[str, Any]) -> MLPBaseConfig:
@@ -323,7 +358,11 @@ def test_valid_configs_round_trip(data: dict[str, Any]) -> None:
     for name in type(config).__pydantic_fields__:
         if name != "type":
             assert reloaded.provenance(name) == config.provenance(name), name
-    if data.get("activation") is None:
+    if isinstance(config, HybridMoEMLPConfig):  # the branches' provenance (activation's included)
+        for branch in ("dense", "routed"):
+            for name in set(type(getattr(config, branch)).__pydantic_fields__) - {"type"}:
+                assert getattr(reloaded, branch).provenance(name) == getattr(config, branch).provenance(name), (branch, name)
+    elif data.get("activation") is None:
         assert config.provenance("activation") == "derived"
         assert reloaded.provenance("activation") == "derived"
         assert reloaded.activation == (ActivationType.silu if config.gated else ActivationType.gelu)
