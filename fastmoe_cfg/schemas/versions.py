@@ -96,7 +96,8 @@ CHANGES: tuple[Change, ...] = (
     ),
     _ignored_by_balanced("router_input_scale", 1.0, "1"),
     _ignored_by_balanced("router_normalization", None, "null"),
-    _ignored_by_balanced("jitter_eps", 0.0, "0"),
+    # Version 1's jitter acted on the router logits only (a later jitter_target can move it onto the layer input).
+    _ignored_by_balanced("jitter_eps", 0.0, "0", extra=lambda data: data.get("jitter_target") in (None, "router_logits")),
     _ignored_by_balanced("router_score_function", "softmax", "softmax", extra=lambda data: data.get("router_score_function") is not None),
     _ignored_by_balanced(
         "normalize_expert_weights", True, "true",
