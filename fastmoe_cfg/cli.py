@@ -660,7 +660,8 @@ def diff(
             blocks_b = b.config.blocks() if stack_b else [b.config]
             where_a = _layer_where(a) if stack_a else (lambda index, path: _where(a)(path))
             where_b = _layer_where(b) if stack_b else (lambda index, path: _where(b)(path))
-            differences = diff_stacks(blocks_a, blocks_b, where_a=where_a, where_b=where_b)
+            count_where = (_where(a)(("layers",)) if stack_a else None, _where(b)(("layers",)) if stack_b else None)
+            differences = diff_stacks(blocks_a, blocks_b, where_a=where_a, where_b=where_b, count_where=count_where)
         else:
             differences = diff_configs(a.config, b.config, where_a=_where(a), where_b=_where(b))
     if tier:
@@ -699,15 +700,15 @@ def diff(
 
     out = [f"--- {file_a}", f"+++ {file_b}"]
     for current in TIER_ORDER:
-        found = sorted((difference for difference in differences if difference.tier is current), key=lambda difference: format_path(difference.path))
+        found = sorted((difference for difference in differences if difference.tier is current), key=lambda difference: (difference.path[-1:] != ("type",), format_path(difference.path)))
         if not found:
             continue
         out.append(f"{current.value}:")
         for difference in found:
-            where = f"layers {difference.layers}: " if difference.layers is not None else ""
+            where = "" if difference.layers is None else f"layer{'s' if any(mark in difference.layers for mark in ',-') else ''} {difference.layers}: "
             out.append(f"  {where}{format_path(difference.path)}:")
-            out.append(f"    - {difference.a.display} ({difference.a.origin})")
-            out.append(f"    + {difference.b.display} ({difference.b.origin})")
+            out.append(f"    - {difference.a.text}")
+            out.append(f"    + {difference.b.text}")
     count = len(differences)
     out.append(f"{count} difference{'s' if count != 1 else ''}: {verdict}" if count else verdict)
     sys.stdout.write("\n".join(out) + "\n")

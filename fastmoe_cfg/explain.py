@@ -226,7 +226,7 @@ def layer_path(stack: Any, layer: int, path: tuple[Any, ...]) -> tuple[Any, ...]
     return (base, *path)
 
 
-def diff_stacks(a: Any, b: Any, *, where_a: Any, where_b: Any) -> list[Any]:
+def diff_stacks(a: Any, b: Any, *, where_a: Any, where_b: Any, count_where: tuple[Any, Any] = (None, None)) -> list[Any]:
     """The differences of two stacks (or a stack and a list of blocks), layer by layer, equal differences of
     neighbouring layers merged into one with their layers (`3-60`).
 
@@ -242,7 +242,9 @@ def diff_stacks(a: Any, b: Any, *, where_a: Any, where_b: Any) -> list[Any]:
     merged: dict[tuple[Any, ...], tuple[Any, list[int]]] = {}
     differences: list[Any] = []
     if len(a) != len(b):
-        differences.append(Difference(("layers",), Tier.architecture, Side(len(a), "set"), Side(len(b), "set")))
+        differences.append(
+            Difference(("layers",), Tier.architecture, Side(len(a), "set", count_where[0]), Side(len(b), "set", count_where[1]))
+        )
     for layer in range(min(len(a), len(b))):
         found = diff_configs(
             a[layer], b[layer], where_a=lambda path, layer=layer: where_a(layer, path), where_b=lambda path, layer=layer: where_b(layer, path)

@@ -38,6 +38,11 @@ class Side:
     def origin(self) -> str:
         return f"{self.source}, {self.where}" if self.where else self.source
 
+    @property
+    def text(self) -> str:
+        """The value and where it came from: `4 (set, b.yaml:3:1)`, `0.01 (derived)`, `(absent)`."""
+        return self.display if self.source == "absent" else f"{self.display} ({self.origin})"
+
     def to_json(self) -> dict[str, Any]:
         return {"value": self.value, "source": self.source, "where": self.where}
 
@@ -74,6 +79,8 @@ def diff_configs(a: Config, b: Config, *, where_a: Where = _nowhere, where_b: Wh
         if name == "type" and type(a) is not type(b):
             continue
         in_a, in_b = name in type(a).model_fields, name in type(b).model_fields
+        if not (in_a and in_b) and (a if in_a else b).provenance(name) != "set":
+            continue  # a field of one variant only, left at its default: the type's difference says it
         value_a = getattr(a, name) if in_a else None
         value_b = getattr(b, name) if in_b else None
         path = (*prefix, name)
