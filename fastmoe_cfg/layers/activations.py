@@ -28,6 +28,7 @@ ACTIVATIONS: dict[ActivationType, Callable[[torch.Tensor], torch.Tensor]] = {
     ActivationType.relu: torch.relu,
     ActivationType.squared_relu: _squared_relu,
     ActivationType.identity: _identity,
+    ActivationType.sigmoid: torch.sigmoid,
 }
 
 

@@ -12,6 +12,7 @@ class ActivationType(DescribedEnum):
     relu = "relu", "ReLU: max(x, 0)."
     squared_relu = "squared_relu", "Squared ReLU: max(x, 0)²."
     identity = "identity", "No activation: x (with gated, a bilinear GLU)."
+    sigmoid = "sigmoid", "Sigmoid: 1 / (1 + exp(-x)) (Fast-LLM's sigmoid)."
     gpt_oss_glu = "gpt_oss_glu", (
         "GPT-OSS's clamped GLU (needs gated): gate = min(gate, limit), up = clamp(up, -limit, limit), "
         "hidden = (up + 1) · gate · sigmoid(1.702 · gate), limit = activation_limit (Fast-LLM's gpt_oss_glu)."

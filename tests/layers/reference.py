@@ -50,6 +50,8 @@ def activation(name: str, x: torch.Tensor) -> torch.Tensor:
         return torch.where(x > 0, x, torch.zeros_like(x)) ** 2
     if name == "identity":
         return x
+    if name == "sigmoid":
+        return sigmoid(x)
     raise ValueError(name)
 
 

@@ -93,6 +93,24 @@ def test_a_layer_built_on_meta_and_reset_equals_a_direct_build() -> None:
     assert all(torch.equal(meta.state_dict()[name], tensor) for name, tensor in direct.state_dict().items())
 
 
+def test_fast_llm_normalization_and_activation_fields_act() -> None:
+    """fixed_rms_norm is rms_norm without weight; a normalization's lr_scale multiplies its parameters'; sigmoid is Fast-LLM's."""
+    torch.manual_seed(0)
+    x = torch.randn(5, HIDDEN)
+    fixed = MLPBaseConfig.from_dict({"pre_norm": {"type": "fixed_rms_norm", "epsilon": 1e-6}, "intermediate_size": 4})
+    weightless = MLPBaseConfig.from_dict({"pre_norm": {"type": "rms_norm", "epsilon": 1e-6, "weight": {"enabled": False}}, "intermediate_size": 4})
+    torch.manual_seed(1)
+    a = fixed.build(HIDDEN)
+    torch.manual_seed(1)
+    b = weightless.build(HIDDEN)
+    assert a.pre_norm.weight is None and torch.equal(a(x), b(x))
+    scaled = MLPBaseConfig.from_dict({"lr_scale": 0.5, "post_norm": {"type": "layer_norm", "lr_scale": 3.0, "bias": {"lr_scale": 2.0}}})
+    scales = scaled.build(HIDDEN).lr_scales
+    assert scales["post_norm.weight"] == 0.5 * 3.0 and scales["post_norm.bias"] == 0.5 * 3.0 * 2.0
+    layer = MLPBaseConfig.from_dict({"activation": "sigmoid", "intermediate_size": 4}).build(HIDDEN)
+    assert torch.allclose(layer(x), layer.layer_2(torch.sigmoid(layer.layer_1(x))))
+
+
 # --- Gemma-4 ----------------------------------------------------------------------------------------------------
 
 transformers = pytest.importorskip("transformers", reason="the Gemma-4 parity test needs transformers")

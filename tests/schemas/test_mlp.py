@@ -122,7 +122,7 @@ def test_every_field_of_every_class_has_a_tier_and_description() -> None:
 
 def test_enums() -> None:
     assert [member.value for member in ActivationType] == [
-        "gelu", "gelu_exact", "silu", "relu", "squared_relu", "identity", "gpt_oss_glu",
+        "gelu", "gelu_exact", "silu", "relu", "squared_relu", "identity", "sigmoid", "gpt_oss_glu",
     ]
     assert [member.value for member in RoutingType] == ["aux_loss", "sinkhorn", "aux_free", "balanced"]
     assert [member.value for member in RouterScoreFunction] == ["softmax", "sigmoid"]
@@ -190,7 +190,7 @@ INVALID = {
     "fill needs value": ({"layer_2": {"bias": {"initialization": {"type": "fill"}}}}, "layer_2.bias.initialization.value: missing required field"),
     "format_version": ({"format_version": 2}, "format_version: must be <= 1, got 2"),
     "dense has no experts": ({"type": "mlp", "experts": 4}, "experts: unknown field for type: mlp (a field of type: moe)"),
-    "enum": ({"activation": "swish"}, "activation: expected one of gelu, gelu_exact, silu, relu, squared_relu, identity, gpt_oss_glu; got string 'swish'"),
+    "enum": ({"activation": "swish"}, "activation: expected one of gelu, gelu_exact, silu, relu, squared_relu, identity, sigmoid, gpt_oss_glu; got string 'swish'"),
     "recompute enum": (
         {"recompute_level": "ful"},
         "recompute_level: expected one of none, activation, activation_and_input, full; got string 'ful' (did you mean full?)",
