@@ -89,7 +89,7 @@ def initializations(draw: st.DrawFn) -> dict[str, Any]:
 
 
 parameters = st.fixed_dictionaries(
-    {}, optional={"initialization": st.one_of(st.none(), initializations()), "lr_scale": optional_scale}
+    {}, optional={"initialization": st.one_of(st.none(), initializations()), "lr_scale": optional_scale, "weight_decay": st.none()}
 )
 optional_parameters = st.fixed_dictionaries(
     {},

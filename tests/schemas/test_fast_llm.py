@@ -67,7 +67,7 @@ ACCEPTED = {
     "fixed_rms_norm": "pre_norm: {type: fixed_rms_norm, epsilon: 1.0e-06}\n",
     "normalization lr_scale": "pre_norm: {type: rms_norm, lr_scale: 0.5}\npost_norm: {type: layer_norm, lr_scale: 0}\n",
     "normalization implementation auto and torch": "pre_norm: {type: rms_norm, implementation: torch}\npost_norm: {implementation: auto}\n",
-    "linear apply_peft null": "layer_1: {apply_peft: null}\n",
+    "linear apply_peft null, parameter weight_decay null": "layer_1: {apply_peft: null, weight: {weight_decay: null}}\n",
     "hybrid_moe with lr_scale and norms": "type: hybrid_moe\nlr_scale: 0.1\npre_norm: {type: rms_norm}\npost_norm: {type: rms_norm}\ndense: {}\nrouted: {}\n",
 }
 
@@ -108,6 +108,15 @@ REFUSED = {
         "post_norm: {type: rms_norm, weight: {enabled: false}, lr_scale: 0.5}\n",
         "moe.yaml:1:55: post_norm.lr_scale: has no effect: this rms_norm has no weight (weight.enabled is false) and so no parameters "
         "(remove it)",
+    ),
+    "weight_decay": (
+        "layer_1:\n  weight: {weight_decay: 0.1}\npre_norm:\n  weight: {weight_decay: false}\n",
+        "moe.yaml:2:12: layer_1.weight.weight_decay: Fast-LLM's per-parameter weight decay is not supported: fastmoe_cfg layers give the "
+        "optimizer learning-rate scales only (parameter_groups); set weight decay in your optimizer's parameter groups (remove it, or "
+        "set it to null)\n"
+        "moe.yaml:4:12: pre_norm.weight.weight_decay: Fast-LLM's per-parameter weight decay is not supported: fastmoe_cfg layers give "
+        "the optimizer learning-rate scales only (parameter_groups); set weight decay in your optimizer's parameter groups (remove it, "
+        "or set it to null)",
     ),
     "fixed_rms_norm has no weight": (
         "pre_norm: {type: fixed_rms_norm, weight: {enabled: true}}\n",
