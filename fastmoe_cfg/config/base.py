@@ -166,9 +166,11 @@ def field(
 
 
 def _class_in(annotation: Any, base: type) -> Any:
-    """The subclass of `base` inside an annotation like `X` or `X | None`, or None."""
+    """The subclass of `base` inside an annotation like `X`, `X | None` or `list[X]`, or None."""
     if isinstance(annotation, type) and issubclass(annotation, base):
         return annotation
+    if typing.get_origin(annotation) in (list, tuple) and typing.get_args(annotation):  # a list of configs
+        return _class_in(typing.get_args(annotation)[0], base)
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         for arg in typing.get_args(annotation):
             found = _class_in(arg, base)

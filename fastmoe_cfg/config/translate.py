@@ -82,6 +82,8 @@ def _walk(root: type[Config], loc: Sequence[Any]) -> tuple[Path, type[Config] | 
                 klass = variants[part]
                 continue
         path.append(part)
+        if isinstance(part, int) and klass is not None:  # an item of a list of configs: the same class
+            continue
         owner = klass
         klass = klass.field_config_class(part) if klass is not None and isinstance(part, str) else None
     return tuple(path), owner, klass

@@ -39,7 +39,9 @@ def example_for(klass: type[Config], catalog: Catalog) -> Example:
     path, chain = _shortest_path(target, catalog)
     data: dict[str, Any] = _minimal(target, with_type=True)
     for owner, name in reversed(list(zip(chain[:-1], path))):
-        data = {**_minimal(owner, with_type=owner.__variant_name__ != _default_name(owner)), name: data}
+        held = owner.model_fields[name].annotation
+        item = [data] if typing.get_origin(held) in (list, tuple) else data  # a list of configs holds one
+        data = {**_minimal(owner, with_type=owner.__variant_name__ != _default_name(owner)), name: item}
     text = dump_yaml(data)
     root = next(root for root in catalog.roots if issubclass(chain[0], root))
     try:
@@ -87,6 +89,10 @@ def _minimal(klass: type[Config], *, with_type: bool) -> dict[str, Any]:
     data: dict[str, Any] = {}
     if with_type and klass.__variant_name__ is not None:
         data["type"] = klass.__variant_name__
+    elif klass.__variant_name__ is None and "type" in klass.model_fields:
+        tag = klass.model_fields["type"].annotation
+        if typing.get_origin(tag) is typing.Literal:  # a root of its own told apart by `type` (a stack)
+            data["type"] = typing.get_args(tag)[0]
     for name, info in klass.model_fields.items():
         if info.is_required():
             data[name] = _smallest_value(klass, name, info.annotation, info.metadata)
@@ -98,7 +104,7 @@ def _smallest_value(klass: type[Config], name: str, annotation: Any, metadata: l
     if annotation is bool:
         return False
     if annotation is int:
-        return int(bounds["ge"]) if "ge" in bounds else int(bounds["gt"]) + 1 if "gt" in bounds else 1
+        return int(bounds["ge"]) if "ge" in bounds else int(bounds["gt"]) + 1 if "gt" in bounds else 0
     if annotation is float:
         return float(bounds["ge"]) if "ge" in bounds else float(bounds["gt"]) + 1.0 if "gt" in bounds else 0.0
     if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
@@ -109,4 +115,8 @@ def _smallest_value(klass: type[Config], name: str, annotation: Any, metadata: l
         return typing.get_args(annotation)[0]
     if typing.get_origin(annotation) in (typing.Union, types.UnionType) and type(None) in typing.get_args(annotation):
         return None
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return _smallest_value(klass, name, typing.get_args(annotation)[0], metadata)
+    if annotation is dict or typing.get_origin(annotation) is dict:
+        return {}
     raise DocsError([f"{klass.__name__}.{name}: cannot make an example value of type {annotation!r} for a required field"])

@@ -78,7 +78,7 @@ def format_layers(indices: Any) -> str:
 class LayerOverrideConfig(Config):
     """Changes to the blocks of some layers of a stack, applied after the stack chose each layer's block."""
 
-    layers: str | int = field(
+    layers: int | str = field(
         ..., tier="architecture", desc='The layers it changes: "10-20" (inclusive), "3", "1, 4-6", or one integer.'
     )
     set: dict[str, Any] = field(

@@ -9,7 +9,7 @@ import pytest
 from fastmoe_cfg.config.loader import load_text
 from fastmoe_cfg.docs_gen import build_catalog
 from fastmoe_cfg.docs_gen.reference import default_roots
-from fastmoe_cfg.schemas import MLPBaseConfig
+from fastmoe_cfg.schemas.stack import root_class
 
 CATALOG = build_catalog(default_roots())
 
@@ -23,12 +23,13 @@ def _example(page: str) -> str:
 @pytest.mark.parametrize("klass", CATALOG.classes, ids=lambda klass: klass.__name__)
 def test_example_validates_and_holds_the_class(pages: dict[str, str], klass) -> None:
     text = _example(pages[f"{klass.__name__}.md"])
-    config = load_text(MLPBaseConfig, text, file="example.yaml")
+    config = load_text(root_class, text, file="example.yaml")  # an MLP block, or a stack (type: stack)
     sentence = re.search(r"A minimal config file that uses `\w+`( \(as `([\w.]+)` of)?", pages[f"{klass.__name__}.md"])
     path = sentence[2].split(".") if sentence[2] else []
     value = config
     for name in path:
         value = getattr(value, name)
+        value = value[0] if isinstance(value, list) else value  # a list of configs (a stack's overrides)
     assert isinstance(value, klass)
 
 
