@@ -12,10 +12,10 @@ from fastmoe_cfg.docs_gen.reference import default_roots
 from fastmoe_cfg.schemas import InitializationConfig, MLPBaseConfig, MLPConfig, NormalizationConfig
 
 BUILTIN_CLASSES = [
-    "MLPBaseConfig", "MLPConfig", "MoEMLPConfig", "AffineLinearConfig", "NormalizationConfig", "OptionalParameterConfig",
-    "LinearConfig", "ParameterConfig", "NoNormalizationConfig", "LayerNormalizationConfig", "RMSNormalizationConfig",
-    "InitializationConfig", "AffineNormalizationConfig", "NormalInitializationConfig", "UniformInitializationConfig",
-    "FillInitializationConfig",
+    "MLPBaseConfig", "MLPConfig", "MoEMLPConfig", "HybridMoEMLPConfig", "NormalizationConfig", "TwoLayerMLPConfig",
+    "AffineLinearConfig", "OptionalParameterConfig", "LinearConfig", "NoNormalizationConfig", "LayerNormalizationConfig",
+    "RMSNormalizationConfig", "FixedRMSNormalizationConfig", "ParameterConfig", "InitializationConfig", "AffineNormalizationConfig",
+    "NormalInitializationConfig", "UniformInitializationConfig", "FillInitializationConfig", "StackConfig", "LayerOverrideConfig",
 ]  # fmt: skip
 
 
@@ -24,7 +24,8 @@ def test_builtin_catalog() -> None:
     assert [klass.__name__ for klass in catalog.classes] == BUILTIN_CLASSES
     assert [kind.__name__ for kind in catalog.enums] == [
         "ActivationType", "MLPRecomputeLevel", "RoutingType", "MoEImplementation", "RouterScoreFunction", "DropPolicy",
-        "RouterDtype",
+        "RouterDtype", "JitterTarget", "JitterDistribution", "BiasUpdateRule", "BiasUpdateSchedule", "CorrectionBiasTarget",
+        "NormalizationImplementation",
     ]
 
 

@@ -35,7 +35,7 @@ def test_example_validates_and_holds_the_class(pages: dict[str, str], klass) -> 
 
 def test_example_texts(pages: dict[str, str]) -> None:
     assert _example(pages["MoEMLPConfig.md"]) == "type: moe\n"
-    assert _example(pages["FillInitializationConfig.md"]) == "layer_1:\n  weight:\n    initialization:\n      type: fill\n      value: 0.0\n"
+    assert _example(pages["FillInitializationConfig.md"]) == "pre_norm:\n  weight:\n    initialization:\n      type: fill\n      value: 0.0\n"
     assert _example(pages["LinearConfig.md"]) == "type: moe\nrouter: {}\n"
     page = pages["AffineNormalizationConfig.md"]
     assert (

@@ -140,7 +140,7 @@ def test_head_of_a_variant_page(pages: dict[str, str]) -> None:
         "outputs, weighted by the routing scores; shared experts process every token.\n\n"
         "- **Module:** `fastmoe_cfg.schemas.mlp`\n"
         "- **Variant of:** [`MLPBaseConfig`](MLPBaseConfig.md) — select with `type: moe`\n"
-        "- **Inherits from:** [`MLPBaseConfig`](MLPBaseConfig.md), `Config`\n\n"
+        "- **Inherits from:** [`TwoLayerMLPConfig`](TwoLayerMLPConfig.md), [`MLPBaseConfig`](MLPBaseConfig.md), `Config`\n\n"
     )
 
 
@@ -149,7 +149,8 @@ def test_base_page_lists_its_variants_and_nested_page_its_users(pages: dict[str,
     assert (
         "- **Variants** (chosen by `type:`): `none` → [`NoNormalizationConfig`](NoNormalizationConfig.md), "
         "`layer_norm` (default) → [`LayerNormalizationConfig`](LayerNormalizationConfig.md), "
-        "`rms_norm` → [`RMSNormalizationConfig`](RMSNormalizationConfig.md)\n"
+        "`rms_norm` → [`RMSNormalizationConfig`](RMSNormalizationConfig.md), "
+        "`fixed_rms_norm` → [`FixedRMSNormalizationConfig`](FixedRMSNormalizationConfig.md)\n"
     ) in base
     rms = pages["RMSNormalizationConfig.md"]
     assert "- **Variant of:** [`NormalizationConfig`](NormalizationConfig.md) — select with `type: rms_norm`\n" in rms
