@@ -285,3 +285,27 @@ def test_explain_names_the_parent_file_of_a_value(folder: Path) -> None:
     assert "  experts: 8 (set in a.yaml:3:1, architecture)" not in result.stdout  # top level: no tier in the line
     assert "  experts: 8 (set in a.yaml:3:1)\n" in result.stdout
     assert "  experts_per_token: 4 (set)\n" in result.stdout
+
+
+def test_the_lifecycle_commands_are_torch_free(folder: Path) -> None:
+    """diff, upgrade, set, and validate / explain of a stack, in one process where importing torch fails."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.test_no_torch import BLOCK, CHECK
+
+    (folder / "old.yaml").write_text(OLD)
+    runs = [
+        ["diff", "a.yaml", "c.yaml"],
+        ["diff", str(STACKS / "deepseek_v3.yaml"), str(HF / "deepseek_v3.json"), "--from-hf"],
+        ["upgrade", "old.yaml"],
+        ["set", "old.yaml", "experts=4"],
+        ["validate", str(STACKS / "alternating.yaml")],
+        ["explain", str(STACKS / "alternating.yaml"), "--hidden-size", "64", "--all"],
+    ]
+    code = BLOCK + "from fastmoe_cfg.cli import app\nimport sys\n"
+    for argv in runs:
+        code += f"try:\n    app({argv!r}, prog_name='fastmoe-cfg')\nexcept SystemExit as exc:\n    assert exc.code in (0, 4), ({argv!r}, exc.code)\n"
+    result = subprocess.run([sys.executable, "-c", code + CHECK], capture_output=True, text=True, cwd=folder, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr[-2000:]
