@@ -915,6 +915,8 @@ def convert(
     except ConfigError as exc:
         _print_problems(exc.problems, sys.stderr)
         raise typer.Exit(1) from None
+    except ValueError as exc:  # --moe-only for a family with one MLP block (ConfigError, a ValueError, is caught above)
+        raise typer.BadParameter(str(exc), param_hint="--moe-only") from None
     except OSError as exc:
         _print_problems([Problem(f"cannot read the file: {exc.strerror or exc}", file=str(from_hf))], sys.stderr)
         raise typer.Exit(1) from None

@@ -380,6 +380,7 @@ FAMILIES: dict[str, Callable[[Conversion, _Reader], None]] = {
     "gemma4_text": gemma4_text,
 }
 MULTIMODAL = {"gemma4": "text_config"}  # model_type -> the key of its text model's config
+MOE_ONLY_FAMILIES = ("gemma4_text",)  # feed-forwards of a dense MLP and an MoE block: `moe_only` converts the MoE block alone
 
 
 # --- entry points -----------------------------------------------------------------------------------------------
@@ -400,7 +401,7 @@ def convert(hf_config: Any, layer: int | None = None, *, moe_only: bool = False)
     """The MLP of decoder `layer` (default: the first MoE layer) as a validated `Conversion`.
 
     Gemma-4's feed-forward is a dense MLP and an MoE block summed: `hybrid_moe`; `moe_only` converts
-    its MoE branch alone (`moe`). The other families have one MLP block, and ignore it.
+    its MoE branch alone (`moe`). The other families have one MLP block: `moe_only` is a ValueError there.
 
     Raises ConfigError, naming each HF field that is missing, malformed or cannot be represented.
     """
@@ -436,6 +437,8 @@ def convert(hf_config: Any, layer: int | None = None, *, moe_only: bool = False)
     if layer is not None and not 0 <= layer < layers:
         hf.problem("num_hidden_layers", f"there is no decoder layer {layer}: the model has {layers} (0 to {layers - 1})")
         raise ConfigError([*source.problems, *hf.problems])
+    if moe_only and model_type not in MOE_ONLY_FAMILIES:  # a setting with no effect is an error
+        raise ValueError(f"moe_only applies to Gemma-4 only, whose feed-forward is a dense MLP and an MoE block; {model_type} has one MLP block")
     out = Conversion(family=model_type, layer=layer, layers=layers, hidden_size=hidden, moe_only=moe_only)
     out.dtype = hf.get("torch_dtype", str, None, aliases=("dtype",))
     FAMILIES[model_type](out, hf)

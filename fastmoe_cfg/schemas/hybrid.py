@@ -14,7 +14,7 @@ from fastmoe_cfg.schemas.mlp import TYPE_DESCRIPTION, MLPBaseConfig, MLPConfig, 
 class BranchRule(Rule):
     """A rule between the branches: `at(**values)` says which branch field (`routed.gated`) the problem is reported at."""
 
-    at: Callable[..., tuple[str, str]] = lambda **values: ("routed", "")
+    at: Callable[..., tuple[str, str]]
 
 
 def _blamed(name: str) -> Callable[..., tuple[str, str]]:

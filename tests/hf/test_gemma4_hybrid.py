@@ -51,6 +51,13 @@ def test_convert_writes_the_hybrid_and_moe_only_the_moe_branch(monkeypatch: pyte
     assert "# Parameters of this layer: 761,635,200 in all, 47,948,160 active per token.\n" in moe_only.stdout
 
 
+def test_moe_only_for_a_family_with_one_mlp_block_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    result = runner.invoke(app, ["convert", "--from-hf", "tests/data/hf_configs/mixtral_8x7b.json", "--moe-only"])
+    assert result.exit_code == 2
+    assert "moe_only applies to Gemma-4 only, whose feed-forward is a dense MLP and an MoE block; mixtral has one MLP block" in result.output
+
+
 def test_explain_counts_the_hybrid_exactly() -> None:
     result = runner.invoke(
         app, ["explain", str(ROOT / "tests" / "data" / "fast_llm" / "model_configs.yaml"), "--key",
