@@ -10,12 +10,14 @@ from fastmoe_cfg.schemas.mlp import MLPBaseConfig, MLPConfig, MoEMLPConfig
 __all__ = ["MLP", "HybridMoEMLP", "MoEMLP", "build_layer", "parameter_groups"]
 
 
-def build_layer(config: MLPBaseConfig, hidden_size: int, *, device=None, dtype=None):
-    """The torch module `config` describes, for a model of width `hidden_size`."""
+def build_layer(config: MLPBaseConfig, hidden_size: int, *, device=None, dtype=None, ep_mesh=None, dp_mesh=None):
+    """The torch module `config` describes, for a model of width `hidden_size` (experts over `ep_mesh` for moe)."""
     if isinstance(hidden_size, bool) or not isinstance(hidden_size, int) or hidden_size < 1:
         raise ValueError(f"hidden_size must be a positive integer, got {hidden_size!r}")
     if isinstance(config, MoEMLPConfig):
-        return MoEMLP(config, hidden_size, device=device, dtype=dtype)
+        return MoEMLP(config, hidden_size, device=device, dtype=dtype, ep_mesh=ep_mesh, dp_mesh=dp_mesh)
+    if ep_mesh is not None or dp_mesh is not None:
+        raise ValueError(f"expert parallelism (ep_mesh, dp_mesh) needs type: moe; this config is type: {config.type}")
     if isinstance(config, MLPConfig):
         return MLP(config, hidden_size, device=device, dtype=dtype)
     if isinstance(config, HybridMoEMLPConfig):

@@ -44,6 +44,28 @@ def initialize_(tensor: torch.Tensor, config: InitializationConfig | None, defau
     return tensor.copy_(values)
 
 
+@torch.no_grad()
+def initialize_experts_(
+    tensor: torch.Tensor, config: InitializationConfig | None, default: InitializationConfig, *, first: int = 0, total: int | None = None
+) -> torch.Tensor:
+    """Fill the per-expert `tensor` [E_local, ...] (experts first … first + E_local − 1 of `total`) in place.
+
+    Each of the `total` experts is drawn in turn, as `initialize_` draws a tensor of one expert's
+    shape; the experts outside this rank's slice are drawn and dropped. So an expert-parallel rank
+    gets exactly the values the single-process layer gives its experts under the same seed, and
+    the generator ends in the same state (holding one expert's values at a time, never all of them).
+    """
+    total = tensor.shape[0] if total is None else total
+    local = tensor.shape[0]
+    scratch = torch.empty(tensor.shape[1:], dtype=tensor.dtype, device=tensor.device)
+    for expert in range(total):
+        if first <= expert < first + local:
+            initialize_(tensor[expert - first], config, default)
+        else:
+            initialize_(scratch, config, default)
+    return tensor
+
+
 def _truncated_normal(values: torch.Tensor, config: NormalInitializationConfig) -> torch.Tensor:
     def cdf(bound: float | None, infinite: float) -> float:
         if bound is None:

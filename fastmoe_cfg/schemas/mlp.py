@@ -86,11 +86,14 @@ class MLPBaseConfig(Config):
         None, tier="feature", ge=0, desc="Multiplies the learning rate of every parameter of the MLP, on top of the scales of its sub-layers. None: 1."
     )
 
-    def build(self, hidden_size: int, *, device=None, dtype=None):
+    def build(self, hidden_size: int, *, device=None, dtype=None, ep_mesh=None, dp_mesh=None):
         """The torch module this config describes (`fastmoe_cfg.layers`, imported here: configs never need torch).
 
         `hidden_size` is the model's width; `device` and `dtype` go to every parameter.
         The module's `forward(x, token_mask=None)` takes [tokens, hidden] or [batch, seq, hidden].
+        `ep_mesh` (type moe): a 1-D DeviceMesh over which the routed experts are spread (expert
+        parallelism); `dp_mesh`: the ranks that hold different tokens of one batch, for the losses'
+        and statistics' sums (default: `ep_mesh`). See the guide "Expert parallelism".
         """
         try:
             from fastmoe_cfg.layers import build_layer
@@ -102,7 +105,7 @@ class MLPBaseConfig(Config):
                 "(validate, explain, schema and docs work without it)",
                 name=exc.name,
             ) from None
-        return build_layer(self, hidden_size, device=device, dtype=dtype)
+        return build_layer(self, hidden_size, device=device, dtype=dtype, ep_mesh=ep_mesh, dp_mesh=dp_mesh)
 
 
 class TwoLayerMLPConfig(MLPBaseConfig):

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fastmoe_cfg.layers.activations import hidden_activation
-from fastmoe_cfg.layers.linear import Linear
+from fastmoe_cfg.layers.linear import Linear, local_tensor
 from fastmoe_cfg.layers.moe.grouped_gemm import grouped_mm
 from fastmoe_cfg.layers.moe.permute import PermutePlan
 from fastmoe_cfg.schemas.enums import ActivationType
@@ -51,8 +51,8 @@ class GroupedExperts(nn.Module):
 
     @property
     def count(self) -> int:
-        """E, the routed experts."""
-        return self.layer_1.weight.shape[0]
+        """The routed experts held here: E, or E / ep with expert parallelism (the weights are then DTensors)."""
+        return local_tensor(self.layer_1.weight).shape[0]
 
     def reset_parameters(self) -> None:
         self.layer_1.reset_parameters()
@@ -78,16 +78,16 @@ class GroupedExperts(nn.Module):
         elif layer_2.weight.shape[2] < layer_2.weight.shape[1]:  # I < H: weight the narrower input
             y_NH = self.linear(a_NI * weight_N1, layer_2, plan, bias=False)
             if layer_2.bias is not None:
-                y_NH = y_NH + weight_N1 * layer_2.bias.index_select(0, plan.safe_expert_N)
+                y_NH = y_NH + weight_N1 * local_tensor(layer_2.bias).index_select(0, plan.safe_expert_N)
         else:
             y_NH = self.linear(a_NI, layer_2, plan) * weight_N1
         return torch.where(plan.real_N.unsqueeze(1), y_NH, 0) if plan.sentinels else y_NH
 
     def linear(self, x_NI: torch.Tensor, layer: Linear, plan: PermutePlan, *, bias: bool = True) -> torch.Tensor:
         """Row n times layer.weight[e_n]ᵀ (+ layer.bias[e_n]): [N, in] -> [N, out]; sentinel rows are not computed."""
-        y_NO = grouped_mm(x_NI, layer.weight, plan.ends_E, 0 if self.dynamic_shape else plan.max_rows, plan.sentinels)
+        y_NO = grouped_mm(x_NI, local_tensor(layer.weight), plan.ends_E, 0 if self.dynamic_shape else plan.max_rows, plan.sentinels)
         if bias and layer.bias is not None:
-            y_NO = y_NO + layer.bias.index_select(0, plan.safe_expert_N)
+            y_NO = y_NO + local_tensor(layer.bias).index_select(0, plan.safe_expert_N)
         return y_NO
 
 

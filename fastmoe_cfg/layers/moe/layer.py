@@ -15,7 +15,8 @@ from fastmoe_cfg.layers.lr import scale_of
 from fastmoe_cfg.layers.mlp import MLP
 from fastmoe_cfg.layers.noise import dropout, jitter_noise, token_ranks
 from fastmoe_cfg.layers.moe.experts import GroupedExperts, LoopedExperts
-from fastmoe_cfg.layers.moe.losses import LOSSES, inject_loss, router_losses, routing_statistics
+from fastmoe_cfg.layers.moe.losses import LOSSES, inject_loss, router_losses, routing_statistics, totals
+from fastmoe_cfg.layers.moe.parallel import LOCAL, ExpertParallel
 from fastmoe_cfg.layers.moe.permute import PermutePlan, permute, unpermute
 from fastmoe_cfg.layers.moe.router import (
     aux_free_routing,
@@ -105,10 +106,23 @@ class MoEMLP(nn.Module):
     After each forward, `layer.stats` holds detached values of that forward; the losses
     not in `applied_losses` are monitoring values only.
     aux_free: `update_bias()` moves the correction bias by the loads counted since the last call.
+
+    Expert parallelism (`ep_mesh`, a 1-D DeviceMesh): rank r holds routed experts r·E/ep … (r+1)·E/ep − 1;
+    `experts.layer_1.*` and `experts.layer_2.*` are DTensors of the full shape, placement Shard(0).
+    Each rank routes its own tokens; the rows go to their experts' ranks and back by all-to-all
+    (`fastmoe_cfg.layers.moe.parallel`). The losses are each rank's share (their sum over the
+    ranks is the loss of one process on all the tokens), the statistics and the aux_free loads are
+    the sums over the ranks that hold the batch's tokens: `dp_mesh`'s group when given, else the
+    expert-parallel group. Capacity is per rank, from its own tokens (as Megatron-LM).
     """
 
-    def __init__(self, config: MoEMLPConfig, hidden_size: int, *, device=None, dtype=None) -> None:
+    def __init__(self, config: MoEMLPConfig, hidden_size: int, *, device=None, dtype=None, ep_mesh=None, dp_mesh=None) -> None:
         super().__init__()
+        if ep_mesh is None and dp_mesh is not None:
+            raise ValueError("dp_mesh only applies with ep_mesh (expert parallelism); without it, reduce across data-parallel ranks yourself")
+        if ep_mesh is not None and config.implementation == MoEImplementation.looped:
+            raise ValueError("implementation: looped does not support expert parallelism (ep_mesh): use dropless or auto")
+        self.parallel = None if ep_mesh is None else ExpertParallel(ep_mesh, config.experts - config.shared_experts, dp_mesh)
         self.config = config
         self.hidden_size = hidden_size
         self.routed_experts = config.experts - config.shared_experts
@@ -138,9 +152,10 @@ class MoEMLP(nn.Module):
         self.pre_norm = build_normalization(config.pre_norm, hidden_size, **factory)
         bias_1, bias_2 = config.has_bias(config.layer_1), config.has_bias(config.layer_2)
         experts_class = LoopedExperts if self.implementation == MoEImplementation.looped else GroupedExperts
+        sharding = {"experts": experts, "expert_mesh": ep_mesh}
         self.experts = experts_class(
-            Linear(config.layer_1, hidden_size, intermediate * (2 if config.gated else 1), bias=bias_1, default_std=hidden_size**-0.5, experts=experts, **factory),
-            Linear(config.layer_2, intermediate, hidden_size, bias=bias_2, default_std=intermediate**-0.5, experts=experts, **factory),
+            Linear(config.layer_1, hidden_size, intermediate * (2 if config.gated else 1), bias=bias_1, default_std=hidden_size**-0.5, **sharding, **factory),
+            Linear(config.layer_2, intermediate, hidden_size, bias=bias_2, default_std=intermediate**-0.5, **sharding, **factory),
             activation=config.activation,
             gated=config.gated,
             limit=config.activation_limit,
@@ -264,8 +279,11 @@ class MoEMLP(nn.Module):
         sentinels = mask_T is not None or self._capacity is not None
         plan = permute(routing.experts_TK, routing.weights_TK.to(x_TH.dtype), self.routed_experts, sentinels=sentinels, max_rows=capacity)
         _, inputs, outputs = recomputed_steps(self.recompute_level)
-        h_NI, shared_TI, gate_T1 = checkpointed(self.expert_inputs, x_TH, plan, recompute=inputs)
-        y_NH, shared_TH = checkpointed(self.expert_outputs, h_NI, shared_TI, plan, recompute=outputs)
+        if self.parallel is None:
+            h_NI, shared_TI, gate_T1 = checkpointed(self.expert_inputs, x_TH, plan, recompute=inputs)
+            y_NH, shared_TH = checkpointed(self.expert_outputs, h_NI, shared_TI, plan, recompute=outputs)
+        else:
+            y_NH, shared_TH, gate_T1 = self._parallel_experts(x_TH, plan, inputs, outputs)
         if self.training and self.config.expert_load_scaling:
             scale_E = self.load_scale(routing.statistics["tokens_per_expert"], dtype=torch.promote_types(y_NH.dtype, torch.float32))
             y_NH = y_NH * scale_E.index_select(0, plan.safe_expert_N).to(y_NH.dtype).unsqueeze(1)
@@ -298,10 +316,24 @@ class MoEMLP(nn.Module):
         """pre_norm (once, on [T, H]), then the first layer of the routed experts [N, I or 2I] and of the shared
         experts [T, I_s or 2I_s], and the shared-expert gate sigmoid(pre_norm(x) · shared_expert_gate) [T, 1]."""
         normed_TH = x_TH if self.pre_norm is None else self.pre_norm(x_TH)
-        h_NI = self.experts.first(plan.gather(normed_TH), plan)
+        return self.experts.first(plan.gather(normed_TH), plan), *self._shared_inputs(normed_TH)
+
+    def _shared_inputs(self, normed_TH: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         shared_TI = None if self.shared is None else self.shared.inputs(normed_TH)
         gate_T1 = None if self.shared_expert_gate is None else torch.sigmoid(normed_TH @ self.shared_expert_gate).unsqueeze(1)
-        return h_NI, shared_TI, gate_T1
+        return shared_TI, gate_T1
+
+    def _parallel_experts(
+        self, x_TH: torch.Tensor, plan: PermutePlan, inputs: bool, outputs: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """Expert parallelism: pre_norm, the rows to their experts' ranks, both layers there (each step checkpointed
+        as recompute_level says; pre_norm is not recomputed), the outputs back [N, H]; the shared experts here."""
+        normed_TH = x_TH if self.pre_norm is None else self.pre_norm(x_TH)
+        rows_MH, local_plan, exchange = self.parallel.dispatch(plan.gather(normed_TH), plan.weight_N, plan)
+        h_MI = checkpointed(self.experts.first, rows_MH, local_plan, recompute=inputs)
+        y_NH = self.parallel.combine(checkpointed(self.experts.second, h_MI, local_plan, recompute=outputs), exchange)
+        shared_TI, gate_T1 = self._shared_inputs(normed_TH)
+        return y_NH, None if shared_TI is None else self.shared.outputs(shared_TI), gate_T1
 
     def expert_outputs(
         self, h_NI: torch.Tensor, shared_TI: torch.Tensor | None, plan: PermutePlan
@@ -343,7 +375,11 @@ class MoEMLP(nn.Module):
 
         probs_TE = normalized_scores(scores_TE, function)
         applied = self.applied_losses
-        losses = router_losses(logits_TE, probs_TE, experts_TK, unbiased_TK, mask_T=mask_T, sequences=sequences, applied=applied)
+        group = LOCAL if self.parallel is None else self.parallel.tokens
+        summed = None if self.parallel is None else totals(experts_TK, probs_TE, sequences, mask_T, group)
+        losses = router_losses(
+            logits_TE, probs_TE, experts_TK, unbiased_TK, mask_T=mask_T, sequences=sequences, applied=applied, totals=summed
+        )
         coefficients = {
             "z_loss": config.z_loss_coefficient,
             "load_balancing_loss": config.auxiliary_loss_coefficient,
@@ -363,7 +399,7 @@ class MoEMLP(nn.Module):
             real = x_TH.shape[0] if mask_T is None else mask_T.sum()
             capacity = expert_capacity(self._capacity, real, k, experts)
             kept_TK = apply_capacity(experts_TK, priority_TK, experts=experts, capacity=capacity, policy=config.drop_policy)
-        statistics = routing_statistics(experts_TK, kept_TK, probs_TE, losses, mask_T)
+        statistics = routing_statistics(experts_TK, kept_TK, probs_TE, losses, mask_T, totals=summed, group=group)
         return Routing(weights_TK, kept_TK, statistics, weighted)
 
     def _choose(
@@ -401,8 +437,8 @@ class MoEMLP(nn.Module):
         bias_update_step / bias_update_total_steps; then bias_update_step += 1.
         sign rule: bias += rate · sign(mean load - load) (no loads: no change).
         ema rule: ema ← ema + (1 - decay) · (load / Σ load - ema), bias += rate · (1/E - ema) (no loads: no change).
-        Call it once per optimizer step, or set automatic_bias_update. With data parallelism,
-        all-reduce `pending_load` first.
+        Call it once per optimizer step, or set automatic_bias_update. With expert parallelism the
+        loads are already the sums over the ranks; with data parallelism alone, all-reduce `pending_load` first.
         """
         config = self.config
         if config.routing != RoutingType.aux_free:

@@ -1,0 +1,294 @@
+"""Expert parallelism with real processes: gloo on 127.0.0.1, 2 and 4 ranks, against the single-process layer.
+
+One process group per world size runs every scenario (`SCENARIOS`) in turn; each rank compares what it
+holds with a single-process layer built from the same seed on the concatenated tokens of all ranks
+(float64: outputs, input gradients, expert-weight gradients (its shard), replicated-parameter gradients
+(summed over the ranks), statistics). A failure on one rank is reported with its traceback; every wait
+is bounded (gloo's timeout, the queue's and join's), so a dead rank fails the test instead of hanging it.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import socket
+import traceback
+from datetime import timedelta
+
+import pytest
+import torch
+import torch.distributed as dist
+
+from fastmoe_cfg.schemas import MLPBaseConfig
+
+TIMEOUT = 90  # seconds for a whole world (start, every scenario, exit)
+H = 8
+TOLERANCE = {"rtol": 1e-9, "atol": 1e-10}
+SOFTMAX = {
+    "type": "moe", "experts": 9, "shared_experts": 1, "experts_per_token": 2, "intermediate_size": 6, "gated": True,
+    "pre_norm": {"type": "rms_norm"}, "auxiliary_loss_coefficient": 0.1, "z_loss_coefficient": 0.01, "implementation": "dropless",
+}
+AUX_FREE = {
+    "type": "moe", "experts": 8, "experts_per_token": 2, "intermediate_size": 4, "routing": "aux_free", "router_score_function": "sigmoid",
+    "expert_groups": 2, "expert_groups_per_token": 1, "sequence_auxiliary_loss_coefficient": 0.1, "bias_update_rate": 0.05,
+    "expert_load_scaling": True,
+}
+
+
+def build(data: dict, *, mesh=None, seed: int = 0, device=None):
+    torch.manual_seed(seed)
+    config = MLPBaseConfig.from_dict(data)
+    if device is not None:
+        with torch.device(device):
+            return config.build(H, dtype=torch.float64, ep_mesh=mesh)
+    return config.build(H, dtype=torch.float64, ep_mesh=mesh)
+
+
+def shard(tensor: torch.Tensor, rank: int, world: int) -> torch.Tensor:
+    size = tensor.shape[0] // world
+    return tensor[rank * size : (rank + 1) * size]
+
+
+def local(tensor):
+    return tensor.to_local() if hasattr(tensor, "to_local") else tensor
+
+
+def check_parameters(layer, reference, rank, world):
+    """Each parameter: the expert shards equal the reference's slice, the replicated ones its value."""
+    expected = dict(reference.named_parameters())
+    for name, parameter in layer.named_parameters():
+        want = shard(expected[name], rank, world) if name.startswith("experts.") else expected[name]
+        torch.testing.assert_close(local(parameter).detach(), want.detach(), rtol=0, atol=0, msg=name)
+
+
+def forward_backward(layer, x, grad, mask=None):
+    layer.zero_grad(set_to_none=True)
+    x = x.detach().clone().requires_grad_()
+    out = layer(x, token_mask=mask)
+    (out * grad).sum().backward()
+    return out.detach(), x.grad, {name: p.grad for name, p in layer.named_parameters() if p.grad is not None}
+
+
+def compare(layer, reference, rank, world, x, grad, mask=None, *, per_rank_reference=False):
+    """The EP layer on this rank's part against the single-process layer (on all tokens, or on this rank's only)."""
+    part = (lambda t: shard(t, rank, world)) if not per_rank_reference else (lambda t: t)
+    xs, gs, ms = shard(x, rank, world), shard(grad, rank, world), None if mask is None else shard(mask, rank, world)
+    out, x_grad, grads = forward_backward(layer, xs, gs, ms)
+    ref_x, ref_g, ref_m = (xs, gs, ms) if per_rank_reference else (x, grad, mask)
+    ref_out, ref_x_grad, ref_grads = forward_backward(reference, ref_x, ref_g, ref_m)
+    torch.testing.assert_close(out, part(ref_out), **TOLERANCE, msg="output")
+    torch.testing.assert_close(x_grad, part(ref_x_grad), **TOLERANCE, msg="input gradient")
+    for name, expected in ref_grads.items():
+        actual = local(grads[name]) if name in grads else torch.zeros_like(local(dict(layer.named_parameters())[name]))
+        if per_rank_reference:  # the single process on each rank's tokens, summed over the ranks
+            expected = expected.clone()
+            dist.all_reduce(expected)
+        if name.startswith("experts."):
+            expected = shard(expected, rank, world)
+        else:
+            actual = actual.clone()
+            dist.all_reduce(actual)
+        torch.testing.assert_close(actual, expected, **TOLERANCE, msg=f"gradient of {name}")
+    if not per_rank_reference:
+        for name, value in reference.stats.items():
+            torch.testing.assert_close(layer.stats[name], value, **TOLERANCE, msg=f"stats[{name}]")
+
+
+def data(world, tokens=6, seed=1, shape=None):
+    """[world · 2, tokens / 2, H] inputs and output gradients: each rank's sequences are rows of the concatenation
+    (2-D input would be one sequence per rank, but one sequence in the single process)."""
+    generator = torch.Generator().manual_seed(seed)
+    shape = shape or (world * 2, tokens // 2)
+    return torch.randn(*shape, H, dtype=torch.float64, generator=generator), torch.randn(*shape, H, dtype=torch.float64, generator=generator)
+
+
+# --- scenarios: run on every rank, with the world's 1-D mesh -----------------------------------------------------
+
+
+def softmax_top_k(rank, world, mesh, tmp):
+    layer, reference = build(SOFTMAX, mesh=mesh), build(SOFTMAX)
+    check_parameters(layer, reference, rank, world)
+    assert layer.experts.layer_1.weight.shape == reference.experts.layer_1.weight.shape
+    assert local(layer.experts.layer_1.weight).shape[0] == 8 // world
+    compare(layer.train(), reference.train(), rank, world, *data(world))
+    compare(layer.eval(), reference.eval(), rank, world, *data(world, seed=2))
+
+
+def aux_free_groups_sequences_mask(rank, world, mesh, tmp):
+    """3-D input with a token_mask (rank 1's tokens all masked: it sends no rows), sigmoid, groups, sequence loss,
+    load scaling, and update_bias() over 3 steps: the same bias on every rank and in the single process."""
+    layer, reference = build(AUX_FREE, mesh=mesh).train(), build(AUX_FREE).train()
+    for step in range(3):
+        x, grad = data(world, shape=(world * 2, 5), seed=10 + step)
+        mask = torch.rand(world * 2, 5, generator=torch.Generator().manual_seed(step)) > 0.3
+        mask[2:4] = False  # rank 1's sequences
+        compare(layer, reference, rank, world, x, grad, mask)
+        layer.update_bias()
+        reference.update_bias()
+        torch.testing.assert_close(layer.router_correction_bias, reference.router_correction_bias, rtol=0, atol=0)
+    assert reference.router_correction_bias.abs().max() > 0
+
+
+def rank_without_rows(rank, world, mesh, tmp):
+    """Every token picks experts 0 and 1 (rank 0's): the other ranks receive nothing."""
+    data_ = {**SOFTMAX, "router_bias": {"enabled": True}}
+    layer, reference = build(data_, mesh=mesh).train(), build(data_).train()
+    with torch.no_grad():
+        for module in (layer, reference):
+            module.router.bias.copy_(torch.tensor([50.0, 50.0] + [-50.0] * 6))
+    compare(layer, reference, rank, world, *data(world))
+    assert reference.stats["tokens_per_expert"][2:].sum() == 0
+
+
+def capacity_per_rank(rank, world, mesh, tmp):
+    """Capacity is computed from each rank's own tokens: the EP layer equals the single process on each rank's tokens."""
+    data_ = {**SOFTMAX, "capacity_factor": 0.5, "auxiliary_loss_coefficient": 0.0, "z_loss_coefficient": 0.0}
+    layer, reference = build(data_, mesh=mesh).train(), build(data_).train()
+    compare(layer, reference, rank, world, *data(world, tokens=8), per_rank_reference=True)
+    dropped = reference.stats["dropped_tokens"].clone()
+    dist.all_reduce(dropped)
+    assert dropped > 0 and layer.stats["dropped_tokens"] == dropped
+
+
+def meta_build_and_state_dicts(rank, world, mesh, tmp):
+    """Meta build + to_empty + reset_parameters equals the direct build; a full state dict loads into the shards
+    and gathers back exactly; distributed checkpoints saved here load on other world sizes (next world, and 1 process)."""
+    from torch.distributed.checkpoint import load, save
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict, set_model_state_dict
+
+    reference = build(SOFTMAX)
+    meta = build(SOFTMAX, mesh=mesh, device="meta")
+    assert local(meta.experts.layer_1.weight).is_meta
+    meta.to_empty(device="cpu")
+    torch.manual_seed(0)
+    meta.reset_parameters()
+    check_parameters(meta, reference, rank, world)
+
+    other = build(SOFTMAX, seed=7)  # the full state to load
+    full = {name: tensor.clone() for name, tensor in other.state_dict().items()}
+    options = StateDictOptions(full_state_dict=True)
+    set_model_state_dict(meta, dict(full), options=options)  # (it replaces the dict's values by the loaded shards)
+    check_parameters(meta, other, rank, world)
+    gathered = get_model_state_dict(meta, options=options)
+    assert gathered.keys() == full.keys()
+    for name in full:
+        torch.testing.assert_close(gathered[name], full[name], rtol=0, atol=0, msg=name)
+
+    checkpoint = os.path.join(tmp, f"world{world}")
+    save(meta.state_dict(), checkpoint_id=checkpoint)  # DTensor shards: resharded on load
+    if world == 4:  # the 2-rank checkpoint, resharded over 4 ranks
+        fresh = build(SOFTMAX, mesh=mesh, seed=3)
+        state = fresh.state_dict()
+        load(state, checkpoint_id=os.path.join(tmp, "world2"))
+        check_parameters(fresh, other, rank, world)
+
+
+def fsdp2_training_step(rank, world, mesh, tmp):
+    """FSDP2 over the replicated parameters (the experts stay sharded by EP) and two SGD steps: the same
+    parameters as single-process training on all the tokens. FSDP2 averages gradients; each rank's loss
+    is a share of the global loss, so the divide factor is set to 1 (a sum)."""
+    from torch.distributed.fsdp import fully_shard
+
+    layer, reference = build(SOFTMAX, mesh=mesh).train(), build(SOFTMAX).train()
+    experts = set(layer.experts.parameters())
+    fully_shard(layer, mesh=mesh, ignored_params=experts)
+    layer.set_gradient_divide_factor(1.0)
+    optimizer = torch.optim.SGD(layer.parameters(), lr=0.1)
+    reference_optimizer = torch.optim.SGD(reference.parameters(), lr=0.1)
+    for step in range(2):
+        x, grad = data(world, seed=20 + step)
+        for module, optim, xs, gs in ((layer, optimizer, shard(x, rank, world), shard(grad, rank, world)), (reference, reference_optimizer, x, grad)):
+            optim.zero_grad()
+            (module(xs) * gs).sum().backward()
+            optim.step()
+    expected = dict(reference.named_parameters())
+    for name, parameter in layer.named_parameters():
+        value = local(parameter).detach() if name.startswith("experts.") else parameter.full_tensor().detach()
+        want = shard(expected[name], rank, world) if name.startswith("experts.") else expected[name]
+        torch.testing.assert_close(value, want.detach(), **TOLERANCE, msg=name)
+
+
+SCENARIOS = {
+    2: [softmax_top_k, aux_free_groups_sequences_mask, rank_without_rows, capacity_per_rank, meta_build_and_state_dicts, fsdp2_training_step],
+    4: [softmax_top_k, rank_without_rows, meta_build_and_state_dicts],
+}
+
+
+def _worker(rank: int, world: int, port: int, tmp: str, queue) -> None:
+    torch.set_num_threads(1)
+    results = {}
+    try:
+        dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world, timeout=timedelta(seconds=45))
+        from torch.distributed.device_mesh import init_device_mesh
+
+        mesh = init_device_mesh("cpu", (world,))
+        for scenario in SCENARIOS[world]:
+            try:
+                scenario(rank, world, mesh, tmp)
+                results[scenario.__name__] = None
+            except Exception:  # noqa: BLE001  (reported to the test, with its traceback)
+                results[scenario.__name__] = traceback.format_exc()
+            dist.barrier()
+    except Exception:  # noqa: BLE001
+        results["setup"] = traceback.format_exc()
+    finally:
+        queue.put((rank, results))
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run_world(world: int, tmp: str) -> dict[str, list[str]]:
+    """Start `world` ranks, wait (bounded) for their results: scenario -> the failures' tracebacks (rank: text)."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    port = _free_port()
+    processes = [context.Process(target=_worker, args=(rank, world, port, tmp, queue), daemon=True) for rank in range(world)]
+    for process in processes:
+        process.start()
+    failures: dict[str, list[str]] = {scenario.__name__: [] for scenario in SCENARIOS[world]}
+    try:
+        for _ in range(world):
+            rank, results = queue.get(timeout=TIMEOUT)
+            for name, error in results.items():
+                if error is not None:
+                    failures.setdefault(name, []).append(f"rank {rank}:\n{error}")
+    except Exception as exc:  # queue.Empty: a rank died or hung
+        failures.setdefault("setup", []).append(f"no result from every rank within {TIMEOUT} s ({type(exc).__name__})")
+    finally:
+        for process in processes:
+            process.join(timeout=10)
+            if process.is_alive():
+                process.kill()
+    return failures
+
+
+@pytest.fixture(scope="module")
+def worlds(tmp_path_factory):
+    tmp = str(tmp_path_factory.mktemp("ep"))
+    return {world: run_world(world, tmp) for world in (2, 4)}, tmp
+
+
+@pytest.mark.parametrize("world, scenario", [(world, scenario.__name__) for world in SCENARIOS for scenario in SCENARIOS[world]])
+def test_scenario(worlds, world, scenario):
+    failures, _ = worlds
+    assert not failures[world].get("setup"), "\n".join(failures[world]["setup"])
+    assert not failures[world][scenario], "\n".join(failures[world][scenario])
+
+
+def test_a_checkpoint_of_2_ranks_loads_in_one_process(worlds):
+    """The 2-rank distributed checkpoint into a single-process layer (resharding to 1)."""
+    from torch.distributed.checkpoint import load
+
+    _, tmp = worlds
+    layer = build(SOFTMAX, seed=3)
+    state = layer.state_dict()
+    load(state, checkpoint_id=os.path.join(tmp, "world2"), no_dist=True)
+    expected = build(SOFTMAX, seed=7)
+    for name, tensor in expected.state_dict().items():
+        torch.testing.assert_close(layer.state_dict()[name], tensor, rtol=0, atol=0, msg=name)
