@@ -102,6 +102,7 @@ def _resolve_blocks(values: dict[str, Any]) -> tuple[tuple[MLPBaseConfig, ...], 
         for index in indices:
             chosen[index] = (chosen[index][0], (*chosen[index][1], number))
     made: dict[tuple[str, tuple[int, ...]], Any] = {}
+    used: set[tuple[int, Path]] = set()
     for key in dict.fromkeys(chosen):
         block_name, numbers = key
         base = values.get(block_name)
@@ -111,14 +112,44 @@ def _resolve_blocks(values: dict[str, Any]) -> tuple[tuple[MLPBaseConfig, ...], 
         data = base.to_dict() if base is not None else {}
         for number in numbers:
             data = _merge(data, overrides[number].set)
+        for number in numbers:  # which of each override's values reach this block
+            used.update((number, leaf) for leaf, value in _leaves(overrides[number].set) if _get(data, leaf, _MISSING) == value)
         try:
             made[key] = MLPBaseConfig.model_validate(data)
         except ValidationError as exc:
             which = format_layers(index for index, other in enumerate(chosen) if other == key)
             errors += _layer_errors(exc, which, block_name, [(number, overrides[number].set) for number in numbers])
+    applied = {number for _, numbers in chosen for number in numbers}
+    for number in sorted(applied):
+        for leaf, _ in _leaves(overrides[number].set):
+            if (number, leaf) not in used:  # chz's rule: a value that nothing consumes is an error, not a silent drop
+                message = "no effect: a later override replaces it on every layer this one names (remove one of them)"
+                errors.append(_error(("overrides", number, "set", *leaf), message))
     if errors:
         return (), errors
     return tuple(made[key] for key in chosen), errors
+
+
+_MISSING = object()
+
+
+def _leaves(values: dict[str, Any], prefix: Path = ()) -> list[tuple[Path, Any]]:
+    """(path, value) of every value an override writes; an empty mapping or a `type` change counts as one value."""
+    found: list[tuple[Path, Any]] = []
+    for key, value in values.items():
+        if isinstance(value, dict) and value and "type" not in value:
+            found += _leaves(value, (*prefix, key))
+        else:
+            found.append(((*prefix, key), value))
+    return found
+
+
+def _get(data: Any, path: Path, default: Any) -> Any:
+    for part in path:
+        if not isinstance(data, dict) or part not in data:
+            return default
+        data = data[part]
+    return data
 
 
 def _moe_indices(layers: int, first_dense: int, moe_every: int, moe_layers: list[int] | None) -> tuple[int, ...]:
@@ -162,6 +193,25 @@ class StackConfig(Config):
                 "an explicit list of MoE layers: first_dense and moe_every do not apply (remove them, or remove moe_layers)"
             ),
             doc="moe_layers replaces first_dense and moe_every: give one or the other.",
+        ),
+        Rule(
+            fields=("dense_mlp", "first_dense", "moe_every", "moe_layers", "layers"),
+            check=lambda dense_mlp, first_dense, moe_every, moe_layers, layers: (
+                dense_mlp is None or len(_moe_indices(layers, first_dense, moe_every, moe_layers)) < layers
+            ),
+            message=lambda dense_mlp, first_dense, moe_every, moe_layers, layers: (
+                "no layer is dense, so no layer uses it (remove it, or make layers dense with first_dense, moe_every or moe_layers)"
+            ),
+            doc="dense_mlp is given only when some layer is dense.",
+        ),
+        Rule(
+            fields=("mlp", "first_dense", "moe_every", "moe_layers", "layers"),
+            check=lambda mlp, first_dense, moe_every, moe_layers, layers: bool(_moe_indices(layers, first_dense, moe_every, moe_layers)),
+            message=lambda mlp, first_dense, moe_every, moe_layers, layers: (
+                "no layer is MoE, so no layer uses it (for a dense model, give the dense block as mlp, without dense_mlp "
+                "and first_dense)"
+            ),
+            doc="Some layer uses mlp: at least one layer is MoE.",
         ),
         Rule(
             fields=("first_dense", "moe_every", "moe_layers", "layers", "dense_mlp"),

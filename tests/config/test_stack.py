@@ -199,3 +199,30 @@ def test_a_block_error_keeps_its_path_in_the_stack() -> None:
     assert stack_errors("type: stack\nformat_version: 2\nlayers: 2\nmlp: {type: moe, experts: 0}\n") == (
         "stack.yaml:4:27: mlp.experts: must be >= 1, got 0"
     )
+
+
+def test_a_value_no_layer_uses_is_an_error() -> None:
+    text = """\
+        type: stack
+        format_version: 2
+        layers: 6
+        mlp: {type: moe, experts: 8}
+        overrides:
+          - {layers: "0-5", set: {pre_norm: {epsilon: 1.0e-6}}}
+          - {layers: "0-5", set: {pre_norm: {type: rms_norm}}}
+          - {layers: "0-2", set: {experts: 4}}
+          - {layers: "2", set: {experts: 16}}
+        """
+    # The epsilon never reaches a block (the type change replaces pre_norm); experts: 4 still reaches layers 0-1.
+    assert stack_errors(text) == (
+        "stack.yaml:6:38: overrides[0].set.pre_norm.epsilon: no effect: a later override replaces it on every layer this one "
+        "names (remove one of them)"
+    )
+    assert stack_errors("type: stack\nlayers: 2\nmlp: {type: moe}\ndense_mlp: {type: mlp}\n") == (
+        "stack.yaml:4:1: dense_mlp: no layer is dense, so no layer uses it (remove it, or make layers dense with first_dense, "
+        "moe_every or moe_layers)"
+    )
+    assert stack_errors("type: stack\nlayers: 2\nfirst_dense: 2\nmlp: {type: moe}\ndense_mlp: {type: mlp}\n") == (
+        "stack.yaml:4:1: mlp: no layer is MoE, so no layer uses it (for a dense model, give the dense block as mlp, without "
+        "dense_mlp and first_dense)"
+    )
