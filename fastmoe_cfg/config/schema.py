@@ -9,6 +9,7 @@ yaml-language-server (`# yaml-language-server: $schema=...`).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastmoe_cfg.config.base import Config, all_config_classes
@@ -54,6 +55,7 @@ def json_schema(root: type[Config], *, title: str | None = None) -> dict[str, An
         klass = classes.get(name)
         if klass is not None and "properties" in definition:
             _annotate(klass, definition)
+    _held_variants(definitions, classes)
     result: dict[str, Any] = {"$schema": DRAFT, "title": title or root.__name__}
     if root.__doc__:
         result["description"] = " ".join(root.__doc__.split())
@@ -80,3 +82,37 @@ def _annotate(klass: type[Config], definition: dict[str, Any]) -> None:
     rules = [rule.doc for rule in klass.rules()]
     if rules:
         definition["x-rules"] = rules
+
+
+HELD = "_held"  # suffix of the definition of a variant held directly by a field (its `type` may be left out)
+
+
+def _held_variants(definitions: dict[str, Any], classes: dict[str, type[Config]]) -> None:
+    """A field that holds one variant itself (`routed: MoEMLPConfig`, not a union of variants) accepts it without
+    `type`, as the loader does: such a reference points at a copy of the variant's definition that does not require it."""
+    tagged = {
+        name for name, definition in definitions.items() if "type" in definition.get("required", []) and getattr(classes.get(name), "__variant_name__", None)
+    }
+
+    def walk(node: Any, in_union: bool) -> None:
+        if isinstance(node, list):
+            for item in node:
+                walk(item, in_union)
+            return
+        if not isinstance(node, dict):
+            return
+        target = node.get("$ref", "").rsplit("/", 1)[-1]
+        if target in tagged and not in_union:
+            held = target + HELD
+            if held not in definitions:
+                copy = json.loads(json.dumps(definitions[target]))
+                copy["required"] = [name for name in copy["required"] if name != "type"]
+                if not copy["required"]:
+                    del copy["required"]
+                definitions[held] = copy
+            node["$ref"] = f"#/$defs/{held}"
+        for key, value in node.items():
+            walk(value, key == "oneOf")
+
+    for name in list(definitions):
+        walk(definitions[name].get("properties", {}), False)
