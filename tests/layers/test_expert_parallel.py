@@ -208,8 +208,33 @@ def fsdp2_training_step(rank, world, mesh, tmp):
         torch.testing.assert_close(value, want.detach(), **TOLERANCE, msg=name)
 
 
+def compiled(rank, world, mesh, tmp):
+    """torch.compile of an expert-parallel layer gives eager's outputs and gradients; the exchange and the local
+    experts run eagerly (`_parallel_experts` is excluded from compilation): the graph breaks around them. A backend
+    that counts the graphs and runs them as traced (dynamo's tracing is what is tested; aot_eager would double the time)."""
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    graphs = []
+
+    def counting(graph_module, example_inputs):
+        graphs.append(graph_module)
+        return graph_module.forward
+
+    layer, other = build(SOFTMAX, mesh=mesh).train(), build(SOFTMAX, mesh=mesh).train()
+    x, grad = data(world)
+    xs, gs = shard(x, rank, world), shard(grad, rank, world)
+    expected = forward_backward(layer, xs, gs)
+    out, x_grad, _ = forward_backward(torch.compile(other, backend=counting), xs, gs)
+    assert len(graphs) >= 2, f"{len(graphs)} graph(s)"
+    torch.testing.assert_close(out, expected[0], **TOLERANCE)
+    torch.testing.assert_close(x_grad, expected[1], **TOLERANCE)
+    for name, parameter in other.named_parameters():
+        torch.testing.assert_close(local(parameter.grad), local(expected[2][name]), **TOLERANCE, msg=name)
+
+
 SCENARIOS = {
-    2: [softmax_top_k, aux_free_groups_sequences_mask, rank_without_rows, capacity_per_rank, meta_build_and_state_dicts, fsdp2_training_step],
+    2: [compiled, softmax_top_k, aux_free_groups_sequences_mask, rank_without_rows, capacity_per_rank, meta_build_and_state_dicts, fsdp2_training_step],
     4: [softmax_top_k, rank_without_rows, meta_build_and_state_dicts],
 }
 

@@ -323,11 +323,13 @@ class MoEMLP(nn.Module):
         gate_T1 = None if self.shared_expert_gate is None else torch.sigmoid(normed_TH @ self.shared_expert_gate).unsqueeze(1)
         return shared_TI, gate_T1
 
+    @torch.compiler.disable  # host-side split sizes and DTensor weights: torch.compile runs this step eagerly (two graph breaks)
     def _parallel_experts(
         self, x_TH: torch.Tensor, plan: PermutePlan, inputs: bool, outputs: bool
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """Expert parallelism: pre_norm, the rows to their experts' ranks, both layers there (each step checkpointed
-        as recompute_level says; pre_norm is not recomputed), the outputs back [N, H]; the shared experts here."""
+        as recompute_level says; pre_norm is not recomputed), the outputs back [N, H]; the shared experts here.
+        Under torch.compile this step runs eagerly: the graph breaks before and after it."""
         normed_TH = x_TH if self.pre_norm is None else self.pre_norm(x_TH)
         rows_MH, local_plan, exchange = self.parallel.dispatch(plan.gather(normed_TH), plan.weight_N, plan)
         h_MI = checkpointed(self.experts.first, rows_MH, local_plan, recompute=inputs)
