@@ -10,7 +10,6 @@ back as located warnings: `load` returns them, `load_file` and friends emit them
 from __future__ import annotations
 
 import warnings as python_warnings
-from dataclasses import dataclass
 from pathlib import Path as FilePath
 from typing import Any, Callable, Iterable, TypeVar, Union
 
@@ -42,15 +41,14 @@ def parse_key(key: str | None) -> tuple[str, ...]:
     return parts
 
 
-@dataclass(frozen=True)
 class Loaded:
     """A validated config and how it was read: the source (values with the file, line and column that
-    wrote each, across `extends`), the warnings of an older version, and what migrating it changed."""
+    wrote each, across `extends`), the warnings of an older version, and what migrating it changed.
+    (A plain class: a dataclass costs milliseconds at import, on the path of every `validate`.)"""
 
-    config: Any
-    source: Source
-    warnings: tuple[Problem, ...] = ()
-    migration: Migration = Migration()
+    def __init__(self, config: Any, source: Source, warnings: tuple[Problem, ...] = (), migration: Migration | None = None):
+        self.config, self.source, self.warnings = config, source, warnings
+        self.migration = migration if migration is not None else Migration()
 
 
 def load_file(
@@ -104,15 +102,13 @@ def prepare(
 ) -> tuple[Source, Migration]:
     """Resolve `extends`, select `key`, migrate an older version (when `choose` names a class with
     versions), apply the overrides. Raises ConfigError when there is nothing left to validate."""
-    from fastmoe_cfg.config.extends import resolve_extends
-
     if isinstance(overrides, str):  # one override given as a plain string
         overrides = [overrides]
     if source.data is None and source.problems:
         raise ConfigError(source.problems)
-    if source.file is not None and not source.file.startswith("<"):
-        source = resolve_extends(source, read_yaml, prepare_parent or (lambda parent: parent))
-    elif isinstance(source.data, dict) and "extends" in source.data:  # text or standard input: relative to here
+    if isinstance(source.data, dict) and "extends" in source.data:  # paths relative to the file (to here for text)
+        from fastmoe_cfg.config.extends import resolve_extends
+
         source = resolve_extends(source, read_yaml, prepare_parent or (lambda parent: parent))
     if key:
         try:

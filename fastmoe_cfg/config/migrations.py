@@ -19,7 +19,7 @@ Generic machinery: nothing here knows about MoE.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Callable, Iterable
 
 from fastmoe_cfg.config.errors import Path, Problem
@@ -46,28 +46,39 @@ def _always(data: dict[str, Any]) -> bool:
     return True
 
 
-@dataclass(frozen=True)
 class Change:
-    """One change of the format, made by `version`, to `field`; `summary` says it in words (docs, warnings)."""
+    """One change of the format, made by `version`, to `field`; `summary` says it in words (docs, warnings).
 
-    version: int
-    field: str
-    summary: str
-    when: Callable[[dict[str, Any]], bool] = _always  # on the block's raw data (any values: check their types)
-    condition: str = ""  # `when` in words, for the docs ("with routing other than aux_loss")
+    `when(data)` says whether the change touches a block's raw data (any values: check their types);
+    `condition` says it in words for the docs. Plain classes, not dataclasses: these are declared at
+    import time, on the path of every `validate`, where each dataclass costs about 3 ms to create.
+    """
 
     kind = "change"
+    _extra: dict[str, Any] = {}
+
+    def __init__(
+        self, *, version: int, field: str, summary: str, when: Callable[[dict[str, Any]], bool] = _always, condition: str = "", **extra: Any
+    ):
+        unknown = set(extra) - set(self._extra)
+        if unknown:
+            raise TypeError(f"{type(self).__name__}: unexpected arguments {sorted(unknown)}")
+        self.version, self.field, self.summary, self.when, self.condition = version, field, summary, when, condition
+        for name, default in self._extra.items():
+            setattr(self, name, extra.get(name, default))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(version={self.version}, field={self.field!r})"
 
     def migrate(self, data: dict[str, Any]) -> tuple[dict[str, Any], Path, str] | None:
         """(new data, path blamed inside the block, warning) when the change touches `data`, else None."""
         raise NotImplementedError
 
 
-@dataclass(frozen=True)
 class RenamedField(Change):
-    old: str = ""
-
     kind = "renamed"
+    _extra = {"old": ""}
+    old: str
 
     def migrate(self, data: dict[str, Any]) -> tuple[dict[str, Any], Path, str] | None:
         if self.old not in data or self.field in data or not self.when(data):
@@ -76,7 +87,6 @@ class RenamedField(Change):
         return moved, (self.old,), f"renamed to {self.field} in version {self.version}: {self.summary}"
 
 
-@dataclass(frozen=True)
 class RemovedWhen(Change):
     kind = "removed"
 
@@ -87,11 +97,10 @@ class RemovedWhen(Change):
         return kept, (self.field,), f"removed (version {self.version}): {self.summary}"
 
 
-@dataclass(frozen=True)
 class DefaultChanged(Change):
-    blame: str | None = None  # the field whose value makes the difference (routing), blamed when written
-
     kind = "default"
+    _extra = {"blame": None}  # the field whose value makes the difference (routing), blamed when written
+    blame: str | None
 
     def migrate(self, data: dict[str, Any]) -> tuple[dict[str, Any], Path, str] | None:
         if data.get(self.field) is not None or not self.when(data):
@@ -100,7 +109,6 @@ class DefaultChanged(Change):
         return data, blamed, f"its default changed in version {self.version}: {self.summary}"
 
 
-@dataclass(frozen=True)
 class MeaningChanged(Change):
     kind = "meaning"
 
@@ -110,7 +118,6 @@ class MeaningChanged(Change):
         return data, (self.field,), f"changed meaning in version {self.version}: {self.summary}"
 
 
-@dataclass(frozen=True)
 class Versions:
     """The current version of a root class's files and every change since version 1.
 
@@ -118,9 +125,8 @@ class Versions:
     for an MLP file; `mlp` and `dense_mlp` for a stack).
     """
 
-    current: int
-    changes: tuple[Change, ...]
-    blocks: Callable[[Any], Iterable[Path]] = lambda data: [()]
+    def __init__(self, *, current: int, changes: tuple[Change, ...], blocks: Callable[[Any], Iterable[Path]] = lambda data: [()]):
+        self.current, self.changes, self.blocks = current, changes, blocks
 
 
 _VERSIONS: dict[type, Versions] = {}
@@ -144,14 +150,14 @@ def file_version(data: Any) -> int | None:
     return version if type(version) is int else None
 
 
-@dataclass(frozen=True)
 class Migration:
-    """What reading an older file changed: the warnings, and the edits that `upgrade` writes."""
+    """What reading an older file changed: the warnings, and the edits that `upgrade` writes.
 
-    warnings: tuple[Problem, ...] = ()
-    # (block path, change, path in the block) per change applied, in order
-    applied: tuple[tuple[Path, Change, Path], ...] = ()
-    version: int | None = None
+    `applied` holds (block path, change, path in the block) per change applied, in order.
+    """
+
+    def __init__(self, warnings: tuple[Problem, ...] = (), applied: tuple[tuple[Path, Change, Path], ...] = (), version: int | None = None):
+        self.warnings, self.applied, self.version = warnings, applied, version
 
 
 def migrate(source: Source, versions: Versions | None) -> tuple[Source, Migration]:
