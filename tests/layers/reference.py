@@ -336,6 +336,21 @@ def moe(p: dict, spec: Spec, x_TH: torch.Tensor, *, training: bool = False, rout
     return with_dropout(spec, torch.stack(rows), training)
 
 
+def hybrid(
+    p: dict, dense_spec: Spec, routed_spec: Spec, x_TH: torch.Tensor, *, pre_norm: Norm | None = None, post_norm: Norm | None = None,
+    training: bool = False,
+) -> torch.Tensor:
+    """hybrid_moe (Fast-LLM's HybridMoEMLP): post_norm(dense(x̂) + moe(x̂)), x̂ = pre_norm(x); each branch's
+    parameters are named under `dense.` and `routed.`."""
+
+    def branch(prefix: str) -> dict:
+        return {name[len(prefix):]: value for name, value in p.items() if name.startswith(prefix)}
+
+    x_hat = x_TH if pre_norm is None else torch.stack([pre_norm(x, p["pre_norm.weight"], p.get("pre_norm.bias")) for x in x_TH])
+    y_TH = dense(branch("dense."), dense_spec, x_hat, training=training) + moe(branch("routed."), routed_spec, x_hat, training=training)
+    return y_TH if post_norm is None else torch.stack([post_norm(y, p["post_norm.weight"], p.get("post_norm.bias")) for y in y_TH])
+
+
 def with_dropout(spec: Spec, out_TH: torch.Tensor, training: bool) -> torch.Tensor:
     if not training or not spec.dropout:
         return out_TH

@@ -93,6 +93,43 @@ def test_a_layer_built_on_meta_and_reset_equals_a_direct_build() -> None:
     assert all(torch.equal(meta.state_dict()[name], tensor) for name, tensor in direct.state_dict().items())
 
 
+@pytest.mark.parametrize("implementation", ["looped", "dropless"])
+def test_the_layer_equals_the_float64_reference(implementation: str) -> None:
+    """Outputs and the gradients of the input and of every parameter, against tests/layers/reference.py's hybrid."""
+    from tests.layers import reference
+
+    routed = {  # coefficient 0: the injected load-balancing gradient is by design not the output's derivative (DESIGN.md §4)
+        **HYBRID["routed"], "implementation": implementation, "router_normalization": {"type": "rms_norm"}, "activation": "silu",
+        "auxiliary_loss_coefficient": 0.0,
+    }
+    config = hybrid_config(routed=routed, dense={**HYBRID["dense"], "activation": "silu"})
+    torch.manual_seed(0)
+    layer = config.build(HIDDEN, dtype=torch.float64)
+    with torch.no_grad():  # norm weights and biases away from their initial 1 and 0
+        for name, parameter in layer.named_parameters():
+            if "norm" in name:
+                parameter.add_(torch.randn_like(parameter) * 0.3)
+    generator = torch.Generator().manual_seed(1)
+    x = torch.randn(7, HIDDEN, dtype=torch.float64, generator=generator, requires_grad=True)
+    grad = torch.randn(7, HIDDEN, dtype=torch.float64, generator=generator)
+    (layer(x) * grad).sum().backward()
+    params = reference.leaf_parameters(layer)
+    x_ref = x.detach().clone().requires_grad_()
+    rms, layer_norm = reference.Norm("rms_norm"), reference.Norm("layer_norm")
+    out_ref = reference.hybrid(
+        params,
+        reference.Spec(activation="silu", gated=True, pre_norm=rms, post_norm=rms),
+        reference.Spec(activation="silu", gated=True, experts_per_token=2, router_normalization=rms, post_norm=rms),
+        x_ref, pre_norm=rms, post_norm=layer_norm,
+    )
+    (out_ref * grad).sum().backward()
+    tolerance = {"rtol": 1e-9, "atol": 1e-10}  # float64: only the summation order differs
+    torch.testing.assert_close(layer(x), out_ref, **tolerance)
+    torch.testing.assert_close(x.grad, x_ref.grad, **tolerance)
+    for name, parameter in layer.named_parameters():
+        torch.testing.assert_close(parameter.grad, params[name].grad, **tolerance, msg=lambda m, name=name: f"{name}: {m}")
+
+
 def test_fast_llm_normalization_and_activation_fields_act() -> None:
     """fixed_rms_norm is rms_norm without weight; a normalization's lr_scale multiplies its parameters'; sigmoid is Fast-LLM's."""
     torch.manual_seed(0)
