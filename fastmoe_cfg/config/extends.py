@@ -140,10 +140,10 @@ def _merge(base: Any, base_positions: dict[Path, Located], over: Any, over_posit
         positions = dict(base_positions)
         for key, value in over.items():
             child = (*path, key)
-            below_base = {p: l for p, l in positions.items() if p[: len(child)] == child}
-            below_over = {p: l for p, l in over_positions.items() if p[: len(child)] == child}
-            for p in below_base:
-                del positions[p]
+            below_base = {key_path: at for key_path, at in positions.items() if key_path[: len(child)] == child}
+            below_over = {key_path: at for key_path, at in over_positions.items() if key_path[: len(child)] == child}
+            for key_path in below_base:
+                del positions[key_path]
             if key in data:
                 data[key], merged_positions = _merge(data[key], below_base, value, below_over, child)
             else:

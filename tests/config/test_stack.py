@@ -55,8 +55,8 @@ def test_deepseek_v3_counts_match_hand_arithmetic() -> None:
 def test_qwen3_30b_a3b_counts_match_hand_arithmetic() -> None:
     config = load_config(STACKS / "qwen3_30b_a3b.yaml")
     assert config.layer_kinds() == "M" * 48 and config.dense_mlp is None
-    H, I, experts, k = 2048, 768, 128, 8
-    router, expert = H * experts, gated_mlp(H, I)
+    H, width, experts, k = 2048, 768, 128, 8
+    router, expert = H * experts, gated_mlp(H, width)
     counts = config.counts(H)
     assert counts.total_parameters == 48 * (router + experts * expert) == 29_003_612_160
     assert counts.active_parameters == 48 * (router + k * expert) == 1_824_522_240
@@ -80,8 +80,8 @@ def test_alternating_stack_counts_match_hand_arithmetic() -> None:
 
 
 def test_the_stacks_match_their_hugging_face_configs_layer_by_layer() -> None:
-    from fastmoe_cfg.hf.mapping import convert
     from fastmoe_cfg.config.yaml_reader import read_yaml
+    from fastmoe_cfg.hf.mapping import convert
 
     for name in ("deepseek_v3", "qwen3_30b_a3b"):
         config = load_config(STACKS / f"{name}.yaml")
