@@ -6,6 +6,6 @@ when called.
 """
 
 from fastmoe_cfg.hf.mapping import Conversion, config_from_hf, convert
-from fastmoe_cfg.hf.weights import export_state_dict, import_moe_block
+from fastmoe_cfg.hf.weights import export_state_dict, hf_state_dict, import_moe_block
 
-__all__ = ["Conversion", "config_from_hf", "convert", "export_state_dict", "import_moe_block"]
+__all__ = ["Conversion", "config_from_hf", "convert", "export_state_dict", "hf_state_dict", "import_moe_block"]

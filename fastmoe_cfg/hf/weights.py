@@ -122,7 +122,9 @@ def _gemma4_moe_branch() -> list[Tensors]:
     ]
 
 
-def import_moe_block(hf_block: Any, hf_config: Any, *, implementation: str | None = None, layer: int | None = None, moe_only: bool = False):
+def import_moe_block(
+    hf_block: Any, hf_config: Any, *, implementation: str | None = None, layer: int | None = None, moe_only: bool = False, ep_mesh=None
+):
     """Our MoE layer with the weights of an HF MoE block (same device and dtype), built from `hf_config`.
 
     `hf_block` is the family's MoE block (MixtralSparseMoeBlock, Qwen2MoeSparseMoeBlock, Qwen3MoeSparseMoeBlock,
@@ -133,6 +135,45 @@ def import_moe_block(hf_block: Any, hf_config: Any, *, implementation: str | Non
     Gemma-4: the decoder layer's whole feed-forward (mlp, its four norms, router and experts) becomes a
     `HybridMoEMLP` of decoder `layer` (default 0: Gemma-4's dense width depends on the layer); `moe_only` imports
     the MoE branch alone, as `convert --moe-only`.
+    An expert-parallel layer is not built here: see `hf_state_dict`.
+    """
+    import torch
+
+    if ep_mesh is not None:
+        raise ValueError(EXPERT_PARALLEL_IMPORT)
+    config, hidden_size, ours = hf_state_dict(hf_block, hf_config, implementation=implementation, layer=layer, moe_only=moe_only)
+    reference = ours[_bulk_name(config)]  # the bulk of the weights: the layer's device and dtype
+    built = config.build(hidden_size, device=reference.device, dtype=reference.dtype)
+    parameters = dict(built.named_parameters())
+    for name, tensor in ours.items():
+        if name in parameters:  # a parameter keeps the HF tensor's dtype (DeepSeek-V3 keeps gate.weight in float32)
+            parameters[name].data = parameters[name].data.to(tensor.dtype)
+    with torch.no_grad():
+        built.load_state_dict(ours, strict=True)
+    return built.train(getattr(hf_block, "training", False))
+
+
+EXPERT_PARALLEL_IMPORT = (
+    "an expert-parallel layer (ep_mesh) loads HF weights as a full state dict: config, hidden_size, state = "
+    "hf_state_dict(hf_block, hf_config); layer = config.build(hidden_size, ep_mesh=mesh); "
+    "set_model_state_dict(layer, state, options=StateDictOptions(full_state_dict=True)) "
+    "(torch.distributed.checkpoint.state_dict)"
+)
+
+
+def _bulk_name(config) -> str:
+    return "routed.experts.layer_1.weight" if isinstance(config, HybridMoEMLPConfig) else "experts.layer_1.weight"
+
+
+def hf_state_dict(
+    hf_block: Any, hf_config: Any, *, implementation: str | None = None, layer: int | None = None, moe_only: bool = False
+) -> tuple[Any, int, dict]:
+    """`(config, hidden_size, state)`: our layer's full state dict from an HF block's tensors, without building the layer.
+
+    `hf_block` is an HF block (as for `import_moe_block`) or its state dict (a mapping of the block's tensor names,
+    e.g. read from a checkpoint). Names, shapes and completeness are checked against a build on the meta device;
+    parameters keep the HF tensors' dtypes, buffers take ours. Load it into any layer of `config`, expert-parallel
+    ones included: `set_model_state_dict(layer, state, options=StateDictOptions(full_state_dict=True))`.
     """
     import torch
 
@@ -145,34 +186,35 @@ def import_moe_block(hf_block: Any, hf_config: Any, *, implementation: str | Non
             config = type(config).from_dict({**conversion.data, "routed": {**conversion.data["routed"], "implementation": implementation}})
         else:
             config = type(config).from_dict({**conversion.data, "implementation": implementation})
-    hf_state = _hf_state(hf_block, conversion.family, hybrid=isinstance(config, HybridMoEMLPConfig))
+    hybrid = isinstance(config, HybridMoEMLPConfig)
+    hf_state = dict(hf_block) if isinstance(hf_block, dict) else _hf_state(hf_block, conversion.family, hybrid=hybrid)
+    what = "state dict" if isinstance(hf_block, dict) else type(hf_block).__name__
     tensors = _family_tensors(conversion.family, config)
     missing = [name for entry in tensors for name in entry.hf if name not in hf_state]
     if missing:
-        raise ValueError(f"{type(hf_block).__name__} is not a {conversion.family} MoE block: it has no {', '.join(missing)}")
+        raise ValueError(f"{what} is not a {conversion.family} MoE block: it has no {', '.join(missing)}")
     unknown = sorted(set(hf_state) - {name for entry in tensors for name in entry.hf})
     if unknown:  # never dropped silently: a tensor we do not map would change the block's function
-        raise ValueError(f"{type(hf_block).__name__} has tensors a {conversion.family} MoE layer does not have: {', '.join(unknown)}")
-    reference = hf_state["experts.gate_up_proj"]  # the bulk of the weights: the layer's device and dtype
-    layer = config.build(conversion.hidden_size, device=reference.device, dtype=reference.dtype)
-    expected = layer.state_dict()
-    parameters = dict(layer.named_parameters())
-    ours = {}
+        raise ValueError(f"{what} has tensors a {conversion.family} MoE layer does not have: {', '.join(unknown)}")
+    meta = config.build(conversion.hidden_size, device="meta")
+    expected, parameters = meta.state_dict(), {name for name, _ in meta.named_parameters()}
+    ours = {  # the buffers HF does not have (aux_free's update step and load average) take their initial values
+        f"{prefix}{'.' if prefix else ''}{name}": value
+        for prefix, module in meta.named_modules()
+        if hasattr(module, "initial_buffers")
+        for name, value in module.initial_buffers(device="cpu").items()
+        if f"{prefix}{'.' if prefix else ''}{name}" in expected
+    }
     for entry in tensors:
         name, tensor = entry.ours, entry.join([hf_state[hf_name] for hf_name in entry.hf])
         if tensor.shape != expected[name].shape:
             raise ValueError(
-                f"{type(hf_block).__name__}: {' + '.join(entry.hf)} has shape {tuple(tensor.shape)}, "
+                f"{what}: {' + '.join(entry.hf)} has shape {tuple(tensor.shape)}, "
                 f"{name} needs {tuple(expected[name].shape)} (does hf_config describe this block?)"
             )
-        if name in parameters:  # a parameter keeps the HF tensor's dtype (DeepSeek-V3 keeps gate.weight in float32)
-            parameters[name].data = parameters[name].data.to(tensor.dtype)
-        else:  # a buffer keeps ours (the correction bias stays float32)
-            tensor = tensor.to(expected[name].dtype)
-        ours[name] = tensor
+        ours[name] = tensor if name in parameters else tensor.to(expected[name].dtype)  # a buffer keeps ours (float32 bias)
     with torch.no_grad():
-        layer.load_state_dict(ours, strict=True)
-    return layer.train(getattr(hf_block, "training", False))
+        return config, conversion.hidden_size, {name: tensor.detach().clone() for name, tensor in ours.items()}
 
 
 GEMMA4_MOE_MODULES = ("router", "experts", "pre_feedforward_layernorm_2", "post_feedforward_layernorm_2")
@@ -191,6 +233,9 @@ def _hf_state(hf_block: Any, family: str, *, hybrid: bool = False) -> dict:
     return {f"{name}.{key}": value for name in modules for key, value in getattr(hf_block, name).state_dict().items()}
 
 
+TRAINING_STATE = ("bias_update_step", "router_load_ema")  # our aux_free training state, which HF blocks do not have
+
+
 def export_state_dict(layer: Any, family: str) -> dict:
     """Our layer's weights in the HF block's state-dict layout and names (for Gemma-4: the MoE tensors of
     the decoder layer). `family` is the HF model_type: mixtral, qwen2_moe, qwen3_moe, olmoe, deepseek_v3,
@@ -199,9 +244,15 @@ def export_state_dict(layer: Any, family: str) -> dict:
     if family not in FAMILIES:
         raise ValueError(f"unknown family {family!r}: one of {', '.join(sorted(FAMILIES))}")
     state = layer.state_dict()
+    if any(hasattr(tensor, "device_mesh") for tensor in state.values()):
+        raise ValueError(
+            "an expert-parallel layer (ep_mesh) holds only its experts: gather them first, on every rank, with "
+            "get_model_state_dict(layer, options=StateDictOptions(full_state_dict=True)) (torch.distributed.checkpoint.state_dict), "
+            "then export a layer built without ep_mesh that loads it"
+        )
     tensors = _family_tensors(family, layer.config)
     missing = [entry.ours for entry in tensors if entry.ours not in state]
-    extra = sorted(set(state) - {entry.ours for entry in tensors})
+    extra = sorted(name for name in set(state) - {entry.ours for entry in tensors} if name.rpartition(".")[2] not in TRAINING_STATE)
     if missing or extra:
         raise ValueError(
             f"this layer does not have the {family} layout: "

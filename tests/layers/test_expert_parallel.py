@@ -233,8 +233,42 @@ def compiled(rank, world, mesh, tmp):
         torch.testing.assert_close(local(parameter.grad), local(expected[2][name]), **TOLERANCE, msg=name)
 
 
+def hf_weights(rank, world, mesh, tmp):
+    """An HF Mixtral block's weights into an expert-parallel layer through hf_state_dict + set_model_state_dict:
+    the same function as the single-process import; import_moe_block and export_state_dict point to that path."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+    from transformers import MixtralConfig
+    from transformers.models.mixtral.modeling_mixtral import MixtralSparseMoeBlock
+
+    from fastmoe_cfg.hf import export_state_dict, hf_state_dict, import_moe_block
+
+    hf_config = MixtralConfig(hidden_size=H, intermediate_size=6, num_local_experts=4, num_experts_per_tok=2)
+    hf_config._experts_implementation = "eager"
+    torch.manual_seed(0)
+    block = MixtralSparseMoeBlock(hf_config).double()
+    with torch.no_grad():
+        for parameter in block.parameters():
+            parameter.normal_(0, 0.3)
+    single = import_moe_block(block, hf_config)
+    config, hidden, state = hf_state_dict(block, hf_config)
+    layer = config.build(hidden, dtype=torch.float64, ep_mesh=mesh)
+    set_model_state_dict(layer, state, options=StateDictOptions(full_state_dict=True))
+    x, grad = data(world)
+    compare(layer.eval(), single.eval(), rank, world, x, grad)
+    for call, message in (
+        (lambda: import_moe_block(block, hf_config, ep_mesh=mesh), "hf_state_dict(hf_block, hf_config)"),
+        (lambda: export_state_dict(layer, "mixtral"), "get_model_state_dict(layer, options=StateDictOptions(full_state_dict=True))"),
+    ):
+        try:
+            call()
+        except ValueError as error:
+            assert message in str(error), str(error)
+        else:
+            raise AssertionError("no error")
+
+
 SCENARIOS = {
-    2: [compiled, softmax_top_k, aux_free_groups_sequences_mask, rank_without_rows, capacity_per_rank, meta_build_and_state_dicts, fsdp2_training_step],
+    2: [hf_weights, compiled, softmax_top_k, aux_free_groups_sequences_mask, rank_without_rows, capacity_per_rank, meta_build_and_state_dicts, fsdp2_training_step],
     4: [softmax_top_k, rank_without_rows, meta_build_and_state_dicts],
 }
 

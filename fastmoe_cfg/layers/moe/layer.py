@@ -200,12 +200,20 @@ class MoEMLP(nn.Module):
                 self._initialize_vector(name)
             elif getattr(self, name) is not None:
                 getattr(self, name).reset_parameters()
-        if self.router_correction_bias is not None:
-            self.router_correction_bias.zero_()
-            self.pending_load.zero_()
-            self.bias_update_step.zero_()
-        if self.router_load_ema is not None:
-            self.router_load_ema.fill_(1 / self.routed_experts)
+        with torch.no_grad():
+            for name, value in self.initial_buffers().items():
+                getattr(self, name).copy_(value)
+
+    def initial_buffers(self, device=None) -> dict[str, torch.Tensor]:
+        """The buffers' values after initialisation (aux_free: zero bias, loads and step; ema 1/E), by name, on
+        `device` (default: the buffers'; a layer built on the meta device gives real values with device="cpu")."""
+        initial = {
+            "router_correction_bias": 0.0, "pending_load": 0, "bias_update_step": 0, "router_load_ema": 1 / self.routed_experts,
+        }
+        return {
+            name: torch.full_like(buffer, initial[name], device=device or buffer.device)
+            for name, buffer in self.named_buffers(recurse=False)
+        }
 
     def _add_vector(self, name: str, *, device, dtype) -> None:
         vector, size, _ = self._vectors[name]
