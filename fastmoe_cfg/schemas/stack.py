@@ -21,17 +21,19 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import PrivateAttr, ValidationError, model_validator
+from pydantic import PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from fastmoe_cfg.config.base import Config, Rule, field
-from fastmoe_cfg.config.errors import Path, Problem, format_path
+from fastmoe_cfg.config.errors import Path, Problem, describe, format_path
 from fastmoe_cfg.config.migrations import Versions, register_versions
 from fastmoe_cfg.config.translate import RULE_ERROR, problems_from_validation_error
 from fastmoe_cfg.schemas.mlp import FORMAT_VERSION, MLPBaseConfig, MLPConfig
 from fastmoe_cfg.schemas.versions import CHANGES, MLP_VERSIONS
 
 __all__ = ["LayerOverrideConfig", "StackConfig", "StackCounts", "format_layers", "parse_layers", "root_class"]
+
+MAX_LAYERS = 100_000  # far above any model (DeepSeek-V3: 61); bounds the per-layer work of validation
 
 _RANGE = re.compile(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?")
 
@@ -85,6 +87,16 @@ class LayerOverrideConfig(Config):
         ..., tier="architecture",
         desc="Fields of those layers' blocks. Merged as extends merges: nested mappings merge, a mapping whose type changes replaces.",
     )
+
+    @field_validator("layers", mode="wrap")
+    @classmethod
+    def _one_message(cls, value: Any, handler: Any) -> Any:
+        """One problem for a value that is neither (not one per member of `int | str`)."""
+        try:
+            return handler(value)
+        except ValidationError:
+            message = f'expected a layer number or a string of layers like "10-20" or "1, 4-6", got {describe(value)}'
+            raise PydanticCustomError(RULE_ERROR, "{message}", {"message": message, "fields": ["layers"]}) from None
 
 
 def _resolve_blocks(values: dict[str, Any]) -> tuple[tuple[MLPBaseConfig, ...], list[InitErrorDetails]]:
@@ -229,7 +241,7 @@ class StackConfig(Config):
         None, tier="core", ge=1, le=FORMAT_VERSION,
         desc=f"Version of this config format (current {FORMAT_VERSION}; a file without it is version 1).",
     )
-    layers: int = field(..., tier="architecture", ge=1, desc="Number of layers (transformer blocks) of the model.")
+    layers: int = field(..., tier="architecture", ge=1, le=MAX_LAYERS, desc="Number of layers (transformer blocks) of the model.")
     mlp: MLPBaseConfig = field(..., tier="architecture", desc="The block of the MoE layers, and of every layer when none is dense.")
     dense_mlp: MLPBaseConfig | None = field(
         None, tier="architecture", desc="The block of the dense layers (those that are not MoE). Needed when some layer is dense."

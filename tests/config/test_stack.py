@@ -226,3 +226,19 @@ def test_a_value_no_layer_uses_is_an_error() -> None:
         "stack.yaml:4:1: mlp: no layer is MoE, so no layer uses it (for a dense model, give the dense block as mlp, without "
         "dense_mlp and first_dense)"
     )
+
+
+def test_bad_override_shapes_and_the_layer_bound_golden() -> None:
+    text = """\
+        type: stack
+        layers: 3
+        mlp: {type: moe}
+        overrides: [{layers: "1", set: 3}, {layers: [1], set: {}}]
+        """
+    assert stack_errors(text) == (
+        "stack.yaml:4:32: overrides[0].set: expected a mapping, got integer 3\n"
+        'stack.yaml:4:37: overrides[1].layers: expected a layer number or a string of layers like "10-20" or "1, 4-6", got a list'
+    )
+    assert stack_errors("type: stack\nlayers: 1000000000000\nmlp: {type: moe}\n") == (
+        "stack.yaml:2:9: layers: must be <= 100000, got 1000000000000"
+    )
