@@ -31,6 +31,7 @@ __all__ = ["EXTENDS", "MAX_CHAIN", "EXTENDS_SCHEMA", "resolve_extends"]
 
 EXTENDS = "extends"
 MAX_CHAIN = 16
+MAX_FILES = 256  # parents read for one config, all chains together (a diamond of 16 levels would be 65536 reads)
 
 EXTENDS_SCHEMA: dict[str, Any] = {
     "description": (
@@ -59,7 +60,9 @@ Reader = Callable[[str], Source]  # reads a file (its display name) into a Sourc
 Prepare = Callable[[Source], Source]  # what to do to a parent's selected data before merging (migrations)
 
 
-def resolve_extends(source: Source, read: Reader, prepare: Prepare = lambda source: source, chain: tuple[str, ...] = ()) -> Source:
+def resolve_extends(
+    source: Source, read: Reader, prepare: Prepare = lambda source: source, chain: tuple[str, ...] = (), _reads: list[int] | None = None
+) -> Source:
     """`source` with its parents merged under its own values; problems found on the way are added to it."""
     data = source.data
     if not isinstance(data, dict) or EXTENDS not in data:
@@ -82,12 +85,18 @@ def resolve_extends(source: Source, read: Reader, prepare: Prepare = lambda sour
         if len(chain) >= MAX_CHAIN:
             problems.append(replace(where, message=f"extends {file}: chains of extends are at most {MAX_CHAIN} files deep"))
             continue
+        reads = _reads if _reads is not None else [0]
+        _reads = reads
+        if reads[0] >= MAX_FILES:
+            problems.append(replace(where, message=f"extends {file}: more than {MAX_FILES} parent files in all; not read"))
+            continue
+        reads[0] += 1
         try:
             parent = read(parent_name)
         except OSError as exc:
             problems.append(replace(where, message=f"extends {file}: cannot read {parent_name}: {exc.strerror or exc}"))
             continue
-        parent = resolve_extends(parent, read, prepare, chain)
+        parent = resolve_extends(parent, read, prepare, chain, reads)
         problems += parent.problems
         if parent.data is None:
             continue

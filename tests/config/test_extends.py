@@ -131,3 +131,13 @@ def test_the_json_schema_accepts_extends_at_the_root() -> None:
     assert validator.is_valid({"extends": "base.yaml", "type": "moe"})
     assert validator.is_valid({"extends": ["a.yaml", {"file": "m.yaml", "key": "model.mlp"}], "type": "stack", "layers": 2, "mlp": {}})
     assert not validator.is_valid({"extends": [{"fil": "a.yaml"}]})
+
+
+def test_a_diamond_of_parents_is_bounded(folder: Path) -> None:
+    from fastmoe_cfg.config.extends import MAX_FILES
+
+    for level in range(12):  # each file extends the next one twice: 4096 reads without a bound
+        write(f"d{level}.yaml", f"extends: [d{level + 1}.yaml, d{level + 1}.yaml]\n")
+    write("d12.yaml", "type: moe\nformat_version: 2\n")
+    message = errors("d0.yaml")
+    assert f"more than {MAX_FILES} parent files in all; not read" in message
