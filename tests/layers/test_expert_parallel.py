@@ -267,9 +267,43 @@ def hf_weights(rank, world, mesh, tmp):
             raise AssertionError("no error")
 
 
+def two_dimensional_mesh(rank, world, mesh, tmp):
+    """A (dp 2, ep 2) mesh: experts over "ep", tokens over all 4 ranks (dp_mesh = the "dp" dimension). The expert
+    gradients summed over "dp" and the replicated ones over all ranks equal the single process on all tokens;
+    the statistics are those of all tokens; the bytes sent to other ranks are counted."""
+    from torch.distributed.device_mesh import init_device_mesh
+
+    mesh_2d = init_device_mesh("cpu", (2, 2), mesh_dim_names=("dp", "ep"))
+    ep, dp = mesh_2d["ep"], mesh_2d["dp"]
+    torch.manual_seed(0)
+    layer = MLPBaseConfig.from_dict(SOFTMAX).build(H, dtype=torch.float64, ep_mesh=ep, dp_mesh=dp).train()
+    reference = build(SOFTMAX).train()
+    x, grad = data(world)
+    out, x_grad, grads = forward_backward(layer, shard(x, rank, world), shard(grad, rank, world))
+    ref_out, ref_x_grad, ref_grads = forward_backward(reference, x, grad)
+    torch.testing.assert_close(out, shard(ref_out, rank, world), **TOLERANCE)
+    torch.testing.assert_close(x_grad, shard(ref_x_grad, rank, world), **TOLERANCE)
+    for name, expected in ref_grads.items():
+        actual = local(grads[name]).clone()
+        if name.startswith("experts."):
+            dist.all_reduce(actual, group=dp.get_group())
+            expected = shard(expected, ep.get_local_rank(), 2)
+        else:
+            dist.all_reduce(actual)
+        torch.testing.assert_close(actual, expected, **TOLERANCE, msg=name)
+    for name, value in reference.stats.items():
+        torch.testing.assert_close(layer.stats[name], value, **TOLERANCE, msg=f"stats[{name}]")
+    # Bytes to other ranks, summed over the EP group: each row sent away goes there (rows and weight, H + 1 values)
+    # and back (H), and its gradients do the same in backward: 2 · (2H + 1) values per row sent.
+    destinations = layer.route(shard(x, rank, world).reshape(-1, H)).experts_TK // 4  # 4 experts per EP rank
+    counts = torch.tensor([int((destinations != ep.get_local_rank()).sum()), layer.parallel.bytes_sent])
+    dist.all_reduce(counts, group=ep.get_group())
+    assert counts[1] == counts[0] * 2 * (2 * H + 1) * 8, counts.tolist()
+
+
 SCENARIOS = {
     2: [hf_weights, compiled, softmax_top_k, aux_free_groups_sequences_mask, rank_without_rows, capacity_per_rank, meta_build_and_state_dicts, fsdp2_training_step],
-    4: [softmax_top_k, rank_without_rows, meta_build_and_state_dicts],
+    4: [softmax_top_k, rank_without_rows, meta_build_and_state_dicts, two_dimensional_mesh],
 }
 
 

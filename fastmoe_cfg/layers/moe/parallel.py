@@ -14,8 +14,9 @@ of one is the other, with the splits swapped). The split sizes are host integers
 syncs with the host, and `torch.compile` breaks the graph there (`.tolist()` of the counts).
 
 Reductions (`TokenGroup`): the losses and statistics of an expert-parallel layer need totals over
-the ranks that hold different tokens of one batch: the expert-parallel group, or `dp_mesh`'s
-group when given (a data-parallel group whose ranks each hold their own tokens, EP ranks included).
+all the ranks that hold different tokens of one batch: the expert-parallel group, and with a 2-D
+(dp, ep) mesh also `dp_mesh`, the other dimension (the ranks that hold the same experts and other
+tokens): the totals are summed over the EP group, then over the DP group, i.e. over dp × ep ranks.
 """
 
 from __future__ import annotations
@@ -51,22 +52,27 @@ class _AllToAll(torch.autograd.Function):
     """rows [sum(send), ...] -> [sum(receive), ...]; backward sends the gradients back (splits swapped)."""
 
     @staticmethod
-    def forward(ctx, rows: torch.Tensor, send: list[int], receive: list[int], group) -> torch.Tensor:
-        ctx.send, ctx.receive, ctx.group = send, receive, group
+    def forward(ctx, rows: torch.Tensor, send: list[int], receive: list[int], group, meter) -> torch.Tensor:
+        ctx.send, ctx.receive, ctx.group, ctx.meter = send, receive, group, meter
         out = rows.new_empty(sum(receive), *rows.shape[1:])
         dist.all_to_all_single(out, rows.contiguous(), output_split_sizes=receive, input_split_sizes=send, group=group)
+        if meter is not None:
+            meter.count(send, rows)
         return out
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         out = grad.new_empty(sum(ctx.send), *grad.shape[1:])
         dist.all_to_all_single(out, grad.contiguous(), output_split_sizes=ctx.send, input_split_sizes=ctx.receive, group=ctx.group)
-        return out, None, None, None
+        if ctx.meter is not None:
+            ctx.meter.count(ctx.receive, grad)
+        return out, None, None, None, None
 
 
-def all_to_all(rows: torch.Tensor, send: list[int], receive: list[int], group) -> torch.Tensor:
-    """Autograd-aware all-to-all of rows with variable splits (`send[r]` rows to rank r, `receive[r]` from it)."""
-    return _AllToAll.apply(rows, send, receive, group)
+def all_to_all(rows: torch.Tensor, send: list[int], receive: list[int], group, meter=None) -> torch.Tensor:
+    """Autograd-aware all-to-all of rows with variable splits (`send[r]` rows to rank r, `receive[r]` from it);
+    `meter.count(send, rows)` is called for each exchange, forward and backward."""
+    return _AllToAll.apply(rows, send, receive, group, meter)
 
 
 @dataclass(frozen=True)
@@ -91,8 +97,10 @@ class ExpertParallel:
 
     def __init__(self, mesh, routed_experts: int, dp_mesh=None) -> None:
         check_mesh(mesh, routed_experts)
+        groups = [mesh.get_group()]
         if dp_mesh is not None:
             check_mesh_1d(dp_mesh, "dp_mesh")
+            groups.append(dp_mesh.get_group())
         self.mesh = mesh
         self.group = mesh.get_group()
         self.size = mesh.size()
@@ -100,7 +108,13 @@ class ExpertParallel:
         self.experts = routed_experts
         self.local_experts = routed_experts // self.size
         self.first_expert = self.rank * self.local_experts
-        self.tokens = TokenGroup(dp_mesh.get_group() if dp_mesh is not None else self.group)
+        self.tokens = TokenGroup(*groups)
+        self.bytes_sent = 0  # to other ranks, by the row exchanges (forward and backward), since construction
+
+    def count(self, send: list[int], rows: torch.Tensor) -> None:
+        """Add the bytes of `rows` sent to the other ranks (`send[r]` rows to rank r) to `bytes_sent`."""
+        row_bytes = rows[0].numel() * rows.element_size() if rows.shape[0] else 0
+        self.bytes_sent += (sum(send) - send[self.rank]) * row_bytes
 
     def dispatch(self, rows_NH: torch.Tensor, weight_N: torch.Tensor, plan: PermutePlan) -> tuple[torch.Tensor, PermutePlan, Exchange]:
         """This rank's routed rows (plan order) and their weights -> the rows of this rank's experts, sorted by
@@ -113,7 +127,7 @@ class ExpertParallel:
         receive = received_RL.sum(dim=1).tolist()
         real = sum(send)
         payload_NX = torch.cat([rows_NH[:real], weight_N[:real].unsqueeze(1).to(rows_NH.dtype)], dim=1)
-        received_MX = all_to_all(payload_NX, send, receive, self.group)
+        received_MX = all_to_all(payload_NX, send, receive, self.group, self)
         # Each received row's local expert: source-major blocks of (expert, count).
         expert_M = torch.repeat_interleave(
             torch.arange(local, device=rows_NH.device).repeat(size), received_RL.reshape(-1), output_size=sum(receive)
@@ -137,7 +151,7 @@ class ExpertParallel:
     def combine(self, y_MH: torch.Tensor, exchange: Exchange) -> torch.Tensor:
         """The expert outputs back to their ranks: [M, H] sorted by local expert -> [N, H] in plan order."""
         unsorted_MH = torch.empty_like(y_MH).index_copy(0, exchange.order_M, y_MH) if y_MH.shape[0] else y_MH
-        returned_NH = all_to_all(unsorted_MH, exchange.receive, exchange.send, self.group)
+        returned_NH = all_to_all(unsorted_MH, exchange.receive, exchange.send, self.group, self)
         padding = exchange.rows - returned_NH.shape[0]
         return torch.cat([returned_NH, returned_NH.new_zeros(padding, returned_NH.shape[1])]) if padding else returned_NH
 
@@ -150,16 +164,17 @@ def check_mesh_1d(mesh, name: str) -> None:
 
 
 class TokenGroup:
-    """Sums over the ranks that hold different tokens of one batch (no group: the identity)."""
+    """Sums over the ranks that hold different tokens of one batch: over each group in turn (the EP group, then
+    the DP group of a 2-D mesh); no group: the identity."""
 
-    def __init__(self, group=None) -> None:
-        self.group = group
+    def __init__(self, *groups) -> None:
+        self.groups = groups
 
     def sum(self, tensor: torch.Tensor) -> torch.Tensor:
-        """The sum over the group of a tensor without gradient (a copy; the input is left as it is)."""
+        """The sum over the groups of a tensor without gradient (a copy; the input is left as it is)."""
         total = tensor.detach().clone()
-        if self.group is not None:
-            dist.all_reduce(total, group=self.group)
+        for group in self.groups:
+            dist.all_reduce(total, group=group)
         return total
 
 
