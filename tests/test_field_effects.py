@@ -73,6 +73,23 @@ CHANGES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "sequence_auxiliary_loss_coefficient": ({}, {"sequence_auxiliary_loss_coefficient": 0.5}),
     "router_dtype": ({}, {"router_dtype": "float64"}),
     "balanced_routing_noise": ({}, {"balanced_routing_noise": 0.5}),
+    "dropout": ({}, {"dropout": 0.5}),
+    "jitter_target": ({"jitter_eps": 0.5, "jitter_target": "layer_input"}, {"jitter_target": "router_input"}),
+    "jitter_distribution": ({"jitter_eps": 0.5, "jitter_target": "layer_input"}, {"jitter_distribution": "normal"}),
+    # 5 experts: balanced routing's 24 assignments cannot load them equally (with 4, scaling would change nothing).
+    "expert_load_scaling": ({"experts": 5}, {"expert_load_scaling": True}),
+    "bias_update_rule": ({"automatic_bias_update": True}, {"bias_update_rule": "ema"}),
+    "bias_update_ema_decay": ({"automatic_bias_update": True, "bias_update_rule": "ema"}, {"bias_update_ema_decay": 0.5}),
+    "bias_update_schedule": (
+        {"automatic_bias_update": True, "bias_update_schedule": "cosine_decay", "bias_update_total_steps": 10}, {"bias_update_schedule": "linear_warmup"}
+    ),
+    "bias_update_total_steps": (
+        {"automatic_bias_update": True, "bias_update_schedule": "linear_warmup", "bias_update_total_steps": 10}, {"bias_update_total_steps": 20}
+    ),
+    # The bias acts from the second forward on (it starts at 0): with automatic updates the fingerprint runs two.
+    "correction_bias_target": (
+        {"router_score_function": "sigmoid", "automatic_bias_update": True, "bias_update_rate": 0.5}, {"correction_bias_target": "logits"}
+    ),
 }
 # Not settings of the layer: the variant's tag and the format's version.
 NOT_AUDITED = {"type", "format_version"}
@@ -107,6 +124,8 @@ def _fingerprint(config: MoEMLPConfig) -> dict[str, Any]:
     layer.train()
     x = torch.randn(2, 6, HIDDEN, generator=torch.Generator().manual_seed(1), requires_grad=True)
     torch.manual_seed(2)  # the same noise (jitter, balanced noise) for both layers
+    if config.automatic_bias_update:  # a first forward moves the correction bias, which the second routes with
+        layer(x.detach())
     out = layer(x)
     out.square().sum().backward()
     found: dict[str, Any] = {"output": out.detach(), "input grad": x.grad, "lr_scales": dict(layer.lr_scales)}

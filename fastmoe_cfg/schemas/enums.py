@@ -33,8 +33,9 @@ class RoutingType(DescribedEnum):
     )
     aux_free = "aux_free", (
         "DeepSeek-V3 auxiliary-loss-free balancing: top-k of scores + a per-expert correction bias that serves the "
-        "choice only (weights are the unbiased scores); the bias moves by bias_update_rate · sign(mean load - load_e) "
-        "on layer.update_bias()."
+        "choice only (weights are the unbiased scores; correction_bias_target logits: KempnerForge's bias on the logits); "
+        "on layer.update_bias() the bias moves by bias_update_rate · sign(mean load - load_e) (bias_update_rule sign; "
+        "ema: KempnerForge's rule), scaled by bias_update_schedule."
     )
     balanced = "balanced", (
         "Benchmark only: the j-th choice of the t-th real token is expert (t·k + j) mod E_r, weight 1/k, whatever the "

@@ -163,7 +163,6 @@ def test_rules_and_derived_defaults_are_declared_as_data() -> None:
         ("shared_expert_gate", "shared_experts"),
         ("router_input_scale", "routing"),
         ("router_normalization", "routing"),
-        ("jitter_eps", "routing"),
         ("router_score_function", "routing"),
         ("normalize_expert_weights", "routing", "router_score_function"),
         ("router_weight_on_input", "routing"),
@@ -171,6 +170,16 @@ def test_rules_and_derived_defaults_are_declared_as_data() -> None:
         ("drop_policy", "routing", "balanced_routing_noise"),
         ("router_weight_on_input", "experts_per_token"),
         ("router_weight_on_input", "normalize_expert_weights", "experts_per_token"),
+        ("jitter_target", "jitter_eps"),
+        ("jitter_distribution", "jitter_eps"),
+        ("jitter_eps", "routing", "jitter_target"),
+        ("expert_load_scaling", "experts_per_token", "experts", "shared_experts"),
+        ("bias_update_rule", "routing"),
+        ("bias_update_schedule", "routing"),
+        ("correction_bias_target", "routing"),
+        ("bias_update_ema_decay", "bias_update_rule"),
+        ("bias_update_total_steps", "bias_update_schedule"),
+        ("bias_update_schedule", "bias_update_total_steps", "routing"),
     ]
     assert "experts_per_token + shared_experts <= experts" in rules[2].doc
     derived = MoEMLPConfig.derived_defaults()
@@ -198,6 +207,12 @@ def test_rules_and_derived_defaults_are_declared_as_data() -> None:
         ("automatic_bias_update", ("routing",), "false with routing aux_free, else none."),
         ("balanced_routing_noise", ("routing",), "0 with routing balanced, else none."),
         ("drop_policy", ("capacity_factor",), "probability when capacity_factor is set, else none."),
+        ("jitter_target", ("jitter_eps",), "router_logits when jitter_eps > 0 (Fast-LLM), else none."),
+        ("jitter_distribution", ("jitter_eps",), "uniform when jitter_eps > 0, else none."),
+        ("bias_update_rule", ("routing",), "sign with routing aux_free (DeepSeek-V3), else none."),
+        ("bias_update_ema_decay", ("bias_update_rule",), "0.99 with bias_update_rule ema (KempnerForge's ema_decay), else none."),
+        ("bias_update_schedule", ("routing",), "constant with routing aux_free, else none."),
+        ("correction_bias_target", ("routing",), "selection with routing aux_free (DeepSeek-V3), else none."),
     ]
 
 

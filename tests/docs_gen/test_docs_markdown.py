@@ -62,6 +62,18 @@ FAMILY = [
     ("router_dtype", "feature", "RouterDtype", "float32"),
     ("sequence_auxiliary_loss_coefficient", "feature", "float", "0.0"),
 ]  # fmt: skip
+# The options of the other seed systems (issue 19), as the page shows them.
+SYSTEMS = [
+    ("correction_bias_target", "architecture", "CorrectionBiasTarget or null", "derived: selection with routing aux_free (DeepSeek-V3), else none."),
+    ("bias_update_ema_decay", "feature", "float or null", "derived: 0.99 with bias_update_rule ema (KempnerForge's ema_decay), else none."),
+    ("bias_update_rule", "feature", "BiasUpdateRule or null", "derived: sign with routing aux_free (DeepSeek-V3), else none."),
+    ("bias_update_schedule", "feature", "BiasUpdateSchedule or null", "derived: constant with routing aux_free, else none."),
+    ("bias_update_total_steps", "feature", "int or null", "null"),
+    ("dropout", "feature", "float", "0.0"),
+    ("expert_load_scaling", "feature", "bool", "false"),
+    ("jitter_distribution", "feature", "JitterDistribution or null", "derived: uniform when jitter_eps > 0, else none."),
+    ("jitter_target", "feature", "JitterTarget or null", "derived: router_logits when jitter_eps > 0 (Fast-LLM), else none."),
+]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +86,7 @@ def test_seed_has_24_fields() -> None:
     assert len(FAMILY) == 17 == len({name for name, *_ in FAMILY} - {name for name, *_ in SEED})
 
 
-@pytest.mark.parametrize(("name", "tier", "type_", "default"), SEED + FAMILY, ids=[row[0] for row in SEED + FAMILY])
+@pytest.mark.parametrize(("name", "tier", "type_", "default"), SEED + FAMILY + SYSTEMS, ids=[row[0] for row in SEED + FAMILY + SYSTEMS])
 def test_field_under_its_tier_with_type_and_default(moe_tables, name: str, tier: str, type_: str, default: str) -> None:
     rows = {plain(row[0]): row for row in moe_tables[tier]}
     assert name in rows, f"{name} not under the {tier} heading"
@@ -87,7 +99,7 @@ def test_tiers_in_fixed_order_fields_alphabetical(moe_tables) -> None:
         names = [plain(row[0]) for row in rows]
         assert names == sorted(names), tier
     listed = {plain(row[0]) for rows in moe_tables.values() for row in rows}
-    assert listed == {name for name, *_ in SEED + FAMILY} | {"type", "format_version"}
+    assert listed == {name for name, *_ in SEED + FAMILY + SYSTEMS} | {"type", "format_version"}
 
 
 def test_field_row_in_full(pages: dict[str, str]) -> None:
@@ -97,7 +109,8 @@ def test_field_row_in_full(pages: dict[str, str]) -> None:
         "<br>**Constraints:** ≥ 1. Each token picks experts_per_token of the experts - shared_experts routed experts: "
         "experts_per_token + shared_experts <= experts. With expert_groups > 1, the expert_groups_per_token kept groups hold "
         "at least experts_per_token experts. router_weight_on_input needs experts_per_token = 1. "
-        "router_weight_on_input needs a weight that is not renormalised to 1: normalize_expert_weights false. |"
+        "router_weight_on_input needs a weight that is not renormalised to 1: normalize_expert_weights false. "
+        "expert_load_scaling needs experts_per_token < experts - shared_experts (else every load is the mean). |"
     )
 
 
@@ -111,20 +124,24 @@ def test_enum_field_lists_values_with_meanings_and_links_its_page(pages: dict[st
         "balanced_routing_noise only applies with routing: balanced. "
         "router_input_scale other than 1 has no effect with routing: balanced. "
         "router_normalization other than null has no effect with routing: balanced. "
-        "jitter_eps other than 0 has no effect with routing: balanced. "
         "router_score_function other than softmax has no effect with routing: balanced. "
         "normalize_expert_weights false has no effect with routing: balanced. "
         "router_weight_on_input other than false has no effect with routing: balanced. "
         "router_dtype other than float32 has no effect with routing: balanced. "
-        "drop_policy position has no effect with routing: balanced without balanced_routing_noise."
+        "drop_policy position has no effect with routing: balanced without balanced_routing_noise. "
+        "jitter_eps other than 0 has no effect with routing: balanced, unless jitter_target is layer_input. "
+        "bias_update_rule only applies with routing: aux_free. bias_update_schedule only applies with routing: aux_free. "
+        "correction_bias_target only applies with routing: aux_free. "
+        "bias_update_schedule cosine_decay or linear_warmup needs bias_update_total_steps."
         "<br>**Values:**<br>`aux_loss`: Top-k of the scores, weights = the chosen scores (with the default softmax scores and "
         "normalize_expert_weights: softmax over the selected logits), balanced by the auxiliary load-balancing loss."
         "<br>`sinkhorn`: Balanced assignment by Sinkhorn iterations in training (until the mean change is below 1e-4; no "
         "gradient through the choice), weights = the scores at the chosen experts (by default sigmoid for top-1, else "
         "softmax, not renormalized); top-k of the scores in inference."
         "<br>`aux_free`: DeepSeek-V3 auxiliary-loss-free balancing: top-k of scores + a per-expert correction bias that "
-        "serves the choice only (weights are the unbiased scores); the bias moves by bias_update_rate · sign(mean load - "
-        "load_e) on layer.update_bias()."
+        "serves the choice only (weights are the unbiased scores; correction_bias_target logits: KempnerForge's bias on the "
+        "logits); on layer.update_bias() the bias moves by bias_update_rate · sign(mean load - load_e) (bias_update_rule "
+        "sign; ema: KempnerForge's rule), scaled by bias_update_schedule."
         "<br>`balanced`: Benchmark only: the j-th choice of the t-th real token is expert (t·k + j) mod E_r, weight 1/k, "
         "whatever the router says (NeMo's FakeBalancedGate); balanced_routing_noise skews it. Measures the cost of load "
         "imbalance. |"
@@ -200,8 +217,9 @@ def test_enum_page(pages: dict[str, str]) -> None:
         "below 1e-4; no gradient through the choice), weights = the scores at the chosen experts (by default sigmoid for "
         "top-1, else softmax, not renormalized); top-k of the scores in inference. |\n"
         '| <a id="aux_free"></a>`aux_free` | DeepSeek-V3 auxiliary-loss-free balancing: top-k of scores + a per-expert '
-        "correction bias that serves the choice only (weights are the unbiased scores); the bias moves by bias_update_rate · "
-        "sign(mean load - load_e) on layer.update_bias(). |\n"
+        "correction bias that serves the choice only (weights are the unbiased scores; correction_bias_target logits: "
+        "KempnerForge's bias on the logits); on layer.update_bias() the bias moves by bias_update_rate · sign(mean load - "
+        "load_e) (bias_update_rule sign; ema: KempnerForge's rule), scaled by bias_update_schedule. |\n"
         '| <a id="balanced"></a>`balanced` | Benchmark only: the j-th choice of the t-th real token is expert (t·k + j) mod '
         "E_r, weight 1/k, whatever the router says (NeMo's FakeBalancedGate); balanced_routing_noise skews it. Measures the "
         "cost of load imbalance. |\n\n"

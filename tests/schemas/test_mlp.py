@@ -71,6 +71,18 @@ FAMILY_FIELDS = {
     "router_dtype": ("feature", RouterDtype.float32),
     "balanced_routing_noise": ("feature", None),
 }
+# name: (tier, default) -- the options of the other seed systems (issue 19).
+SYSTEM_FIELDS = {
+    "dropout": ("feature", 0.0),
+    "jitter_target": ("feature", None),
+    "jitter_distribution": ("feature", None),
+    "expert_load_scaling": ("feature", False),
+    "bias_update_rule": ("feature", None),
+    "bias_update_ema_decay": ("feature", None),
+    "bias_update_schedule": ("feature", None),
+    "bias_update_total_steps": ("feature", None),
+    "correction_bias_target": ("architecture", None),
+}
 # Derived defaults: their value in a default MoEMLPConfig() (not gated, aux_loss, k = 1, one group).
 DERIVED_IN_DEFAULT = {
     "activation": ActivationType.gelu,
@@ -79,11 +91,11 @@ DERIVED_IN_DEFAULT = {
     "expert_groups_per_token": 1,
     "auxiliary_loss_coefficient": 0.01,
 }
-ALL_FIELDS = {**SEED_FIELDS, **SELECTORS, **FAMILY_FIELDS}
+ALL_FIELDS = {**SEED_FIELDS, **SELECTORS, **FAMILY_FIELDS, **SYSTEM_FIELDS}
 
 
 def test_moe_has_exactly_the_seed_fields_and_the_family_fields() -> None:
-    assert len(SEED_FIELDS) == 24 and len(FAMILY_FIELDS) == 17
+    assert len(SEED_FIELDS) == 24 and len(FAMILY_FIELDS) == 17 and len(SYSTEM_FIELDS) == 9
     assert set(MoEMLPConfig.model_fields) == set(ALL_FIELDS)
 
 
@@ -102,8 +114,8 @@ def test_dense_has_the_non_moe_fields() -> None:
         "router_scale", "router_input_scale", "router_per_expert_scale", "auxiliary_loss_coefficient",
         "z_loss_coefficient", "jitter_eps", "dropless_dynamic_shape", "implementation",
     }
-    # Of the family fields only activation_limit (of gpt_oss_glu) belongs to the dense MLP too.
-    dense_family = {"activation_limit"}
+    # Of the family fields only activation_limit (of gpt_oss_glu), of the systems' only dropout, belong to the dense MLP too.
+    dense_family = {"activation_limit", "dropout"}
     assert set(MLPConfig.model_fields) == (set(SEED_FIELDS) - moe_only) | dense_family | set(SELECTORS)
     assert MLPConfig.field_tier("activation_limit") is Tier.architecture
     assert MLPConfig().type == "mlp"
@@ -188,7 +200,7 @@ INVALID = {
         "layer_1.weight.initialization.min: must satisfy min < max (1.0 >= -1.0)",
     ),
     "fill needs value": ({"layer_2": {"bias": {"initialization": {"type": "fill"}}}}, "layer_2.bias.initialization.value: missing required field"),
-    "format_version": ({"format_version": 2}, "format_version: must be <= 1, got 2"),
+    "format_version": ({"format_version": 3}, "format_version: must be <= 2, got 3"),
     "dense has no experts": ({"type": "mlp", "experts": 4}, "experts: unknown field for type: mlp (a field of type: moe)"),
     "enum": ({"activation": "swish"}, "activation: expected one of gelu, gelu_exact, silu, relu, squared_relu, identity, sigmoid, gpt_oss_glu; got string 'swish'"),
     "recompute enum": (

@@ -80,16 +80,16 @@ RULES = {
         "experts counts the 1 shared expert too: experts: 257 gives 256 routed experts",
     ),
     "router_input_scale ignored by balanced": (
-        "type: moe\nrouting: balanced\nrouter_input_scale: 0.5\n",
-        "moe.yaml:3:1: router_input_scale: router_input_scale 0.5 has no effect with routing: balanced, which ignores the router's scores (remove it, or use another routing)",
+        "format_version: 2\ntype: moe\nrouting: balanced\nrouter_input_scale: 0.5\n",
+        "moe.yaml:4:1: router_input_scale: router_input_scale 0.5 has no effect with routing: balanced, which ignores the router's scores (remove it, or use another routing)",
     ),
     "router_normalization ignored by balanced": (
-        "type: moe\nrouting: balanced\nrouter_normalization: {type: rms_norm}\n",
-        "moe.yaml:3:1: router_normalization: router_normalization {type: rms_norm} has no effect with routing: balanced, which ignores the router's scores (remove it, or use another routing)",
+        "format_version: 2\ntype: moe\nrouting: balanced\nrouter_normalization: {type: rms_norm}\n",
+        "moe.yaml:4:1: router_normalization: router_normalization {type: rms_norm} has no effect with routing: balanced, which ignores the router's scores (remove it, or use another routing)",
     ),
     "jitter_eps ignored by balanced": (
-        "type: moe\nrouting: balanced\njitter_eps: 0.1\n",
-        "moe.yaml:3:1: jitter_eps: jitter_eps 0.1 on the router_logits has no effect with routing: balanced, which ignores the "
+        "format_version: 2\ntype: moe\nrouting: balanced\njitter_eps: 0.1\n",
+        "moe.yaml:4:1: jitter_eps: jitter_eps 0.1 on the router_logits has no effect with routing: balanced, which ignores the "
         "router's scores (remove it, use jitter_target: layer_input, or use another routing)",
     ),
     # Issue 19: jitter targets, load scaling, bias-update rules.
@@ -132,35 +132,36 @@ RULES = {
         "whole training (progress = bias_update_step / bias_update_total_steps)",
     ),
     "router_score_function ignored by balanced": (
-        "type: moe\nrouter_score_function: sigmoid\nrouting: balanced\n",
-        "moe.yaml:2:1: router_score_function: router_score_function sigmoid has no effect with routing: balanced, which ignores the router's scores (remove it, or use another routing)",
+        "format_version: 2\ntype: moe\nrouter_score_function: sigmoid\nrouting: balanced\n",
+        "moe.yaml:3:1: router_score_function: router_score_function sigmoid has no effect with routing: balanced, which ignores the router's scores (remove it, or use another routing)",
     ),
     "normalize_expert_weights ignored by balanced": (
-        "type: moe\nrouting: balanced\nnormalize_expert_weights: false\n",
-        "moe.yaml:3:1: normalize_expert_weights: normalize_expert_weights false has no effect with routing: balanced, which ignores the router's scores (remove it, or use another routing)",
+        "format_version: 2\ntype: moe\nrouting: balanced\nnormalize_expert_weights: false\n",
+        "moe.yaml:4:1: normalize_expert_weights: normalize_expert_weights false has no effect with routing: balanced, which ignores the router's scores (remove it, or use another routing)",
     ),
     "router_weight_on_input ignored by balanced (and by its weight of 1)": (
-        "type: moe\nrouting: balanced\nrouter_weight_on_input: true\n",
-        "moe.yaml:3:1: router_weight_on_input: router_weight_on_input true has no effect with routing: balanced, which ignores the router's scores (remove it, or use another routing)\n"
-        "moe.yaml:3:1: router_weight_on_input: would scale the input by 1: a normalized weight of one expert per token is "
+        "format_version: 2\ntype: moe\nrouting: balanced\nrouter_weight_on_input: true\n",
+        "moe.yaml:4:1: router_weight_on_input: router_weight_on_input true has no effect with routing: balanced, which ignores the router's scores (remove it, or use another routing)\n"
+        "moe.yaml:4:1: router_weight_on_input: would scale the input by 1: a normalized weight of one expert per token is "
         "always 1; set normalize_expert_weights: false (the default with router_score_function: sigmoid, as Llama-4)",
     ),
     "router_dtype ignored by balanced": (
-        "type: moe\nrouting: balanced\nrouter_dtype: float64\n",
-        "moe.yaml:3:1: router_dtype: router_dtype float64 has no effect with routing: balanced, which ignores the router's scores (remove it, or use another routing)",
+        "format_version: 2\ntype: moe\nrouting: balanced\nrouter_dtype: float64\n",
+        "moe.yaml:4:1: router_dtype: router_dtype float64 has no effect with routing: balanced, which ignores the router's scores (remove it, or use another routing)",
     ),
     "drop_policy position ignored by balanced without noise": (
-        "type: moe\nrouting: balanced\ncapacity_factor: 1.0\ndrop_policy: position\n",
-        "moe.yaml:4:1: drop_policy: position has no effect with routing: balanced and no balanced_routing_noise: every "
+        "format_version: 2\ntype: moe\nrouting: balanced\ncapacity_factor: 1.0\ndrop_policy: position\n",
+        "moe.yaml:5:1: drop_policy: position has no effect with routing: balanced and no balanced_routing_noise: every "
         "weight is equal, so probability already keeps the earliest tokens (remove it)",
     ),
     "auxiliary_loss_coefficient with another routing": (
         """\
+        format_version: 2
         type: moe
         routing: sinkhorn
         auxiliary_loss_coefficient: 0.01
         """,
-        "moe.yaml:3:1: auxiliary_loss_coefficient: auxiliary_loss_coefficient 0.01 only applies with routing: aux_loss; "
+        "moe.yaml:4:1: auxiliary_loss_coefficient: auxiliary_loss_coefficient 0.01 only applies with routing: aux_loss; "
         "routing sinkhorn adds no load-balancing loss (remove it, or set it to 0)",
     ),
 
