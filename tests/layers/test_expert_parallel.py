@@ -112,6 +112,13 @@ def softmax_top_k(rank, world, mesh, tmp):
     assert local(layer.experts.layer_1.weight).shape[0] == 8 // world
     compare(layer.train(), reference.train(), rank, world, *data(world))
     compare(layer.eval(), reference.eval(), rank, world, *data(world, seed=2))
+    # float32 runs torch._grouped_mm itself (float64 takes the padded fallback), which needs 16-byte rows
+    torch.manual_seed(0)
+    layer_32 = MLPBaseConfig.from_dict(SOFTMAX).build(H, ep_mesh=mesh)
+    torch.manual_seed(0)
+    reference_32 = MLPBaseConfig.from_dict(SOFTMAX).build(H)
+    x = data(world)[0].float()
+    torch.testing.assert_close(layer_32(shard(x, rank, world)), shard(reference_32(x), rank, world), rtol=1e-5, atol=1e-6)
 
 
 def aux_free_groups_sequences_mask(rank, world, mesh, tmp):

@@ -76,7 +76,7 @@ def grouped_mm(x_NI: torch.Tensor, weight_EOI: torch.Tensor, ends_E: torch.Tenso
     `sentinels`: whether rows past ends[-1] may exist (False: ends[-1] = N, nothing to zero).
     """
     if _native(x_NI, *weight_EOI.shape[1:]):
-        y_NO = torch._grouped_mm(x_NI, weight_EOI.transpose(1, 2), offs=ends_E.to(torch.int32))
+        y_NO = torch._grouped_mm(x_NI.contiguous(), weight_EOI.transpose(1, 2), offs=ends_E.to(torch.int32))  # 16-byte rows
         return _zero_sentinels(y_NO, ends_E) if sentinels else y_NO
     padded = _Padded(ends_E, rows, None if sentinels else x_NI.shape[0])
     return padded.unpad(torch.bmm(padded.pad(x_NI), weight_EOI.transpose(1, 2)), x_NI.shape[0])
@@ -94,7 +94,7 @@ def grouped_mm_weight_grad(grad_NO: torch.Tensor, x_NI: torch.Tensor, ends_E: to
     It has no derivative of its own: a second derivative through the expert weights is not supported.
     """
     if _native(grad_NO, grad_NO.shape[1], x_NI.shape[1]):
-        return torch._grouped_mm(grad_NO.t(), x_NI, offs=ends_E.to(torch.int32))
+        return torch._grouped_mm(grad_NO.t(), x_NI.contiguous(), offs=ends_E.to(torch.int32))
     padded = _Padded(ends_E, rows, None if sentinels else x_NI.shape[0])
     return torch.bmm(padded.pad(grad_NO).transpose(1, 2), padded.pad(x_NI))
 

@@ -146,7 +146,7 @@ class ExpertParallel:
             max_rows=max(sorted_MX.shape[0], 1),
             sentinels=False,
         )
-        return sorted_MX[:, :-1], local_plan, Exchange(send, receive, order_M, plan.token_N.shape[0])
+        return sorted_MX[:, :-1].contiguous(), local_plan, Exchange(send, receive, order_M, plan.token_N.shape[0])
 
     def combine(self, y_MH: torch.Tensor, exchange: Exchange) -> torch.Tensor:
         """The expert outputs back to their ranks: [M, H] sorted by local expert -> [N, H] in plan order."""
