@@ -31,7 +31,7 @@ class HybridMoEMLP(nn.Module):
     `aux_loss_scale`, `inject_aux_losses` and `update_bias()` read or set those of `routed`.
     """
 
-    def __init__(self, config: HybridMoEMLPConfig, hidden_size: int, *, device=None, dtype=None) -> None:
+    def __init__(self, config: HybridMoEMLPConfig, hidden_size: int, *, device=None, dtype=None, ep_mesh=None, dp_mesh=None) -> None:
         super().__init__()
         self.config = config
         self.hidden_size = hidden_size
@@ -39,7 +39,7 @@ class HybridMoEMLP(nn.Module):
         # Registered in the order reset_parameters() draws them.
         self.pre_norm = build_normalization(config.pre_norm, hidden_size, **factory)
         self.dense = MLP(config.dense, hidden_size, **factory)
-        self.routed = MoEMLP(config.routed, hidden_size, **factory)
+        self.routed = MoEMLP(config.routed, hidden_size, ep_mesh=ep_mesh, dp_mesh=dp_mesh, **factory)  # experts over ep_mesh
         self.post_norm = build_normalization(config.post_norm, hidden_size, **factory)
         scale = scale_of(config.lr_scale)
         self.lr_scales = {

@@ -49,6 +49,11 @@ def shard(tensor: torch.Tensor, rank: int, world: int) -> torch.Tensor:
     return tensor[rank * size : (rank + 1) * size]
 
 
+def is_expert(name: str) -> bool:
+    """A routed expert's parameter (sharded over the EP mesh): experts.* or, in a hybrid, routed.experts.*."""
+    return f".{name}".startswith((".experts.", ".routed.experts."))
+
+
 def local(tensor):
     return tensor.to_local() if hasattr(tensor, "to_local") else tensor
 
@@ -57,7 +62,7 @@ def check_parameters(layer, reference, rank, world):
     """Each parameter: the expert shards equal the reference's slice, the replicated ones its value."""
     expected = dict(reference.named_parameters())
     for name, parameter in layer.named_parameters():
-        want = shard(expected[name], rank, world) if name.startswith("experts.") else expected[name]
+        want = shard(expected[name], rank, world) if is_expert(name) else expected[name]
         torch.testing.assert_close(local(parameter).detach(), want.detach(), rtol=0, atol=0, msg=name)
 
 
@@ -83,7 +88,7 @@ def compare(layer, reference, rank, world, x, grad, mask=None, *, per_rank_refer
         if per_rank_reference:  # the single process on each rank's tokens, summed over the ranks
             expected = expected.clone()
             dist.all_reduce(expected)
-        if name.startswith("experts."):
+        if is_expert(name):
             expected = shard(expected, rank, world)
         else:
             actual = actual.clone()
@@ -210,8 +215,8 @@ def fsdp2_training_step(rank, world, mesh, tmp):
             optim.step()
     expected = dict(reference.named_parameters())
     for name, parameter in layer.named_parameters():
-        value = local(parameter).detach() if name.startswith("experts.") else parameter.full_tensor().detach()
-        want = shard(expected[name], rank, world) if name.startswith("experts.") else expected[name]
+        value = local(parameter).detach() if is_expert(name) else parameter.full_tensor().detach()
+        want = shard(expected[name], rank, world) if is_expert(name) else expected[name]
         torch.testing.assert_close(value, want.detach(), **TOLERANCE, msg=name)
 
 
@@ -292,7 +297,7 @@ def two_dimensional_mesh(rank, world, mesh, tmp):
     torch.testing.assert_close(x_grad, shard(ref_x_grad, rank, world), **TOLERANCE)
     for name, expected in ref_grads.items():
         actual = local(grads[name]).clone()
-        if name.startswith("experts."):
+        if is_expert(name):
             dist.all_reduce(actual, group=dp.get_group())
             expected = shard(expected, ep.get_local_rank(), 2)
         else:
@@ -308,9 +313,41 @@ def two_dimensional_mesh(rank, world, mesh, tmp):
     assert counts[1] == counts[0] * 2 * (2 * H + 1) * 8, counts.tolist()
 
 
+def hybrid(rank, world, mesh, tmp):
+    """hybrid_moe: the routed branch's experts over the mesh, the dense branch replicated."""
+    data_ = {
+        "type": "hybrid_moe", "pre_norm": {"type": "rms_norm"}, "dense": {"intermediate_size": 6, "gated": True},
+        "routed": {**{key: value for key, value in SOFTMAX.items() if key not in ("type", "shared_experts", "pre_norm")}, "experts": 8},
+    }
+    compare(build(data_, mesh=mesh).train(), build(data_).train(), rank, world, *data(world))
+
+
+def invalid_meshes(rank, world, mesh, tmp):
+    """Clear errors before any collective: the experts must divide over the ranks, one rank at most per expert, a 1-D
+    mesh, the dropless implementation; dp_mesh needs ep_mesh; a dense MLP has no experts to spread."""
+    from torch.distributed.device_mesh import init_device_mesh
+
+    mesh_2d = init_device_mesh("cpu", (2, 2), mesh_dim_names=("dp", "ep"))
+    cases = [
+        ({**SOFTMAX, "experts": 7}, {"ep_mesh": mesh}, "ep_mesh has 4 ranks, which must divide the 6 routed experts (experts - shared_experts)"),
+        ({**SOFTMAX, "experts": 3}, {"ep_mesh": mesh}, "ep_mesh has 4 ranks but the layer has only 2 routed experts: at most one rank per expert"),
+        (SOFTMAX, {"ep_mesh": mesh_2d}, "ep_mesh must be 1-D (one mesh dimension: mesh['ep']), got a 2-D mesh of shape (2, 2)"),
+        ({**SOFTMAX, "implementation": "looped"}, {"ep_mesh": mesh}, "implementation: looped does not support expert parallelism (ep_mesh): use dropless or auto"),
+        (SOFTMAX, {"dp_mesh": mesh}, "dp_mesh only applies with ep_mesh (expert parallelism); without it, reduce across data-parallel ranks yourself"),
+        ({"type": "mlp"}, {"ep_mesh": mesh}, "expert parallelism (ep_mesh, dp_mesh) needs experts: type moe or hybrid_moe, not mlp"),
+    ]
+    for config, meshes, message in cases:
+        try:
+            MLPBaseConfig.from_dict(config).build(H, **meshes)
+        except ValueError as error:
+            assert str(error) == message, str(error)
+        else:
+            raise AssertionError(f"no error for {config} with {meshes}")
+
+
 SCENARIOS = {
-    2: [hf_weights, compiled, softmax_top_k, aux_free_groups_sequences_mask, rank_without_rows, capacity_per_rank, meta_build_and_state_dicts, fsdp2_training_step],
-    4: [softmax_top_k, rank_without_rows, meta_build_and_state_dicts, two_dimensional_mesh],
+    2: [hybrid, hf_weights, compiled, softmax_top_k, aux_free_groups_sequences_mask, rank_without_rows, capacity_per_rank, meta_build_and_state_dicts, fsdp2_training_step],
+    4: [softmax_top_k, rank_without_rows, meta_build_and_state_dicts, two_dimensional_mesh, invalid_meshes],
 }
 
 
@@ -379,6 +416,11 @@ def test_scenario(worlds, world, scenario):
     failures, _ = worlds
     assert not failures[world].get("setup"), "\n".join(failures[world]["setup"])
     assert not failures[world][scenario], "\n".join(failures[world][scenario])
+
+
+def test_ep_mesh_must_be_a_device_mesh():
+    with pytest.raises(TypeError, match="ep_mesh must be a torch.distributed.device_mesh.DeviceMesh, got object"):
+        MLPBaseConfig.from_dict(SOFTMAX).build(H, ep_mesh=object())
 
 
 def test_a_checkpoint_of_2_ranks_loads_in_one_process(worlds):
