@@ -591,8 +591,8 @@ def _hf_side(path: Path, layer: Optional[int], all_layers: bool) -> tuple[Any, A
     try:
         source = read_yaml(path)
         first = convert_hf(source, layer)
-        if not all_layers:
-            return first.config, lambda where_path: _hf_field(first, where_path)
+        if not all_layers:  # a block file: compared with what convert writes, format_version included
+            return first.written_config(), lambda where_path: _hf_field(first, where_path)
         conversions = [first if index == first.layer else convert_hf(source, index) for index in range(first.layers)]
     except ConfigError as exc:
         _print_problems(exc.problems)

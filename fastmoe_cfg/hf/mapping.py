@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from fastmoe_cfg.config.errors import ConfigError, Problem, describe, did_you_mean, format_number, format_path, shorten
 from fastmoe_cfg.config.source import Source
-from fastmoe_cfg.schemas.mlp import GPT_OSS_ALPHA, GPT_OSS_LIMIT, MLPBaseConfig
+from fastmoe_cfg.schemas.mlp import FORMAT_VERSION, GPT_OSS_ALPHA, GPT_OSS_LIMIT, MLPBaseConfig
 
 # HF `hidden_act` -> our activation. gelu_new and gelu_pytorch_tanh are both the tanh approximation.
 ACTIVATIONS = {
@@ -56,6 +56,16 @@ class Conversion:
     @property
     def is_moe(self) -> bool:
         return self.layer in self.moe_layers
+
+    def written_data(self) -> dict[str, Any]:
+        """`data` as `convert` writes it: the current `format_version` after `type` (at the root only)."""
+        rest = {key: value for key, value in self.data.items() if key != "type"}
+        return {"type": self.data["type"], "format_version": FORMAT_VERSION, **rest}
+
+    def written_config(self) -> MLPBaseConfig:
+        """The config that `convert`'s YAML loads to: `config` with the current `format_version` set
+        (`config` has none, as a stack's blocks, which take their version from the stack)."""
+        return MLPBaseConfig.from_dict(self.written_data())
 
     def set_moe_layers(self, indices: tuple[int, ...]) -> None:
         """The family's MoE layers; the layer to convert defaults to the first of them (else layer 0)."""
@@ -489,7 +499,8 @@ def _dtype_line(dtype: str | None) -> list[str]:
 
 def conversion_yaml(conversion: Conversion, command: str) -> str:
     """The converted config as YAML: a header (the command, the HF layer, the width and parameter counts,
-    the HF fields left out), then each value with a comment naming the HF field it came from."""
+    the HF fields left out), then `type`, the current `format_version` (at the root only), and each value
+    with a comment naming the HF field it came from."""
     import textwrap
 
     from fastmoe_cfg.config.yaml_writer import dump_yaml
@@ -512,4 +523,5 @@ def conversion_yaml(conversion: Conversion, command: str) -> str:
         header += textwrap.wrap(
             f"HF fields that layer {conversion.layer}'s MLP does not use, not converted: " + ", ".join(conversion.unused) + ".", width=98, subsequent_indent="  "
         )
-    return dump_yaml(conversion.data, header="\n".join(header), comments=conversion.sources)
+    comments = {"format_version": "the config format version, not from HF", **conversion.sources}
+    return dump_yaml(conversion.written_data(), header="\n".join(header), comments=comments)

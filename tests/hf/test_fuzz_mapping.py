@@ -54,4 +54,4 @@ def test_mutated_configs_convert_or_raise_config_error(case):
         return
     assert conversion.config is not None and 0 <= conversion.layer < conversion.layers
     text = conversion_yaml(conversion, "fuzz")
-    assert load_text(MLPBaseConfig, text, file="converted.yaml") == conversion.config
+    assert load_text(MLPBaseConfig, text, file="converted.yaml") == conversion.written_config()

@@ -42,12 +42,15 @@ def test_use_double_wide_mlp_doubles_the_dense_width_on_the_kv_sharing_layers(la
 def test_convert_writes_the_hybrid_and_moe_only_the_moe_branch(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
     hybrid = runner.invoke(app, ["convert", "--from-hf", "tests/data/hf_configs/gemma4_26b_a4b.json"])
-    assert hybrid.exit_code == 0 and "\ntype: hybrid_moe  # Gemma4TextDecoderLayer's feed-forward" in hybrid.stdout
-    assert "post_norm:        # post_feedforward_layernorm, on the sum (rms_norm_eps)\n" in hybrid.stdout
+    assert hybrid.exit_code == 0 and "\ntype: hybrid_moe   # Gemma4TextDecoderLayer's feed-forward" in hybrid.stdout
+    assert "\nformat_version: 2  # the config format version, not from HF\ndense:" in hybrid.stdout
+    assert hybrid.stdout.count("format_version") == 1  # at the root only, not in dense or routed
+    assert "post_norm:         # post_feedforward_layernorm, on the sum (rms_norm_eps)\n" in hybrid.stdout
     moe_only = runner.invoke(app, ["convert", "--from-hf", "tests/data/hf_configs/gemma4_26b_a4b.json", "--moe-only"])
     assert moe_only.exit_code == 0
     assert moe_only.stdout.startswith("# Written by: fastmoe-cfg convert --from-hf tests/data/hf_configs/gemma4_26b_a4b.json --moe-only\n")
     assert "\ntype: moe                               # the MoE branch of every Gemma4TextDecoderLayer" in moe_only.stdout
+    assert "\nformat_version: 2                       # the config format version, not from HF\n" in moe_only.stdout
     assert "# Parameters of this layer: 761,635,200 in all, 47,948,160 active per token.\n" in moe_only.stdout
 
 

@@ -91,7 +91,10 @@ def test_each_example_is_what_convert_writes(name: str, monkeypatch: pytest.Monk
     result = runner.invoke(app, ["convert", "--from-hf", f"tests/data/hf_configs/{name}.json"])
     assert result.exit_code == 0, result.output
     assert result.stdout == (ROOT / "examples" / f"{name}.yaml").read_text()
-    assert load_config(ROOT / "examples" / f"{name}.yaml") == config_from_hf(hf_config(name))[0]
+    conversion = convert(hf_config(name))
+    assert load_config(ROOT / "examples" / f"{name}.yaml") == conversion.written_config()
+    unversioned = conversion.written_config().model_copy(update={"format_version": None})
+    assert unversioned == conversion.config == config_from_hf(hf_config(name))[0]  # format_version: in the file only
 
 
 def test_converted_yaml_names_the_source_of_every_value() -> None:
@@ -104,6 +107,10 @@ def test_converted_yaml_names_the_source_of_every_value() -> None:
         "# Parameters of this layer: 11,320,164,352 in all, 398,196,736 active per token.\n"
         "# The checkpoint's weights are bfloat16 (HF dtype): config.build(hidden_size, dtype=torch.bfloat16).\n"
     )
+    assert (
+        "\ntype: moe                               # DeepseekV3MoE: layer >= first_k_dense_replace\n"
+        "format_version: 2                       # the config format version, not from HF\n"
+    ) in text
     assert "experts: 257                            # n_routed_experts + n_shared_experts\n" in text
     assert "expert_groups_per_token: 4              # topk_group\n" in text
     body = [line for line in text.splitlines() if line and not line.startswith("#") and not line.startswith("  ")]
