@@ -32,6 +32,7 @@ GUIDES = {
     "hugging-face.md": "Import from Hugging Face",
     "coming-from-another-framework.md": "Coming from another framework",
     "hybrid-moe.md": "Hybrid dense + MoE, Fast-LLM configs",
+    "expert-parallelism.md": "Expert parallelism",
     "train-moe-lm.md": "Train a small MoE LM",
 }  # asset -> title, under guide/
 IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"  # the guides' plots (PNG), committed in the repository

@@ -536,7 +536,7 @@ class MoEMLPConfig(TwoLayerMLPConfig):
         default_factory=OptionalParameterConfig, tier="architecture", desc="A learnable bias [E_r] on the router logits, `router.bias` (GPT-OSS). Off unless enabled; default initialization 0."
     )
     capacity_factor: float | None = field(
-        None, tier="architecture", gt=0, desc="Each routed expert takes at most ⌈capacity_factor · T · experts_per_token / E_r⌉ of the T real tokens (computed from the decimal value); the other assignments are dropped (zero contribution, counted in stats.dropped_tokens). None: dropless."
+        None, tier="architecture", gt=0, desc="Each routed expert takes at most ⌈capacity_factor · T · experts_per_token / E_r⌉ of the T real tokens (computed from the decimal value); the other assignments are dropped (zero contribution, counted in stats.dropped_tokens). With expert parallelism, T is each rank's own tokens (capacity per rank, before the exchange, as Megatron-LM). None: dropless."
     )
     drop_policy: DropPolicy | None = field(None, tier="architecture", desc="Which assignments an expert over capacity keeps.")
     bias_update_rate: float | None = field(

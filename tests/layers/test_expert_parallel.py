@@ -205,6 +205,7 @@ def fsdp2_training_step(rank, world, mesh, tmp):
     experts = set(layer.experts.parameters())
     fully_shard(layer, mesh=mesh, ignored_params=experts)
     layer.set_gradient_divide_factor(1.0)
+    layer.set_force_sum_reduction_for_comms(True)  # gloo has no PREMUL_SUM (needed in float32)
     optimizer = torch.optim.SGD(layer.parameters(), lr=0.1)
     reference_optimizer = torch.optim.SGD(reference.parameters(), lr=0.1)
     for step in range(2):
