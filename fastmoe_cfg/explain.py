@@ -207,19 +207,13 @@ def where_text(source: Any, path: tuple[Any, ...]) -> str | None:
 def layer_path(stack: Any, layer: int, path: tuple[Any, ...]) -> tuple[Any, ...]:
     """The path in a stack's file that wrote `path` of layer `layer`'s block: the last override of that layer
     that writes it, else the layer's base block (mlp or dense_mlp)."""
-    from fastmoe_cfg.schemas.stack import parse_layers
+    from fastmoe_cfg.schemas.stack import parse_layers, written_prefix
 
     for number in reversed(range(len(stack.overrides))):
         override = stack.overrides[number]
         if layer not in parse_layers(override.layers, stack.layers):
             continue
-        node: Any = override.set
-        written: list[Any] = []
-        for part in path:
-            if not isinstance(node, dict) or part not in node:
-                break
-            written.append(part)
-            node = node[part]
+        written = written_prefix(override.set, path)
         if written:
             return ("overrides", number, "set", *written)
     base = "mlp" if layer in set(stack.moe_layer_indices()) else "dense_mlp"

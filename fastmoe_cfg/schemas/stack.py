@@ -409,7 +409,7 @@ def _layer_errors(exc: ValidationError, layers: str, block_name: str, overrides:
     for problem, path in zip(problems, locator.paths):
         loc: Path = (block_name, *path)
         for number, values in reversed(overrides):
-            written = _written_prefix(values, path)
+            written = written_prefix(values, path)
             if written is not None:
                 loc = ("overrides", number, "set", *written)
                 break
@@ -420,7 +420,7 @@ def _layer_errors(exc: ValidationError, layers: str, block_name: str, overrides:
     return errors
 
 
-def _written_prefix(values: dict[str, Any], path: Path) -> Path | None:
+def written_prefix(values: dict[str, Any], path: Path) -> Path | None:
     """The longest prefix of `path` that the mapping `values` writes (None: it writes none of it)."""
     node: Any = values
     written: list[Any] = []
