@@ -50,6 +50,14 @@ def test_diff_identical_is_exit_0(folder: Path) -> None:
     assert (result.exit_code, result.stdout) == (0, "--- a.yaml\n+++ a.yaml\nidentical\n")
 
 
+def test_diff_ignores_the_format_version(tmp_path: Path) -> None:
+    """A version-1 file and the same layer written as version 2 are identical (the loader migrated the first)."""
+    (tmp_path / "v1.yaml").write_text("type: moe\nexperts: 8\nexperts_per_token: 2\n")
+    (tmp_path / "v2.yaml").write_text("type: moe\nformat_version: 2\nexperts: 8\nexperts_per_token: 2\n")
+    result = runner.invoke(app, ["diff", str(tmp_path / "v1.yaml"), str(tmp_path / "v2.yaml")])
+    assert result.exit_code == 0 and result.output.endswith("identical\n"), result.output
+
+
 def test_diff_outside_the_architecture_is_exit_3(folder: Path) -> None:
     result = cli("diff", "a.yaml", "b.yaml")
     assert result.exit_code == 3

@@ -56,6 +56,10 @@ class Difference:
     layers: str | None = None  # in stacks: the layers where this difference is (`3-60`)
 
 
+# The file format's version: the loader has applied the migrations to the current format, so two configs that
+# differ only there describe the same layer (a version-1 file and its `upgrade` are identical).
+NOT_COMPARED = ("format_version",)
+
 # Where a set value was written: the path (inside the config) -> "file:line:col", or None.
 Where = Callable[[Path], "str | None"]
 
@@ -76,7 +80,7 @@ def diff_configs(a: Config, b: Config, *, where_a: Where = _nowhere, where_b: Wh
             return differences
     names = list(type(a).model_fields) + [name for name in type(b).model_fields if name not in type(a).model_fields]
     for name in names:
-        if name == "type" and type(a) is not type(b):
+        if name == "type" and type(a) is not type(b) or name in NOT_COMPARED:
             continue
         in_a, in_b = name in type(a).model_fields, name in type(b).model_fields
         if not (in_a and in_b) and (a if in_a else b).provenance(name) != "set":
