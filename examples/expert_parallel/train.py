@@ -47,6 +47,7 @@ def main() -> None:
     layer.set_gradient_divide_factor(1.0)  # sum: each rank's loss is a share of the global loss
     layer.set_force_sum_reduction_for_comms(True)  # a plain sum (gloo has no PREMUL_SUM)
     optimizer = torch.optim.AdamW(layer.parameters(), lr=1e-3)
+    torch.manual_seed(1000 + rank)  # after the build: each rank draws its own jitter and dropout noise
     generator = torch.Generator().manual_seed(rank)
     target = torch.nn.Linear(HIDDEN, HIDDEN)
     torch.nn.init.normal_(target.weight, std=HIDDEN**-0.5, generator=torch.Generator().manual_seed(1))

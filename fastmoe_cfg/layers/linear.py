@@ -33,9 +33,10 @@ class Linear(nn.Module):
         dtype=None,
     ) -> None:
         super().__init__()
-        self.experts, self.first_expert, local = experts, 0, experts
+        self.experts, self.first_expert, local, self.weight_shards = experts, 0, experts, 1
         if expert_mesh is not None:
-            local = experts // expert_mesh.size()
+            self.weight_shards = expert_mesh.size()
+            local = experts // self.weight_shards
             self.first_expert = expert_mesh.get_local_rank() * local
         leading = (local,) if experts else ()
         self.weight = nn.Parameter(sharded(torch.empty(*leading, out_features, in_features, device=device, dtype=dtype), expert_mesh))
@@ -52,7 +53,13 @@ class Linear(nn.Module):
             if parameter is None:
                 continue
             if self.experts:
-                initialize_experts_(local_tensor(parameter), *init, first=self.first_expert, total=self.experts)
+                local = local_tensor(parameter)
+                if local.shape[0] != self.experts // self.weight_shards:
+                    raise RuntimeError(
+                        f"the experts are sharded further than ep_mesh ({local.shape[0]} of {self.experts} here, e.g. by "
+                        "fully_shard over another mesh dimension): initialise them (reset_parameters) before sharding them further"
+                    )
+                initialize_experts_(local, *init, first=self.first_expert, total=self.experts)
             else:
                 initialize_(parameter, *init)
 

@@ -91,9 +91,11 @@ class MLPBaseConfig(Config):
 
         `hidden_size` is the model's width; `device` and `dtype` go to every parameter.
         The module's `forward(x, token_mask=None)` takes [tokens, hidden] or [batch, seq, hidden].
-        `ep_mesh` (type moe): a 1-D DeviceMesh over which the routed experts are spread (expert
-        parallelism); `dp_mesh`: the ranks that hold different tokens of one batch, for the losses'
-        and statistics' sums (default: `ep_mesh`). See the guide "Expert parallelism".
+        `ep_mesh` (type moe or hybrid_moe): a 1-D DeviceMesh over which the routed experts are spread
+        (expert parallelism); `dp_mesh`: with a 2-D (dp, ep) mesh, its other dimension (the ranks that
+        hold the same experts and other tokens): the losses' and statistics' sums run over the EP group,
+        then over `dp_mesh` (dp × ep ranks). Never a mesh that contains the EP ranks themselves (they
+        would be counted twice). See the guide "Expert parallelism".
         """
         try:
             from fastmoe_cfg.layers import build_layer
@@ -536,7 +538,7 @@ class MoEMLPConfig(TwoLayerMLPConfig):
         default_factory=OptionalParameterConfig, tier="architecture", desc="A learnable bias [E_r] on the router logits, `router.bias` (GPT-OSS). Off unless enabled; default initialization 0."
     )
     capacity_factor: float | None = field(
-        None, tier="architecture", gt=0, desc="Each routed expert takes at most ⌈capacity_factor · T · experts_per_token / E_r⌉ of the T real tokens (computed from the decimal value); the other assignments are dropped (zero contribution, counted in stats.dropped_tokens). With expert parallelism, T is each rank's own tokens (capacity per rank, before the exchange, as Megatron-LM). None: dropless."
+        None, tier="architecture", gt=0, desc="Each routed expert takes at most ⌈capacity_factor · T · experts_per_token / E_r⌉ of the T real tokens (computed from the decimal value); the other assignments are dropped (zero contribution, counted in stats.dropped_tokens). With expert parallelism, T is each rank's own tokens (capacity per rank, before the exchange, as Megatron-LM; the loads of expert_load_scaling stay global). None: dropless."
     )
     drop_policy: DropPolicy | None = field(None, tier="architecture", desc="Which assignments an expert over capacity keeps.")
     bias_update_rate: float | None = field(

@@ -150,6 +150,13 @@ def rank_without_rows(rank, world, mesh, tmp):
             module.router.bias.copy_(torch.tensor([50.0, 50.0] + [-50.0] * 6))
     compare(layer, reference, rank, world, *data(world))
     assert reference.stats["tokens_per_expert"][2:].sum() == 0
+    # float32 takes torch._grouped_mm itself, which once refused the 0 received rows of the other ranks
+    layer_32 = build(data_, mesh=mesh).float()
+    with torch.no_grad():
+        layer_32.router.bias.copy_(torch.tensor([50.0, 50.0] + [-50.0] * 6))
+    x = shard(data(world)[0], rank, world).float().requires_grad_()
+    layer_32(x).sum().backward()
+    assert torch.isfinite(x.grad).all()
 
 
 def capacity_per_rank(rank, world, mesh, tmp):
@@ -201,6 +208,19 @@ def fsdp2_training_step(rank, world, mesh, tmp):
     is a share of the global loss, so the divide factor is set to 1 (a sum)."""
     from torch.distributed.fsdp import fully_shard
 
+    if world == 4:  # experts sharded further (over a "dp" dimension): reset_parameters refuses to draw them wrongly
+        from torch.distributed.device_mesh import init_device_mesh
+
+        mesh_2d = init_device_mesh("cpu", (2, 2), mesh_dim_names=("dp", "ep"))
+        sharded = build(SOFTMAX, mesh=mesh_2d["ep"])
+        fully_shard(sharded.experts, mesh=mesh_2d["dp"])
+        try:
+            sharded.reset_parameters()
+        except RuntimeError as error:
+            assert "sharded further than ep_mesh (2 of 8 here" in str(error), str(error)
+        else:
+            raise AssertionError("no error")
+        return
     layer, reference = build(SOFTMAX, mesh=mesh).train(), build(SOFTMAX).train()
     experts = set(layer.experts.parameters())
     fully_shard(layer, mesh=mesh, ignored_params=experts)
@@ -333,8 +353,14 @@ def invalid_meshes(rank, world, mesh, tmp):
         ({**SOFTMAX, "experts": 7}, {"ep_mesh": mesh}, "ep_mesh has 4 ranks, which must divide the 6 routed experts (experts - shared_experts)"),
         ({**SOFTMAX, "experts": 3}, {"ep_mesh": mesh}, "ep_mesh has 4 ranks but the layer has only 2 routed experts: at most one rank per expert"),
         (SOFTMAX, {"ep_mesh": mesh_2d}, "ep_mesh must be 1-D (one mesh dimension: mesh['ep']), got a 2-D mesh of shape (2, 2)"),
+        (SOFTMAX, {"ep_mesh": mesh, "dp_mesh": mesh_2d}, "dp_mesh must be 1-D (one mesh dimension: mesh['dp']), got a 2-D mesh of shape (2, 2)"),
         ({**SOFTMAX, "implementation": "looped"}, {"ep_mesh": mesh}, "implementation: looped does not support expert parallelism (ep_mesh): use dropless or auto"),
         (SOFTMAX, {"dp_mesh": mesh}, "dp_mesh only applies with ep_mesh (expert parallelism); without it, reduce across data-parallel ranks yourself"),
+        (
+            SOFTMAX, {"ep_mesh": mesh_2d["ep"], "dp_mesh": mesh},
+            f"dp_mesh must be the other dimension of a (dp, ep) mesh, meeting ep_mesh in this rank only; it shares ranks "
+            f"{sorted(mesh_2d['ep'].mesh.tolist())} with ep_mesh, whose sums would count them twice",
+        ),
         ({"type": "mlp"}, {"ep_mesh": mesh}, "expert parallelism (ep_mesh, dp_mesh) needs experts: type moe or hybrid_moe, not mlp"),
     ]
     for config, meshes, message in cases:
@@ -348,7 +374,7 @@ def invalid_meshes(rank, world, mesh, tmp):
 
 SCENARIOS = {
     2: [hybrid, hf_weights, compiled, softmax_top_k, aux_free_groups_sequences_mask, rank_without_rows, capacity_per_rank, meta_build_and_state_dicts, fsdp2_training_step],
-    4: [softmax_top_k, rank_without_rows, meta_build_and_state_dicts, two_dimensional_mesh, invalid_meshes],
+    4: [softmax_top_k, rank_without_rows, meta_build_and_state_dicts, two_dimensional_mesh, invalid_meshes, fsdp2_training_step],
 }
 
 

@@ -75,6 +75,8 @@ def grouped_mm(x_NI: torch.Tensor, weight_EOI: torch.Tensor, ends_E: torch.Tenso
     `rows`: C of the padded fallback (the most rows an expert can have; 0: the largest count, one host sync).
     `sentinels`: whether rows past ends[-1] may exist (False: ends[-1] = N, nothing to zero).
     """
+    if x_NI.shape[0] == 0:  # no rows (an expert-parallel rank that receives none): nothing to multiply
+        return x_NI.new_zeros(0, weight_EOI.shape[1])
     if _native(x_NI, *weight_EOI.shape[1:]):
         y_NO = torch._grouped_mm(x_NI.contiguous(), weight_EOI.transpose(1, 2), offs=ends_E.to(torch.int32))  # 16-byte rows
         return _zero_sentinels(y_NO, ends_E) if sentinels else y_NO
@@ -93,6 +95,8 @@ def grouped_mm_weight_grad(grad_NO: torch.Tensor, x_NI: torch.Tensor, ends_E: to
 
     It has no derivative of its own: a second derivative through the expert weights is not supported.
     """
+    if x_NI.shape[0] == 0:
+        return grad_NO.new_zeros(ends_E.shape[0], grad_NO.shape[1], x_NI.shape[1])
     if _native(grad_NO, grad_NO.shape[1], x_NI.shape[1]):
         return torch._grouped_mm(grad_NO.t(), x_NI.contiguous(), offs=ends_E.to(torch.int32))
     padded = _Padded(ends_E, rows, None if sentinels else x_NI.shape[0])

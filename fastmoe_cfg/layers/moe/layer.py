@@ -112,8 +112,9 @@ class MoEMLP(nn.Module):
     Each rank routes its own tokens; the rows go to their experts' ranks and back by all-to-all
     (`fastmoe_cfg.layers.moe.parallel`). The losses are each rank's share (their sum over the
     ranks is the loss of one process on all the tokens), the statistics and the aux_free loads are
-    the sums over the ranks that hold the batch's tokens: `dp_mesh`'s group when given, else the
-    expert-parallel group. Capacity is per rank, from its own tokens (as Megatron-LM).
+    the sums over the ranks that hold the batch's tokens: the expert-parallel group, and with a 2-D
+    (dp, ep) mesh also `dp_mesh` (the other dimension): dp × ep ranks. Capacity is per rank, from its
+    own tokens (as Megatron-LM).
     """
 
     def __init__(self, config: MoEMLPConfig, hidden_size: int, *, device=None, dtype=None, ep_mesh=None, dp_mesh=None) -> None:
@@ -339,7 +340,7 @@ class MoEMLP(nn.Module):
         as recompute_level says; pre_norm is not recomputed), the outputs back [N, H]; the shared experts here.
         Under torch.compile this step runs eagerly: the graph breaks before and after it."""
         normed_TH = x_TH if self.pre_norm is None else self.pre_norm(x_TH)
-        rows_MH, local_plan, exchange = self.parallel.dispatch(plan.gather(normed_TH), plan.weight_N, plan)
+        rows_MH, local_plan, exchange = self.parallel.dispatch(normed_TH, plan)
         h_MI = checkpointed(self.experts.first, rows_MH, local_plan, recompute=inputs)
         y_NH = self.parallel.combine(checkpointed(self.experts.second, h_MI, local_plan, recompute=outputs), exchange)
         shared_TI, gate_T1 = self._shared_inputs(normed_TH)
@@ -471,7 +472,8 @@ class MoEMLP(nn.Module):
         schedule = self.config.bias_update_schedule
         if schedule == BiasUpdateSchedule.constant:
             return 1.0
-        progress = self.bias_update_step.to(self.router_correction_bias.dtype) / self.config.bias_update_total_steps
+        # Past bias_update_total_steps the schedule stays at its end (cosine_decay would climb back).
+        progress = (self.bias_update_step.to(self.router_correction_bias.dtype) / self.config.bias_update_total_steps).clamp(max=1)
         if schedule == BiasUpdateSchedule.cosine_decay:
             return 0.5 * (1 + torch.cos(torch.pi * progress))
         return (10 * progress).clamp(max=1)  # linear_warmup, over the first 10% of the steps

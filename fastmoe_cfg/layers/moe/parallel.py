@@ -29,16 +29,18 @@ import torch.distributed as dist
 from fastmoe_cfg.layers.moe.permute import PermutePlan
 
 
-def check_mesh(mesh, routed_experts: int, *, name: str = "ep_mesh") -> None:
-    """Errors before any collective: a 1-D mesh whose size divides the routed experts."""
+def check_mesh(mesh, routed_experts: int | None, *, name: str = "ep_mesh") -> None:
+    """Errors before any collective: a 1-D mesh, whose size divides the routed experts (when given)."""
     from torch.distributed.device_mesh import DeviceMesh
 
     if not isinstance(mesh, DeviceMesh):
         raise TypeError(f"{name} must be a torch.distributed.device_mesh.DeviceMesh, got {type(mesh).__name__}")
     if mesh.ndim != 1:
         raise ValueError(
-            f"{name} must be 1-D (one mesh dimension: mesh['ep']), got a {mesh.ndim}-D mesh of shape {tuple(mesh.shape)}"
+            f"{name} must be 1-D (one mesh dimension: mesh['{name[:2]}']), got a {mesh.ndim}-D mesh of shape {tuple(mesh.shape)}"
         )
+    if routed_experts is None:
+        return
     size = mesh.size()
     if size > routed_experts:
         raise ValueError(f"{name} has {size} ranks but the layer has only {routed_experts} routed experts: at most one rank per expert")
@@ -97,18 +99,19 @@ class ExpertParallel:
 
     def __init__(self, mesh, routed_experts: int, dp_mesh=None) -> None:
         check_mesh(mesh, routed_experts)
-        groups = [mesh.get_group()]
-        if dp_mesh is not None:
-            check_mesh_1d(dp_mesh, "dp_mesh")
-            groups.append(dp_mesh.get_group())
-        self.mesh = mesh
         self.group = mesh.get_group()
+        if dp_mesh is not None:
+            check_mesh(dp_mesh, None, name="dp_mesh")
+            shared = set(dp_mesh.mesh.flatten().tolist()) & set(mesh.mesh.flatten().tolist())
+            if shared != {dist.get_rank()}:
+                raise ValueError(
+                    f"dp_mesh must be the other dimension of a (dp, ep) mesh, meeting ep_mesh in this rank only; it shares "
+                    f"ranks {sorted(shared)} with ep_mesh, whose sums would count them twice"
+                )
         self.size = mesh.size()
         self.rank = mesh.get_local_rank()
-        self.experts = routed_experts
         self.local_experts = routed_experts // self.size
-        self.first_expert = self.rank * self.local_experts
-        self.tokens = TokenGroup(*groups)
+        self.tokens = TokenGroup(self.group, *([] if dp_mesh is None else [dp_mesh.get_group()]))
         self.bytes_sent = 0  # to other ranks, by the row exchanges (forward and backward), since construction
 
     def count(self, send: list[int], rows: torch.Tensor) -> None:
@@ -116,9 +119,9 @@ class ExpertParallel:
         row_bytes = rows[0].numel() * rows.element_size() if rows.shape[0] else 0
         self.bytes_sent += (sum(send) - send[self.rank]) * row_bytes
 
-    def dispatch(self, rows_NH: torch.Tensor, weight_N: torch.Tensor, plan: PermutePlan) -> tuple[torch.Tensor, PermutePlan, Exchange]:
-        """This rank's routed rows (plan order) and their weights -> the rows of this rank's experts, sorted by
-        local expert, with a plan for `GroupedExperts.forward(..., gathered=True)`."""
+    def dispatch(self, x_TH: torch.Tensor, plan: PermutePlan) -> tuple[torch.Tensor, PermutePlan, Exchange]:
+        """This rank's tokens [T, H] and plan -> the rows of this rank's experts from every rank, sorted by local
+        expert [M, H], with a plan for `GroupedExperts.forward(..., gathered=True)` (weights included)."""
         size, local = self.size, self.local_experts
         counts_RL = plan.counts_E.view(size, local)  # [destination, its local expert]
         received_RL = torch.empty_like(counts_RL)
@@ -126,7 +129,8 @@ class ExpertParallel:
         send = counts_RL.sum(dim=1).tolist()
         receive = received_RL.sum(dim=1).tolist()
         real = sum(send)
-        payload_NX = torch.cat([rows_NH[:real], weight_N[:real].unsqueeze(1).to(rows_NH.dtype)], dim=1)
+        rows_NH = x_TH.index_select(0, plan.token_N[:real])  # the real rows only: sentinels are not sent
+        payload_NX = torch.cat([rows_NH, plan.weight_N[:real].unsqueeze(1).to(rows_NH.dtype)], dim=1)
         received_MX = all_to_all(payload_NX, send, receive, self.group, self)
         # Each received row's local expert: source-major blocks of (expert, count).
         expert_M = torch.repeat_interleave(
@@ -146,7 +150,9 @@ class ExpertParallel:
             max_rows=max(sorted_MX.shape[0], 1),
             sentinels=False,
         )
-        return sorted_MX[:, :-1].contiguous(), local_plan, Exchange(send, receive, order_M, plan.token_N.shape[0])
+        # A fresh row-major copy: torch._grouped_mm needs 16-byte row strides (even for 0 rows, which .contiguous() keeps)
+        rows_MH = sorted_MX[:, :-1].clone(memory_format=torch.contiguous_format)
+        return rows_MH, local_plan, Exchange(send, receive, order_M, plan.token_N.shape[0])
 
     def combine(self, y_MH: torch.Tensor, exchange: Exchange) -> torch.Tensor:
         """The expert outputs back to their ranks: [M, H] sorted by local expert -> [N, H] in plan order."""
@@ -154,13 +160,6 @@ class ExpertParallel:
         returned_NH = all_to_all(unsorted_MH, exchange.receive, exchange.send, self.group, self)
         padding = exchange.rows - returned_NH.shape[0]
         return torch.cat([returned_NH, returned_NH.new_zeros(padding, returned_NH.shape[1])]) if padding else returned_NH
-
-
-def check_mesh_1d(mesh, name: str) -> None:
-    from torch.distributed.device_mesh import DeviceMesh
-
-    if not isinstance(mesh, DeviceMesh) or mesh.ndim != 1:
-        raise ValueError(f"{name} must be a 1-D DeviceMesh, got {mesh!r}")
 
 
 class TokenGroup:
