@@ -95,6 +95,8 @@ def read_settings(path: Path) -> Settings:
 
 
 def describe(mlp) -> str:
+    if mlp.type not in ("mlp", "moe"):  # hybrid_moe, or a plugin's variant (type: expert_choice)
+        return f"{mlp.type} MLP ({type(mlp).__name__})"
     if mlp.type != "moe":
         return f"dense MLP (intermediate {mlp.intermediate_size})"
     shared = f" + {mlp.shared_experts} shared" if mlp.shared_experts else ""

@@ -302,7 +302,7 @@ def explain(
         fastmoe-cfg explain examples/model_file/model.yaml --key model.mlp
     """
     from fastmoe_cfg.explain import explain_rows, explain_rules, hidden_expert_fields
-    from fastmoe_cfg.schemas.counts import count_layer
+    from fastmoe_cfg.schemas.counts import CountsNotProvided, count_layer
 
     loaded, problems = _load_document(file, key, overrides or [])
     if problems:
@@ -324,7 +324,12 @@ def explain(
         hidden_size, hidden_source = _enclosing_hidden_size(file, parse_key(key))
     tiers = set(tier) if tier else None
     rows = _with_origins(explain_rows(config, tiers=tiers, expand=show_all), loaded.source, str(file))
-    counts = count_layer(config, hidden_size, dtype) if hidden_size is not None else None
+    counts, missing = None, None
+    if hidden_size is not None:
+        try:
+            counts = count_layer(config, hidden_size, dtype)
+        except CountsNotProvided as exc:  # a plugin's variant without the counts hook: one line, never a crash
+            missing = str(exc)
     if output_format == "json":
         import json
 
@@ -335,11 +340,12 @@ def explain(
             "fields": [row.to_json() for row in rows],
             "rules": [{"path": path, "rule": doc} for path, doc in explain_rules(config)],
             "summary": counts.to_json() if counts is not None else None,
+            **({"summary_missing": missing} if missing else {}),
         }
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
         return
     hidden = hidden_expert_fields(config) if tiers is None and not show_all else 0
-    _render_explain(config, rows, counts, title=str(file), hidden_expert=hidden, hidden_source=hidden_source)
+    _render_explain(config, rows, counts, title=str(file), hidden_expert=hidden, hidden_source=hidden_source, missing=missing)
 
 
 def _enclosing_hidden_size(file: Path, key: tuple[str, ...]) -> tuple[Optional[int], Optional[str]]:
@@ -359,7 +365,8 @@ COMPACT_BELOW = 100  # columns: narrower terminals (and pipes) get one field per
 
 
 def _render_explain(
-    config: Any, rows: List[Any], counts: Any, *, title: str, hidden_expert: int = 0, hidden_source: Optional[str] = None
+    config: Any, rows: List[Any], counts: Any, *, title: str, hidden_expert: int = 0, hidden_source: Optional[str] = None,
+    missing: Optional[str] = None,
 ) -> None:
     from rich.console import Console
 
@@ -386,7 +393,8 @@ def _render_explain(
     if hidden_expert:
         out.append(f"{hidden_expert} expert-tier field(s) not shown: --all or --tier expert shows them.")
     if counts is None:
-        out += textwrap.wrap("Pass --hidden-size N to see parameter counts, FLOPs per token and memory per expert.", width=width)
+        hint = missing or "Pass --hidden-size N to see parameter counts, FLOPs per token and memory per expert."
+        out += textwrap.wrap(hint, width=width)
         console.print("\n".join(out), markup=False, crop=False, soft_wrap=True)
         return
     origin = f" (from {hidden_source})" if hidden_source else ""
@@ -485,8 +493,15 @@ def _explain_stack(loaded: Any, title: str, hidden_size: Optional[int], dtype: s
 
     from fastmoe_cfg.explain import explain_rows, stack_heading, stack_map, stack_summary_lines, summary_lines, wrap_items
 
+    from fastmoe_cfg.schemas.counts import CountsNotProvided
+
     stack = loaded.config
-    counts = stack.counts(hidden_size, dtype) if hidden_size is not None else None
+    counts, missing = None, None
+    if hidden_size is not None:
+        try:
+            counts = stack.counts(hidden_size, dtype)
+        except CountsNotProvided as exc:  # a block of a plugin's variant without the counts hook
+            missing = str(exc)
     groups = stack.groups()
     if output_format == "json":
         import json
@@ -508,6 +523,7 @@ def _explain_stack(loaded: Any, title: str, hidden_size: Optional[int], dtype: s
                 for name, block, indices in groups
             ],
             "summary": counts.to_json() if counts is not None else None,
+            **({"summary_missing": missing} if missing else {}),
         }
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
         return
@@ -521,7 +537,7 @@ def _explain_stack(loaded: Any, title: str, hidden_size: Optional[int], dtype: s
         out.append(f"  {name}: {which}, {type(block).__name__} (type: {block.type})")
         out += wrap_items(_set_fields(block), width, "    ")
     if counts is None:
-        out += textwrap.wrap("Pass --hidden-size N to see the whole model's MLP parameters and FLOPs per token.", width=width)
+        out += textwrap.wrap(missing or "Pass --hidden-size N to see the whole model's MLP parameters and FLOPs per token.", width=width)
     else:
         out.append(f"Whole model's MLP blocks, hidden_size={counts.hidden_size}:")
         lines = stack_summary_lines(counts)

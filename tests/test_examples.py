@@ -12,7 +12,8 @@ from tests.conftest import ROOT
 
 # Files that hold the MLP config under a key.
 KEYS = {"model.yaml": "model.mlp", "train_moe_lm.yaml": "model.mlp"}
-EXAMPLES = sorted((ROOT / "examples").rglob("*.yaml"))
+# The configs of the example plugins need their plugin installed: tests/examples/test_expert_choice_plugin.py validates them.
+EXAMPLES = sorted(path for path in (ROOT / "examples").rglob("*.yaml") if "plugins" not in path.relative_to(ROOT / "examples").parts)
 
 
 def test_there_are_examples() -> None:

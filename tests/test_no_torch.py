@@ -27,7 +27,7 @@ assert not blocked, blocked
 """
 
 
-@pytest.mark.parametrize("module", ["fastmoe_cfg", "fastmoe_cfg.config", "fastmoe_cfg.schemas", "fastmoe_cfg.cli", "fastmoe_cfg.hf"])
+@pytest.mark.parametrize("module", ["fastmoe_cfg", "fastmoe_cfg.config", "fastmoe_cfg.schemas", "fastmoe_cfg.cli", "fastmoe_cfg.hf", "fastmoe_cfg.plugin"])
 def test_import_is_torch_free(module: str) -> None:
     code = BLOCK + f"import {module}\n" + CHECK
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)

@@ -34,6 +34,7 @@ GUIDES = {
     "hybrid-moe.md": "Hybrid dense + MoE, Fast-LLM configs",
     "expert-parallelism.md": "Expert parallelism",
     "train-moe-lm.md": "Train a small MoE LM",
+    "writing-a-variant.md": "Writing a variant",
 }  # asset -> title, under guide/
 IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"  # the guides' plots (PNG), committed in the repository
 

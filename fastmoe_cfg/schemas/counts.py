@@ -14,6 +14,10 @@ The shared experts are held as one dense MLP of width
 `shared_experts · intermediate_size`, or `shared_expert_intermediate_size` (DESIGN.md, layers), so together they
 have one `layer_2` bias of size hidden, where separate experts would have one
 each. Per-expert figures are None for a dense MLP.
+
+A variant from a plugin gives its own counts: its config defines
+`counts(self, hidden_size: int, dtype: str) -> LayerCounts` (the guide "Writing a variant");
+without it `count_layer` raises `CountsNotProvided`, which `explain` prints as one line.
 """
 
 from __future__ import annotations
@@ -46,6 +50,14 @@ class LayerCounts:
         return asdict(self)
 
 
+class CountsNotProvided(Exception):
+    """A variant whose config defines no `counts(hidden_size, dtype)` method (a plugin's; the built-ins all count)."""
+
+    def __init__(self, variant: str) -> None:
+        self.variant = variant
+        super().__init__(f"counts not provided by {variant} (its config defines no counts(hidden_size, dtype) method)")
+
+
 def norm_parameters(norm: NormalizationConfig | None, hidden_size: int) -> int:
     if not isinstance(norm, (LayerNormalizationConfig, RMSNormalizationConfig)):
         return 0
@@ -72,6 +84,16 @@ def mlp_flops(config: TwoLayerMLPConfig, hidden_size: int, intermediate_size: in
 
 
 def count_layer(config: MLPBaseConfig, hidden_size: int, dtype: str = "bf16") -> LayerCounts:
+    """The counts of one MLP block: the built-in formulas, or the `counts` hook of a plugin's variant.
+
+    Raises CountsNotProvided for a variant defined outside fastmoe_cfg without the hook (its
+    fields may change the counts: the built-in formulas would be wrong, not merely incomplete).
+    """
+    hook = getattr(config, "counts", None)
+    if callable(hook):
+        return hook(hidden_size, dtype)
+    if not type(config).__module__.startswith("fastmoe_cfg."):
+        raise CountsNotProvided(getattr(config, "type", None) or type(config).__name__)
     norms = norm_parameters(config.pre_norm, hidden_size) + norm_parameters(config.post_norm, hidden_size)
     if isinstance(config, HybridMoEMLPConfig):
         dense, routed = count_layer(config.dense, hidden_size, dtype), count_layer(config.routed, hidden_size, dtype)
