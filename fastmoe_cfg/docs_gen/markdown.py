@@ -125,6 +125,7 @@ def class_page(klass: type[Config], catalog: Catalog) -> str:
         choices = ", ".join(
             f"`{name}`{' (default)' if name == klass.__default_variant__ else ''} → {_link(variant)}"
             for name, variant in klass.variants().items()
+            if variant in catalog.classes  # the committed pages list the built-in variants, the site the plugins' too
         )
         facts.append(f"**Variants** (chosen by `type:`): {choices}")
     parents = [parent for parent in klass.__mro__[1:] if isinstance(parent, type) and issubclass(parent, Config)]

@@ -163,12 +163,16 @@ def test_the_docs_site_documents_it_and_the_committed_pages_do_not(installed) ->
     from fastmoe_cfg.docs_gen.reference import default_roots, reference_pages
 
     site_catalog = build_catalog(default_roots(), builtin_only=False)  # what `docs build` documents (site.py)
-    page = reference_pages(catalog=site_catalog)["ExpertChoiceMLPConfig.md"]
+    site_pages = reference_pages(catalog=site_catalog)
+    page = site_pages["ExpertChoiceMLPConfig.md"]
+    assert "`expert_choice` → [`ExpertChoiceMLPConfig`](ExpertChoiceMLPConfig.md)" in site_pages["MLPBaseConfig.md"]
     assert "select with `type: expert_choice`" in page and "- **Module:** `fastmoe_expert_choice`" in page
     for tier in ("core", "architecture", "feature"):
         assert f'<span class="tier tier-{tier}">{tier}</span>' in page
     assert '<a id="capacity_factor"></a>' in page and "experts_per_token <= experts" in page
-    assert installed not in build_catalog(default_roots()).classes  # docs generate / docs check: built-ins only
+    committed = build_catalog(default_roots())  # docs generate / docs check: built-ins only, with the plugin installed too
+    assert installed not in committed.classes
+    assert "expert_choice" not in reference_pages(catalog=committed)["MLPBaseConfig.md"]
 
 
 def test_a_variant_without_the_counts_hook_gets_one_line(tmp_path: Path) -> None:
