@@ -98,11 +98,14 @@ def _problem(error: dict[str, Any], path: Path, owner: type[Config] | None, klas
     if kind == "union_tag_invalid" and klass is not None and klass.is_dynamic():
         known = sorted(klass.variants())
         tag = value.get("type") if isinstance(value, dict) else ctx.get("tag")
+        suggestion = did_you_mean(tag, known)
         if isinstance(tag, str):
             message = f"unknown type {shorten(repr(tag))}; expected one of: {', '.join(known)}"
+            if suggestion is None:  # not a typo of a known one: a variant that an uninstalled plugin would add
+                message += " (is the plugin that provides it installed?)"
         else:
             message = f"expected a variant name (one of: {', '.join(known)}), got {describe(tag)}"
-        return locator.problem((*path, "type"), "value", message=message, suggestion=did_you_mean(tag, known))
+        return locator.problem((*path, "type"), "value", message=message, suggestion=suggestion)
     if kind == "missing":
         return locator.problem(path, "missing", message="missing required field")
     if kind == RULE_ERROR and "layers" in ctx:

@@ -35,7 +35,7 @@ def test_base_constructor_builds_the_named_variant() -> None:
     config = MLPBaseConfig(type="moe", experts=4)
     assert type(config) is MoEMLPConfig and config == MoEMLPConfig(experts=4)
     assert type(MLPBaseConfig()) is MLPConfig
-    with pytest.raises(ConfigError, match=r"^type: unknown type 'mixture'; expected one of: hybrid_moe, mlp, moe$"):
+    with pytest.raises(ConfigError, match=r"^type: unknown type 'mixture'; expected one of: hybrid_moe, mlp, moe \(is the plugin that provides it installed\?\)$"):
         MLPBaseConfig(type="mixture")
 
 

@@ -76,7 +76,7 @@ CASES = {
     ),
     "wrong type:": (
         "type: mixture\n",
-        "moe.yaml:1:7: type: unknown type 'mixture'; expected one of: hybrid_moe, mlp, moe",
+        "moe.yaml:1:7: type: unknown type 'mixture'; expected one of: hybrid_moe, mlp, moe (is the plugin that provides it installed?)",
     ),
     "wrong nested type: with suggestion": (
         "pre_norm:\n  type: rmsnorm\n",

@@ -26,9 +26,9 @@ import pytest
 from typer.testing import CliRunner
 
 import fastmoe_cfg.plugin as plugin
-from fastmoe_cfg import load_config
+from fastmoe_cfg import ConfigError, load_config
 from fastmoe_cfg.cli import app
-from fastmoe_cfg.config import registry
+from fastmoe_cfg.config import load_text, registry
 from fastmoe_cfg.config.base import field
 from fastmoe_cfg.schemas import MLPBaseConfig
 from fastmoe_cfg.schemas.counts import CountsNotProvided, count_layer
@@ -84,6 +84,17 @@ def installed(site: Path):
 
 def cli(*args: str):
     return runner.invoke(app, list(args), env={"COLUMNS": "100"})
+
+
+# ------------------------------------------------------------------ before it is installed (the first test of the module)
+def test_without_the_plugin_its_type_is_unknown() -> None:
+    if "expert_choice" in MLPBaseConfig.variants():
+        pytest.skip("the plugin is pip-installed here")
+    with pytest.raises(ConfigError) as error:
+        load_text(MLPBaseConfig, "type: expert_choice\n", file="ec.yaml")
+    assert str(error.value) == (
+        "ec.yaml:1:7: type: unknown type 'expert_choice'; expected one of: hybrid_moe, mlp, moe (is the plugin that provides it installed?)"
+    )
 
 
 # ------------------------------------------------------------------ the public API and the docs
