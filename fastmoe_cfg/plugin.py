@@ -37,7 +37,7 @@ holds detached values of the last forward.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastmoe_cfg.config.base import Config, Derived, Rule, Tier, field
 from fastmoe_cfg.schemas.counts import DTYPE_BYTES, LayerCounts, norm_parameters
@@ -45,28 +45,35 @@ from fastmoe_cfg.schemas.enums import ActivationType, RouterScoreFunction
 from fastmoe_cfg.schemas.linear import LinearConfig
 from fastmoe_cfg.schemas.mlp import MLPBaseConfig
 
+if TYPE_CHECKING:  # the layer side, for type checkers and linters; at run time `__getattr__` imports it on first use
+    from fastmoe_cfg.layers.linear import Linear
+    from fastmoe_cfg.layers.moe.experts import GroupedExperts
+    from fastmoe_cfg.layers.moe.losses import inject_loss, routing_statistics, z_loss
+    from fastmoe_cfg.layers.moe.permute import PermutePlan, permute, unpermute
+    from fastmoe_cfg.layers.moe.router import expert_capacity, scores_of, select_experts, upcast
+    from fastmoe_cfg.layers.normalization import build_normalization, normalization_lr_scales
+    from fastmoe_cfg.layers.tokens import as_tokens
+
 __all__ = [
-    # config side
+    "DTYPE_BYTES",
     "ActivationType",
     "Config",
-    "DTYPE_BYTES",
     "Derived",
+    "GroupedExperts",
     "LayerCounts",
+    "Linear",
     "LinearConfig",
     "MLPBaseConfig",
+    "PermutePlan",
     "RouterScoreFunction",
     "Rule",
     "Tier",
-    "field",
-    "norm_parameters",
-    # layer side (torch, imported on first use)
-    "GroupedExperts",
-    "Linear",
-    "PermutePlan",
     "as_tokens",
     "build_normalization",
     "expert_capacity",
+    "field",
     "inject_loss",
+    "norm_parameters",
     "normalization_lr_scales",
     "permute",
     "routing_statistics",
