@@ -57,6 +57,8 @@ def initialize_experts_(
     """
     total = tensor.shape[0] if total is None else total
     local = tensor.shape[0]
+    if tensor.is_meta or isinstance(default if config is None else config, FillInitializationConfig):
+        return initialize_(tensor, config, default)  # nothing drawn: one call (a meta build of 256 experts stays fast)
     scratch = torch.empty(tensor.shape[1:], dtype=tensor.dtype, device=tensor.device)
     for expert in range(total):
         if first <= expert < first + local:
