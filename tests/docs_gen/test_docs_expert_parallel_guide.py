@@ -27,7 +27,7 @@ def test_its_example_config_and_script_exist():
 
 
 def test_the_apis_it_names_exist():
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     from torch.distributed.fsdp import FSDPModule
 
     import fastmoe_cfg.hf as hf
