@@ -187,7 +187,7 @@ def hf_state_dict(
         else:
             config = type(config).from_dict({**conversion.data, "implementation": implementation})
     hybrid = isinstance(config, HybridMoEMLPConfig)
-    hf_state = dict(hf_block) if isinstance(hf_block, dict) else _hf_state(hf_block, conversion.family, hybrid=hybrid)
+    hf_state = _hf_state(hf_block, conversion.family, hybrid=hybrid)
     what = "state dict" if isinstance(hf_block, dict) else type(hf_block).__name__
     tensors = _family_tensors(conversion.family, config)
     missing = [name for entry in tensors for name in entry.hf if name not in hf_state]
@@ -222,11 +222,15 @@ GEMMA4_DENSE_MODULES = ("mlp", "pre_feedforward_layernorm", "post_feedforward_la
 
 
 def _hf_state(hf_block: Any, family: str, *, hybrid: bool = False) -> dict:
-    """The block's state dict; for Gemma-4, that of the feed-forward modules of the decoder layer only
-    (the MoE branch's alone unless `hybrid`)."""
+    """The block's state dict (or the mapping itself, a checkpoint's tensors by the block's names); for Gemma-4,
+    the tensors of the decoder layer's feed-forward modules only (the MoE branch's alone unless `hybrid`)."""
+    modules = GEMMA4_MOE_MODULES + (GEMMA4_DENSE_MODULES if hybrid else ())
+    if isinstance(hf_block, dict):
+        if family != "gemma4_text":
+            return dict(hf_block)
+        return {key: value for key, value in hf_block.items() if key.split(".", 1)[0] in modules}
     if family != "gemma4_text":
         return hf_block.state_dict()
-    modules = GEMMA4_MOE_MODULES + (GEMMA4_DENSE_MODULES if hybrid else ())
     absent = [name for name in modules if not hasattr(hf_block, name)]
     if absent:
         raise ValueError(f"{type(hf_block).__name__} is not a Gemma-4 decoder layer with an MoE block: it has no {', '.join(absent)}")

@@ -335,3 +335,23 @@ def test_a_tensor_the_config_does_not_describe_is_an_error():
     config = family.config.to_dict() | {"n_shared_experts": 0}
     with pytest.raises(ValueError, match=r"DeepseekV3MoE has tensors a deepseek_v3 MoE layer does not have: shared_experts.down_proj.weight, "):
         import_moe_block(family.block, config)
+
+
+@pytest.mark.parametrize("name", ["deepseek_v3", "gemma4"])
+def test_hf_state_dict_from_a_checkpoint_mapping_equals_the_import(name):
+    """hf_state_dict on the block's tensors as a plain mapping (a checkpoint's), without a module: the state dict that
+    import_moe_block loads, buffers included (aux_free's training state at its initial values)."""
+    from fastmoe_cfg.hf import hf_state_dict
+
+    family = FAMILIES[name]()
+    layer = import_moe_block(family.block, family.config, moe_only=family.moe_only)
+    tensors = family.block.state_dict()  # Gemma-4: the whole decoder layer's, of which the feed-forward's are taken
+    config, hidden, state = hf_state_dict(tensors, family.config, moe_only=family.moe_only)
+    assert config == layer.config and hidden == HIDDEN
+    expected = layer.state_dict()
+    assert state.keys() == expected.keys()
+    for key, tensor in expected.items():
+        assert torch.equal(state[key].to(tensor.dtype), tensor), key
+    extra = "router.extra" if name == "gemma4" else "extra"
+    with pytest.raises(ValueError, match=f"has tensors a .* MoE layer does not have: {extra}"):
+        hf_state_dict({**tensors, extra: torch.zeros(1)}, family.config, moe_only=family.moe_only)
