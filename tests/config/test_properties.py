@@ -143,6 +143,7 @@ COMMON_FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "post_norm": st.one_of(st.none(), normalizations()),
     "lr_scale": optional_scale,
     "recompute_level": _enum(MLPRecomputeLevel),
+    "dropout": st.floats(min_value=0, max_value=1, exclude_max=True),
 }
 
 MOE_FIELDS: dict[str, st.SearchStrategy[Any]] = {
@@ -225,6 +226,28 @@ def routing_family_fields(draw: st.DrawFn, data: dict[str, Any]) -> None:
     ):
         _maybe(draw, data, name, st.one_of(st.none(), strategy) if routing == owner.value else st.none())
 
+    # Issue 19: load scaling acts unless every token picks every routed expert; jitter's target and law need
+    # jitter_eps > 0 (and, under balanced, the layer input); the bias-update fields belong to aux_free.
+    _maybe(draw, data, "expert_load_scaling", st.booleans() if per_token < routed else st.just(False))
+    jitter = data.get("jitter_eps", 0) > 0
+    targets = ["layer_input"] if routing == RoutingType.balanced.value else ["router_logits", "router_input", "layer_input"]
+    _maybe(draw, data, "jitter_target", st.one_of(st.none(), st.sampled_from(targets)) if jitter else st.none())
+    _maybe(draw, data, "jitter_distribution", st.one_of(st.none(), st.sampled_from(["uniform", "normal"])) if jitter else st.none())
+    if routing == RoutingType.aux_free.value:
+        rule = draw(st.sampled_from([None, "sign", "ema"]))
+        if rule is not None:
+            data["bias_update_rule"] = rule
+        _maybe(draw, data, "bias_update_ema_decay", st.one_of(st.none(), st.floats(0, 1, exclude_min=True, exclude_max=True)) if rule == "ema" else st.none())
+        schedule = draw(st.sampled_from([None, "constant", "cosine_decay", "linear_warmup"]))
+        if schedule is not None:
+            data["bias_update_schedule"] = schedule
+        if schedule in ("cosine_decay", "linear_warmup"):
+            data["bias_update_total_steps"] = draw(st.integers(1, 10**6))
+        _maybe(draw, data, "correction_bias_target", st.one_of(st.none(), st.sampled_from(["selection", "logits"])))
+    else:
+        for name in ("bias_update_rule", "bias_update_ema_decay", "bias_update_schedule", "correction_bias_target"):
+            _maybe(draw, data, name, st.none())
+
     capacity = draw(st.one_of(st.none(), positive))
     if capacity is not None or draw(st.booleans()):
         data["capacity_factor"] = capacity
@@ -298,6 +321,9 @@ def valid_configs(draw: st.DrawFn, kinds: tuple[str | None, ...] = (None, "mlp",
                 data.pop(name, None)
             if data.get("drop_policy") == "position" and not data.get("balanced_routing_noise"):
                 del data["drop_policy"]
+            if "jitter_eps" not in data:  # its target and law go with it
+                data.pop("jitter_target", None)
+                data.pop("jitter_distribution", None)
     return draw(shuffled(data))
 
 
