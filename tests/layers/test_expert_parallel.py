@@ -214,12 +214,16 @@ def fsdp2_training_step(rank, world, mesh, tmp):
         mesh_2d = init_device_mesh("cpu", (2, 2), mesh_dim_names=("dp", "ep"))
         sharded = build(SOFTMAX, mesh=mesh_2d["ep"])
         fully_shard(sharded.experts, mesh=mesh_2d["dp"])
-        try:
-            sharded.reset_parameters()
-        except RuntimeError as error:
-            assert "sharded further than ep_mesh (2 of 8 here" in str(error), str(error)
-        else:
-            raise AssertionError("no error")
+        for call, message in (
+            (sharded.reset_parameters, "sharded further than ep_mesh (2 of 8 here"),
+            (lambda: sharded(torch.zeros(3, H, dtype=torch.float64)), "this rank holds 2 experts, not the 4 of its ep_mesh share"),
+        ):
+            try:
+                call()
+            except RuntimeError as error:
+                assert message in str(error), str(error)
+            else:
+                raise AssertionError("no error")
         return
     layer, reference = build(SOFTMAX, mesh=mesh).train(), build(SOFTMAX).train()
     experts = set(layer.experts.parameters())

@@ -339,6 +339,12 @@ class MoEMLP(nn.Module):
         """Expert parallelism: pre_norm, the rows to their experts' ranks, both layers there (each step checkpointed
         as recompute_level says; pre_norm is not recomputed), the outputs back [N, H]; the shared experts here.
         Under torch.compile this step runs eagerly: the graph breaks before and after it."""
+        if self.experts.count != self.parallel.local_experts:
+            raise RuntimeError(
+                f"this rank holds {self.experts.count} experts, not the {self.parallel.local_experts} of its ep_mesh share: the "
+                "experts are sharded further (fully_shard over another mesh dimension), which the layer does not support "
+                "(it calls the experts' steps, not their forward, so FSDP2 never gathers them); leave them out of fully_shard"
+            )
         normed_TH = x_TH if self.pre_norm is None else self.pre_norm(x_TH)
         rows_MH, local_plan, exchange = self.parallel.dispatch(normed_TH, plan)
         h_MI = checkpointed(self.experts.first, rows_MH, local_plan, recompute=inputs)
