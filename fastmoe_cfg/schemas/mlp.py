@@ -587,12 +587,16 @@ class MoEMLPConfig(TwoLayerMLPConfig):
         The others in `layer.stats` (`load_balancing_loss`, `sequence_load_balancing_loss`, `z_loss`) are
         monitoring values: computed, never applied (coefficient 0, or a routing without that loss).
         """
-        applied = {
-            "load_balancing_loss": self.routing == RoutingType.aux_loss and bool(self.auxiliary_loss_coefficient),
-            "sequence_load_balancing_loss": self.sequence_auxiliary_loss_coefficient > 0,
-            "z_loss": self.z_loss_coefficient > 0,
+        coefficients = self.loss_coefficients()
+        return frozenset(name for name, coefficient in coefficients.items() if coefficient)
+
+    def loss_coefficients(self) -> dict[str, float]:
+        """The coefficient of each auxiliary loss, by its `layer.stats` name (0: not applied)."""
+        return {
+            "z_loss": self.z_loss_coefficient,
+            "load_balancing_loss": (self.auxiliary_loss_coefficient or 0.0) if self.routing == RoutingType.aux_loss else 0.0,
+            "sequence_load_balancing_loss": self.sequence_auxiliary_loss_coefficient,
         }
-        return frozenset(name for name, on in applied.items() if on)
 
     def shared_intermediate_size(self) -> int:
         """Width of the one dense MLP that holds the shared experts (0 without shared experts)."""

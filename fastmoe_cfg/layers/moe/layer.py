@@ -397,11 +397,7 @@ class MoEMLP(nn.Module):
         losses = router_losses(
             logits_TE, probs_TE, experts_TK, unbiased_TK, mask_T=mask_T, sequences=sequences, applied=applied, totals=summed
         )
-        coefficients = {
-            "z_loss": config.z_loss_coefficient,
-            "load_balancing_loss": config.auxiliary_loss_coefficient,
-            "sequence_load_balancing_loss": config.sequence_auxiliary_loss_coefficient,
-        }
+        coefficients = config.loss_coefficients()
         weighted = {name: coefficients[name] * losses[name] for name in LOSSES if name in applied}
         if self.inject_aux_losses:  # weights_TK lies on the path from every loss's inputs to the output
             for loss in weighted.values():
