@@ -621,7 +621,9 @@ def _hf_side(path: Path, layer: Optional[int], all_layers: bool) -> tuple[Any, A
 
 def _hf_field(conversion: Any, path: tuple[Any, ...]) -> Optional[str]:
     field = conversion.sources.get(path[0]) if path else None
-    return f"HF {field}" if field else None
+    if not field:
+        return None
+    return field if field.startswith("HF ") else f"HF {field}"
 
 
 @app.command()
@@ -660,12 +662,19 @@ def diff(
     from fastmoe_cfg.config.diff import diff_configs
     from fastmoe_cfg.explain import diff_stacks
 
+    if layer is not None and not from_hf:
+        raise typer.BadParameter("applies only with --from-hf (the HF decoder layer to compare)", param_hint="--layer")
     a = _diff_side(file_a, key, [])
     stack_a = a.config.type == "stack"
+    if layer is not None and stack_a:
+        raise typer.BadParameter(f"{file_a} is a stack, compared with every HF layer: remove --layer", param_hint="--layer")
     if from_hf:
         b_config, b_where = _hf_side(file_b, layer, all_layers=stack_a)
         if stack_a:
-            differences = diff_stacks(a.config.blocks(), b_config, where_a=_layer_where(a), where_b=b_where)
+            differences = diff_stacks(
+                a.config.blocks(), b_config, where_a=_layer_where(a), where_b=b_where,
+                count_where=(_where(a)(("layers",)), "HF num_hidden_layers"),
+            )
         else:
             differences = diff_configs(a.config, b_config, where_a=_where(a), where_b=b_where)
     else:
@@ -776,7 +785,7 @@ def upgrade(
     new_text = upgrade_text(text, loaded.migration, FORMAT_VERSION, prefix=parse_key(key))
     _check_rewrite(file, new_text, key, loaded.config)
     if in_place:
-        _write(file, new_text)
+        _write(file, new_text, param_hint="FILE")
     else:
         sys.stdout.write(new_text)
 
@@ -803,6 +812,14 @@ def set_values(
     from fastmoe_cfg.schemas import FORMAT_VERSION
 
     assignments = _check_overrides(assignments)
+    for assignment in assignments:  # set writes the current version: any other would be silently replaced
+        path, raw = parse_override(assignment)
+        if path == ("format_version",) and parse_yaml(raw).data != FORMAT_VERSION:
+            raise typer.BadParameter(
+                f"{assignment!r}: set writes the current format_version ({FORMAT_VERSION}); "
+                "to rewrite an older file, use fastmoe-cfg upgrade",
+                param_hint="KEY=VALUE...",
+            )
     text = _read_text(file)
     loaded, problems = _load_document(file, key, assignments)
     if problems:
@@ -816,7 +833,7 @@ def set_values(
         edits.append(Edit("set", (*prefix, *path), parse_yaml(raw).data))
     new_text = upgrade_text(text, loaded.migration, FORMAT_VERSION, prefix=prefix, extra=edits)
     _check_rewrite(file, new_text, key, loaded.config)
-    _write(file, new_text)
+    _write(file, new_text, param_hint="FILE")
 
 
 def _without_version(config: Any) -> Any:
@@ -946,12 +963,12 @@ def convert(
         _write(output, text)
 
 
-def _write(output: Path, text: str) -> None:
-    """Write an output file; a path that cannot be written is a usage error (exit 2)."""
+def _write(output: Path, text: str, param_hint: str = "--output") -> None:
+    """Write an output file; a path that cannot be written is a usage error (exit 2) of `param_hint`."""
     try:
         output.write_text(text, encoding="utf-8")
     except OSError as exc:
-        raise typer.BadParameter(f"cannot write {output}: {exc.strerror or exc}", param_hint="--output") from None
+        raise typer.BadParameter(f"cannot write {output}: {exc.strerror or exc}", param_hint=param_hint) from None
     sys.stderr.write(f"wrote {output}\n")
 
 

@@ -317,3 +317,67 @@ def test_the_lifecycle_commands_are_torch_free(folder: Path) -> None:
         code += f"try:\n    app({argv!r}, prog_name='fastmoe-cfg')\nexcept SystemExit as exc:\n    assert exc.code in (0, 4), ({argv!r}, exc.code)\n"
     result = subprocess.run([sys.executable, "-c", code + CHECK], capture_output=True, text=True, cwd=folder, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+# ------------------------------------------------------------------------------------------ fuzzed
+def test_diff_layer_without_from_hf_or_with_a_stack_is_a_usage_error(folder: Path) -> None:
+    """Fuzzed: --layer was silently ignored without --from-hf, and with a stack A."""
+    alone = cli("diff", "a.yaml", "b.yaml", "--layer", "1")
+    assert alone.exit_code == 2 and alone.stderr.endswith(
+        "Error: Invalid value for --layer: applies only with --from-hf (the HF decoder layer to compare)\n"
+    )
+    (folder / "s.yaml").write_text("type: stack\nformat_version: 2\nlayers: 4\nmlp: {type: moe, experts: 8}\n")
+    stack = cli("diff", "s.yaml", str(HF / "mixtral_8x7b.json"), "--from-hf", "--layer", "1")
+    assert stack.exit_code == 2 and stack.stderr.endswith(
+        "Error: Invalid value for --layer: s.yaml is a stack, compared with every HF layer: remove --layer\n"
+    )
+
+
+def test_diff_a_stack_with_hugging_face_names_both_layer_counts(folder: Path) -> None:
+    (folder / "s.yaml").write_text("type: stack\nformat_version: 2\nlayers: 4\nmlp: {type: moe, experts: 8}\n")
+    result = cli("diff", "s.yaml", str(HF / "mixtral_8x7b.json"), "--from-hf")
+    lines = result.stdout.splitlines()
+    assert result.exit_code == 4
+    assert lines[lines.index("  layers:") + 1 : lines.index("  layers:") + 3] == [
+        "    - 4 (set, s.yaml:3:1)",
+        "    + 32 (set, HF num_hidden_layers)",
+    ]
+    assert "HF HF" not in result.stdout  # a source already worded "HF ..." was prefixed twice
+
+
+def test_set_format_version_other_than_current_is_a_usage_error(folder: Path) -> None:
+    """Fuzzed: `set format_version=1` wrote format_version: 2, silently replacing the value asked for."""
+    result = cli("set", "a.yaml", "format_version=1")
+    assert result.exit_code == 2 and result.stderr.endswith(
+        "Error: Invalid value for KEY=VALUE...: 'format_version=1': set writes the current format_version (2); "
+        "to rewrite an older file, use fastmoe-cfg upgrade\n"
+    )
+    assert (folder / "a.yaml").read_text() == A
+    assert cli("set", "a.yaml", "format_version=2").exit_code == 0
+
+
+def test_set_keeps_the_layout_of_lists_and_adds_new_keys_last(folder: Path) -> None:
+    """Fuzzed: `set` re-indented every block list of the file (`  - x` became `- x`) and put a new key first."""
+    text = (
+        "# a stack\ntype: stack\nformat_version: 2\nlayers: 4  # four\nmlp:\n  type: moe\n  experts: 8\n"
+        "overrides:\n  - {layers: '1', set: {experts: 4}}\n  - layers: '2'\n    set:\n      experts: 6\n"
+    )
+    (folder / "s.yaml").write_text(text)
+    assert cli("set", "s.yaml", "mlp.experts=16", "mlp.experts_per_token=4").exit_code == 0
+    assert (folder / "s.yaml").read_text() == text.replace("experts: 8\n", "experts: 16\n  experts_per_token: 4\n")
+    assert cli("set", "a.yaml", "pre_norm={type: rms_norm}").exit_code == 0
+    assert (folder / "a.yaml").read_text() == A + "pre_norm:\n  type: rms_norm\n"
+
+
+def test_upgrade_in_place_on_an_unwritable_file_is_a_usage_error_of_file(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unwritable FILE (a read-only file; tests may run as root, so the write is made to fail) names FILE, not --output."""
+    (folder / "old.yaml").write_text(OLD)
+
+    def refuse(self: Path, *args: object, **kwargs: object) -> int:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "write_text", refuse)
+    result = cli("upgrade", "old.yaml", "--in-place")
+    assert result.exit_code == 2 and result.stderr.endswith("Error: Invalid value for FILE: cannot write old.yaml: Permission denied\n")
+    assert (folder / "old.yaml").read_text() == OLD
+    assert cli("set", "old.yaml", "experts=4").stderr.endswith("Error: Invalid value for FILE: cannot write old.yaml: Permission denied\n")

@@ -99,6 +99,8 @@ def resolve_extends(
         parent = resolve_extends(parent, read, prepare, chain, reads)
         problems += parent.problems
         if parent.data is None:
+            if not parent.problems:  # an empty parent gives nothing: a wrong file, not a silent no-op
+                problems.append(replace(where, message=f"extends {file}: {parent_name} is empty; expected a mapping of fields"))
             continue
         if key:
             missing = _missing_key(parent.data, key)
@@ -171,10 +173,10 @@ def _entries(source: Source, problems: list[Problem]) -> list[tuple[int, Path, s
     found = []
     for index, item in enumerate(items):
         entry_path: Path = (EXTENDS, index) if isinstance(value, list) else (EXTENDS,)
-        if isinstance(item, str) and item:
+        if isinstance(item, str) and item and "\0" not in item:
             found.append((index, entry_path, item, None))
             continue
-        if isinstance(item, dict) and isinstance(item.get("file"), str) and item["file"] and set(item) <= {"file", "key"}:
+        if isinstance(item, dict) and isinstance(item.get("file"), str) and item["file"] and "\0" not in item["file"] and set(item) <= {"file", "key"}:
             key = item.get("key")
             if key is None or (isinstance(key, str) and key):
                 found.append((index, (*entry_path, "file"), item["file"], key))

@@ -93,7 +93,10 @@ def load(root: Root, source: Source, *, key: str | None = None, overrides: Itera
     source, migration = prepare(source, key, overrides, choose=choose, prepare_parent=prepare_parent)
     cls = choose(source.data)
     config = validate_source(cls, source)
-    return Loaded(config, source, (*found, *migration.warnings), migration)
+    # A version-1 file over a version-1 parent migrates the parent's values twice (as the parent, then merged):
+    # one warning each.
+    warnings = tuple(dict.fromkeys((*found, *migration.warnings)))
+    return Loaded(config, source, warnings, migration)
 
 
 def prepare(

@@ -74,7 +74,8 @@ def edit_yaml(text: str, updates: Mapping[Path, Any]) -> str:
 @dataclass(frozen=True)
 class Edit:
     """One change to YAML text: `set` a value (creating parents; a new key goes after the key `after` when there
-    is one, else first), `rename` a key in place (`value` is the new name), or `delete` a key."""
+    is one, first when `after` is named but absent, last without `after`), `rename` a key in place (`value` is the
+    new name), or `delete` a key."""
 
     op: str  # set | rename | delete
     path: Path
@@ -90,6 +91,8 @@ def edit_yaml_ops(text: str, edits: list[Edit]) -> str:
     yaml = YAML(typ="rt", pure=True)
     yaml.preserve_quotes = True
     yaml.width = 4096  # never fold a long line that was one line
+    mapping, sequence, offset = _block_indents(text)
+    yaml.indent(mapping=mapping, sequence=sequence, offset=offset)  # the file's own, not ruamel's default
     document = yaml.load(text)
     if document is None:
         document = CommentedMap()
@@ -116,7 +119,7 @@ def edit_yaml_ops(text: str, edits: list[Edit]) -> str:
             node[key] = _to_commented(edit.value)
         else:
             keys = list(node)
-            index = keys.index(edit.after) + 1 if edit.after in keys else 0
+            index = len(keys) if edit.after is None else keys.index(edit.after) + 1 if edit.after in keys else 0
             node.insert(index, key, _to_commented(edit.value))
     stream = io.StringIO()
     yaml.dump(document, stream)
@@ -124,3 +127,24 @@ def edit_yaml_ops(text: str, edits: list[Edit]) -> str:
     if not text.endswith("\n\n"):  # a deleted last key leaves its line break behind
         out = out.rstrip("\n") + "\n"
     return out
+
+
+def _block_indents(text: str) -> tuple[int, int, int]:
+    """(mapping indent, a block list's item indent, offset of its dash) under their key, of the first such
+    blocks in `text`; ruamel's defaults (2, 2, 0) where it has none."""
+    lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    mapping = offset = None
+    sequence = 2
+    for parent, child in zip(lines, lines[1:]):
+        if not parent.split(" #")[0].rstrip().endswith(":"):
+            continue
+        depth = (len(child) - len(child.lstrip(" "))) - (len(parent) - len(parent.lstrip(" ")))
+        item = child.lstrip(" ")
+        if item.startswith("- ") or item.strip() == "-":
+            if offset is None and depth >= 0:
+                offset, sequence = depth, depth + max(2, len(item) - len(item[1:].lstrip(" ")))
+        elif depth > 0 and mapping is None:
+            mapping = depth
+        if mapping is not None and offset is not None:
+            break
+    return mapping or 2, sequence, offset or 0

@@ -145,6 +145,29 @@ def _resolve_blocks(values: dict[str, Any]) -> tuple[tuple[MLPBaseConfig, ...], 
 _MISSING = object()
 
 
+def _block_versions(values: dict[str, Any]) -> list[InitErrorDetails]:
+    """A block's format_version other than the stack's would be silently ignored (the stack's version decides
+    which changes are applied to its blocks): a problem at that value."""
+    version = values.get("format_version") or 1
+    if type(version) is not int:
+        return []
+    errors: list[InitErrorDetails] = []
+    for name in ("mlp", "dense_mlp"):
+        block = values.get(name)
+        written = getattr(block, "format_version", None)
+        if written is not None and written != version:
+            message = (
+                f"{written} is not the stack's version ({version}), in which its blocks are read: "
+                "give format_version once, at the root of the stack"
+            )
+            errors.append(_error((name, "format_version"), message))
+    for number, override in enumerate(values.get("overrides") or ()):
+        if isinstance(getattr(override, "set", None), dict) and "format_version" in override.set:
+            message = "a layer has the stack's version: give format_version once, at the root of the stack"
+            errors.append(_error(("overrides", number, "set", "format_version"), message))
+    return errors
+
+
 def _leaves(values: dict[str, Any], prefix: Path = ()) -> list[tuple[Path, Any]]:
     """(path, value) of every value an override writes; an empty mapping or a `type` change counts as one value."""
     found: list[tuple[Path, Any]] = []
@@ -276,6 +299,7 @@ class StackConfig(Config):
         """The declared rules, then each layer's block: mlp or dense_mlp, then the overrides that name it;
         a problem of a block names its layers, at the override value that made it."""
         errors = super()._rule_errors(values)
+        errors += _block_versions(values)
         if all(name in values for name in ("layers", "mlp", "first_dense", "moe_every", "moe_layers", "overrides")):
             errors += _resolve_blocks(values)[1]
         return errors

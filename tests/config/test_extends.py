@@ -141,3 +141,24 @@ def test_a_diamond_of_parents_is_bounded(folder: Path) -> None:
     write("d12.yaml", "type: moe\nformat_version: 2\n")
     message = errors("d0.yaml")
     assert f"more than {MAX_FILES} parent files in all; not read" in message
+
+
+def test_a_parent_that_gives_nothing_or_cannot_be_a_file_name_golden(folder: Path) -> None:
+    """Fuzzed: an empty or comment-only parent was silently skipped (its key too); a NUL in a name crashed."""
+    write("empty.yaml", "")
+    write("comment.yaml", "# only a comment\n")
+    write("child.yaml", 'extends: [empty.yaml, {file: comment.yaml, key: model.mlp}, "a\\0b", {file: "a\\0b"}]\ntype: moe\n')
+    assert errors("child.yaml") == (
+        "child.yaml:1:11: extends[0]: extends empty.yaml: empty.yaml is empty; expected a mapping of fields\n"
+        "child.yaml:1:30: extends[1].file: extends comment.yaml: comment.yaml is empty; expected a mapping of fields\n"
+        "child.yaml:1:61: extends[2]: expected a file name or {file: NAME, key: DOTTED.KEY}, got string 'a\\x00b'\n"
+        "child.yaml:1:69: extends[3]: expected a file name or {file: NAME, key: DOTTED.KEY}, got a mapping"
+    )
+
+
+def test_a_version_1_child_of_a_version_1_parent_warns_once_per_change(folder: Path) -> None:
+    write("old.yaml", "type: moe\nrouting: sinkhorn\n")
+    write("older.yaml", "extends: old.yaml\nexperts: 4\n")  # both version 1: the parent's values were migrated twice
+    assert [(warning.file, warning.line, warning.path) for warning in loaded("older.yaml").warnings] == [
+        ("old.yaml", 2, "auxiliary_loss_coefficient")
+    ]

@@ -242,3 +242,22 @@ def test_bad_override_shapes_and_the_layer_bound_golden() -> None:
     assert stack_errors("type: stack\nlayers: 1000000000000\nmlp: {type: moe}\n") == (
         "stack.yaml:2:9: layers: must be <= 100000, got 1000000000000"
     )
+
+
+def test_a_block_version_other_than_the_stack_s_is_an_error_golden() -> None:
+    """Fuzzed: a block's or an override's format_version was accepted and ignored (the stack's version decides)."""
+    assert stack_errors(
+        """\
+        type: stack
+        layers: 2
+        mlp: {type: moe, format_version: 2, experts: 4}
+        overrides:
+          - {layers: "1", set: {format_version: 2}}
+        """
+    ) == (
+        "stack.yaml:3:18: mlp.format_version: 2 is not the stack's version (1), in which its blocks are read: "
+        "give format_version once, at the root of the stack\n"
+        "stack.yaml:5:25: overrides[0].set.format_version: a layer has the stack's version: give format_version once, "
+        "at the root of the stack"
+    )
+    assert stack("type: stack\nformat_version: 2\nlayers: 2\nmlp: {type: moe, format_version: 2, experts: 4}\n").layers == 2
