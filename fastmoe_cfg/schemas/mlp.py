@@ -54,6 +54,16 @@ def _positive(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
 
 
+def routing_default(name: str, owner: RoutingType, value, shown: str, source: str | None = None) -> Derived:
+    """A derived default: `value` under routing `owner`, else none (a setting of that routing only)."""
+    return Derived(
+        field=name,
+        depends_on=("routing",),
+        compute=lambda routing: value if routing == owner else None,
+        doc=f"{shown} with routing {owner.value}{f' ({source})' if source else ''}, else none.",
+    )
+
+
 def ignored_by_balanced(name: str, neutral, shown: str) -> Rule:
     """A rule: `name` keeps its neutral value under routing balanced, which ignores the router's scores."""
     return Rule(
@@ -390,24 +400,9 @@ class MoEMLPConfig(TwoLayerMLPConfig):
             compute=lambda routing: AUXILIARY_LOSS_COEFFICIENT if routing == RoutingType.aux_loss else 0.0,
             doc=f"{AUXILIARY_LOSS_COEFFICIENT} with routing aux_loss, else 0 (the other routings have no load-balancing loss).",
         ),
-        Derived(
-            field="bias_update_rate",
-            depends_on=("routing",),
-            compute=lambda routing: BIAS_UPDATE_RATE if routing == RoutingType.aux_free else None,
-            doc=f"{BIAS_UPDATE_RATE} with routing aux_free (DeepSeek-V3), else none.",
-        ),
-        Derived(
-            field="automatic_bias_update",
-            depends_on=("routing",),
-            compute=lambda routing: False if routing == RoutingType.aux_free else None,
-            doc="false with routing aux_free, else none.",
-        ),
-        Derived(
-            field="balanced_routing_noise",
-            depends_on=("routing",),
-            compute=lambda routing: 0.0 if routing == RoutingType.balanced else None,
-            doc="0 with routing balanced, else none.",
-        ),
+        routing_default("bias_update_rate", RoutingType.aux_free, BIAS_UPDATE_RATE, str(BIAS_UPDATE_RATE), "DeepSeek-V3"),
+        routing_default("automatic_bias_update", RoutingType.aux_free, False, "false"),
+        routing_default("balanced_routing_noise", RoutingType.balanced, 0.0, "0"),
         Derived(
             field="drop_policy",
             depends_on=("capacity_factor",),
@@ -426,30 +421,15 @@ class MoEMLPConfig(TwoLayerMLPConfig):
             compute=lambda jitter_eps: JitterDistribution.uniform if _positive(jitter_eps) else None,
             doc="uniform when jitter_eps > 0, else none.",
         ),
-        Derived(
-            field="bias_update_rule",
-            depends_on=("routing",),
-            compute=lambda routing: BiasUpdateRule.sign if routing == RoutingType.aux_free else None,
-            doc="sign with routing aux_free (DeepSeek-V3), else none.",
-        ),
+        routing_default("bias_update_rule", RoutingType.aux_free, BiasUpdateRule.sign, "sign", "DeepSeek-V3"),
         Derived(
             field="bias_update_ema_decay",
             depends_on=("bias_update_rule",),
             compute=lambda bias_update_rule: BIAS_UPDATE_EMA_DECAY if bias_update_rule == BiasUpdateRule.ema else None,
             doc=f"{BIAS_UPDATE_EMA_DECAY} with bias_update_rule ema (KempnerForge's ema_decay), else none.",
         ),
-        Derived(
-            field="bias_update_schedule",
-            depends_on=("routing",),
-            compute=lambda routing: BiasUpdateSchedule.constant if routing == RoutingType.aux_free else None,
-            doc="constant with routing aux_free, else none.",
-        ),
-        Derived(
-            field="correction_bias_target",
-            depends_on=("routing",),
-            compute=lambda routing: CorrectionBiasTarget.selection if routing == RoutingType.aux_free else None,
-            doc="selection with routing aux_free (DeepSeek-V3), else none.",
-        ),
+        routing_default("bias_update_schedule", RoutingType.aux_free, BiasUpdateSchedule.constant, "constant"),
+        routing_default("correction_bias_target", RoutingType.aux_free, CorrectionBiasTarget.selection, "selection", "DeepSeek-V3"),
     )
     # The names of the Hugging Face families that `convert` imports (and of Fast-LLM's older configs).
     __renamed__ = {
