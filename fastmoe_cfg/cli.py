@@ -772,6 +772,7 @@ def upgrade(
     from fastmoe_cfg.schemas import FORMAT_VERSION
 
     text = _read_text(file)
+    _refuse_key_in_a_stack(text, key, "upgrade the whole stack: without --key")
     loaded, problems = _load_document(file, key, [])
     if problems:
         _print_problems(problems)
@@ -821,6 +822,7 @@ def set_values(
                 param_hint="KEY=VALUE...",
             )
     text = _read_text(file)
+    _refuse_key_in_a_stack(text, key, f"give the paths from its root instead ({key}.KEY=VALUE)")
     loaded, problems = _load_document(file, key, assignments)
     if problems:
         _print_problems(problems)
@@ -834,6 +836,15 @@ def set_values(
     new_text = upgrade_text(text, loaded.migration, FORMAT_VERSION, prefix=prefix, extra=edits)
     _check_rewrite(file, new_text, key, loaded.config)
     _write(file, new_text, param_hint="FILE")
+
+
+def _refuse_key_in_a_stack(text: str, key: Optional[str], instead: str) -> None:
+    """--key into a stack file would write format_version into one block: its version is the stack's (usage error)."""
+    from fastmoe_cfg.config.yaml_reader import parse_yaml
+
+    data = parse_yaml(text).data if key else None
+    if isinstance(data, dict) and data.get("type") == "stack":
+        raise typer.BadParameter(f"{key!r} is inside a stack, whose blocks have the stack's format_version: {instead}", param_hint="--key")
 
 
 def _without_version(config: Any) -> Any:

@@ -381,3 +381,23 @@ def test_upgrade_in_place_on_an_unwritable_file_is_a_usage_error_of_file(folder:
     assert result.exit_code == 2 and result.stderr.endswith("Error: Invalid value for FILE: cannot write old.yaml: Permission denied\n")
     assert (folder / "old.yaml").read_text() == OLD
     assert cli("set", "old.yaml", "experts=4").stderr.endswith("Error: Invalid value for FILE: cannot write old.yaml: Permission denied\n")
+
+
+def test_set_and_upgrade_with_a_key_into_a_stack_are_usage_errors(folder: Path) -> None:
+    """Fuzzed: `set s.yaml --key mlp ...` wrote format_version into the block of a version-1 stack, which the
+    stack then refused (its blocks have the stack's version)."""
+    text = "type: stack\nlayers: 2\nmlp: {type: moe, experts: 4}\n"
+    (folder / "s.yaml").write_text(text)
+    result = cli("set", "s.yaml", "--key", "mlp", "experts=8")
+    assert result.exit_code == 2 and result.stderr.endswith(
+        "Error: Invalid value for --key: 'mlp' is inside a stack, whose blocks have the stack's format_version: "
+        "give the paths from its root instead (mlp.KEY=VALUE)\n"
+    )
+    upgrade = cli("upgrade", "s.yaml", "--key", "mlp")
+    assert upgrade.exit_code == 2 and upgrade.stderr.endswith(
+        "Error: Invalid value for --key: 'mlp' is inside a stack, whose blocks have the stack's format_version: "
+        "upgrade the whole stack: without --key\n"
+    )
+    assert (folder / "s.yaml").read_text() == text
+    assert cli("set", "s.yaml", "mlp.experts=8").exit_code == 0
+    assert (folder / "s.yaml").read_text() == "type: stack\nformat_version: 2\nlayers: 2\nmlp: {type: moe, experts: 8}\n"

@@ -140,13 +140,14 @@ def versions_of(cls: type) -> Versions | None:
     return next((_VERSIONS[klass] for klass in cls.__mro__ if klass in _VERSIONS), None)
 
 
-def file_version(data: Any) -> int | None:
-    """The version a mapping is written in: its `format_version`, 1 without one; None when it is not an integer."""
+def file_version(data: Any, inherited: int | None = None) -> int | None:
+    """The version a mapping is written in: its `format_version`, else `inherited` (the version of the mapping
+    it was selected from), else 1; None when it is not an integer."""
     if not isinstance(data, dict):
         return None
-    version = data.get(FORMAT_FIELD, 1)
+    version = data.get(FORMAT_FIELD)
     if version is None:
-        return 1
+        return inherited if inherited is not None else 1
     return version if type(version) is int else None
 
 
@@ -162,7 +163,7 @@ class Migration:
 
 def migrate(source: Source, versions: Versions | None) -> tuple[Source, Migration]:
     """`source` with every change since its version applied to its blocks, and the warnings they give."""
-    version = file_version(source.data)
+    version = file_version(source.data, source.version)
     if versions is None or version is None or not 1 <= version < versions.current:
         return source, Migration(version=version)
     data = copy.deepcopy(source.data)

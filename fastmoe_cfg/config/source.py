@@ -38,7 +38,9 @@ class Source:
     `prefix` is the `--key` path of `data` inside the document; `overrides` maps a
     path to the `key=value` text of the `--set` that wrote it and its position on the
     command line; `reported` holds the paths whose values were already reported while
-    reading (their validation errors would say the same thing twice).
+    reading (their validation errors would say the same thing twice); `version` is the
+    `format_version` of the nearest mapping above `data` that has one (a stack's, for
+    `--key mlp`): a selection without its own is read in that version, not as version 1.
     """
 
     data: Any
@@ -48,6 +50,7 @@ class Source:
     prefix: Path = ()
     overrides: Mapping[Path, tuple[str, int]] = field(default_factory=dict)
     reported: frozenset[Path] = frozenset()
+    version: int | None = None
 
     # ------------------------------------------------------------------ locating
     def problem(self, path: Path, kind: str, **fields: Any) -> Problem:
@@ -95,7 +98,10 @@ class Source:
     def select(self, key: Path) -> Source:
         """The sub-tree at `key` (`--key model.mlp`), or a ConfigError naming what is missing."""
         node = self.data
+        version = self.version
         for depth, part in enumerate(key):
+            if isinstance(node, dict) and type(node.get("format_version")) is int:
+                version = node["format_version"]
             if not isinstance(node, dict) or part not in node:
                 where = key[:depth]
                 if isinstance(node, dict):
@@ -112,6 +118,7 @@ class Source:
             positions={path[len(key) :]: located for path, located in self.positions.items() if path[: len(key)] == key},
             prefix=self.prefix + key,
             reported=frozenset(path[len(key) :] for path in self.reported if path[: len(key)] == key),
+            version=version,
         )
 
     def with_override(self, text: str, order: int, path: Path, value: Any) -> Source:

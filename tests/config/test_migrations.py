@@ -167,3 +167,27 @@ def test_no_warning_escapes_from_a_current_example() -> None:
         warnings.simplefilter("error", ConfigWarning)
         for path in sorted((ROOT / "examples" / "stacks").glob("*.yaml")):
             load_config(path)
+
+
+def test_a_block_selected_from_a_version_2_stack_is_version_2(tmp_path, monkeypatch) -> None:
+    """Fuzzed: `--key mlp` (or extends with key: mlp) of a version-2 stack read the block as version 1: version-1
+    warnings for a current file, and a value version 2 refuses was dropped with a warning instead of refused."""
+    from fastmoe_cfg.config.yaml_reader import read_yaml
+
+    text = "type: stack\nformat_version: 2\nlayers: 2\nmlp: {type: moe, routing: sinkhorn}\n"
+    assert loaded(text, key="mlp").warnings == ()
+    refused = text.replace("sinkhorn}", "balanced, jitter_eps: 0.5}")
+    with pytest.raises(ConfigError) as info:
+        loaded(refused, key="mlp")
+    assert str(info.value) == (
+        "old.yaml:4:37: mlp.jitter_eps: jitter_eps 0.5 on the router_logits has no effect with routing: balanced, which "
+        "ignores the router's scores (remove it, use jitter_target: layer_input, or use another routing)"
+    )
+    assert [render_warning(problem).split(": warning")[0] for problem in loaded(refused.replace("format_version: 2\n", ""), key="mlp").warnings] == [
+        "old.yaml:3:18: mlp.auxiliary_loss_coefficient",
+        "old.yaml:3:37: mlp.jitter_eps",
+    ]  # a version-1 stack's block is still version 1
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "stack.yaml").write_text(text)
+    (tmp_path / "child.yaml").write_text("extends: {file: stack.yaml, key: mlp}\nformat_version: 2\n")
+    assert load(root_class, read_yaml("child.yaml")).warnings == ()
