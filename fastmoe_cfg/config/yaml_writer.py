@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any, Mapping
 
 from fastmoe_cfg.config.errors import Path
@@ -135,7 +136,7 @@ def _block_indents(text: str) -> tuple[int, int, int]:
     lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
     mapping = offset = None
     sequence = 2
-    for parent, child in zip(lines, lines[1:]):
+    for parent, child in pairwise(lines):
         if not parent.split(" #")[0].rstrip().endswith(":"):
             continue
         depth = (len(child) - len(child.lstrip(" "))) - (len(parent) - len(parent.lstrip(" ")))

@@ -114,6 +114,7 @@ def _resolve_blocks(values: dict[str, Any]) -> tuple[tuple[MLPBaseConfig, ...], 
         for index in indices:
             chosen[index] = (chosen[index][0], (*chosen[index][1], number))
     made: dict[tuple[str, tuple[int, ...]], Any] = {}
+    checked: dict[str, MLPBaseConfig | ValidationError] = {}  # by the merged data: one validation per distinct block
     used: set[tuple[int, Path]] = set()
     for key in dict.fromkeys(chosen):
         block_name, numbers = key
@@ -126,11 +127,18 @@ def _resolve_blocks(values: dict[str, Any]) -> tuple[tuple[MLPBaseConfig, ...], 
             data = _merge(data, overrides[number].set)
         for number in numbers:  # which of each override's values reach this block
             used.update((number, leaf) for leaf, value in _leaves(overrides[number].set) if _get(data, leaf, _MISSING) == value)
-        try:
-            made[key] = MLPBaseConfig.model_validate(data)
-        except ValidationError as exc:
+        text = repr(data)  # YAML data: its repr tells 1, 1.0 and true apart, as validation does
+        if text not in checked:
+            try:
+                checked[text] = MLPBaseConfig.model_validate(data)
+            except ValidationError as exc:
+                checked[text] = exc
+        result = checked[text]
+        if isinstance(result, ValidationError):
             which = format_layers(index for index, other in enumerate(chosen) if other == key)
-            errors += _layer_errors(exc, which, block_name, [(number, overrides[number].set) for number in numbers])
+            errors += _layer_errors(result, which, block_name, [(number, overrides[number].set) for number in numbers])
+        else:
+            made[key] = result
     applied = {number for _, numbers in chosen for number in numbers}
     for number in sorted(applied):
         for leaf, _ in _leaves(overrides[number].set):
