@@ -138,6 +138,11 @@ def validate_source(cls: type[C], source: Source) -> C:
         for problem in problems_from_validation_error(exc, cls, source):
             if nested is not None and problem.path == nested[0] and problem.message == "unknown field":
                 problem = _with_key_hint(problem, nested[1])
+            elif problem.message == "unknown field" and (problem.path or "").rsplit(".", 1)[-1] == "extends":
+                from dataclasses import replace
+
+                message = "unknown field: extends is read at the root of a file only (not inside a mapping, nor at a --key)"
+                problem = replace(problem, message=message)
             problems.append(problem)
         raise ConfigError(problems) from None
     if problems:

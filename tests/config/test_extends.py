@@ -162,3 +162,12 @@ def test_a_version_1_child_of_a_version_1_parent_warns_once_per_change(folder: P
     assert [(warning.file, warning.line, warning.path) for warning in loaded("older.yaml").warnings] == [
         ("old.yaml", 2, "auxiliary_loss_coefficient")
     ]
+
+
+def test_extends_inside_a_mapping_says_it_is_read_at_the_root_only(folder: Path) -> None:
+    """Fuzzed: extends in a nested mapping or at a --key selection was a bare "unknown field"."""
+    write("model.yaml", "model:\n  mlp:\n    extends: ../base.yaml\n    type: moe\n")
+    write("nested.yaml", "extends: base.yaml\nformat_version: 2\npre_norm: {extends: base.yaml}\n")
+    message = "unknown field: extends is read at the root of a file only (not inside a mapping, nor at a --key)"
+    assert errors("model.yaml", key="model.mlp") == f"model.yaml:3:5: model.mlp.extends: {message}"
+    assert errors("nested.yaml") == f"nested.yaml:3:12: pre_norm.extends: {message}"
