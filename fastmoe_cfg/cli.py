@@ -578,11 +578,19 @@ def _set_fields(block: Any) -> List[str]:
 DIFF_IDENTICAL, DIFF_SAME_LAYOUT, DIFF_INCOMPATIBLE = 0, 3, 4
 
 
-def _diff_side(path: Path, key: Optional[str], overrides: List[str]) -> Any:
+def _invalid_input(path: Path, problems: List[Problem], output_format: str) -> typer.Exit:
+    """diff's exit 1: the problems of an input, on standard error, or as the --format json report on standard output."""
+    if output_format == "json":
+        sys.stdout.write(_report([(str(path), problems)]))
+    else:
+        _print_problems(problems)
+    return typer.Exit(1)
+
+
+def _diff_side(path: Path, key: Optional[str], overrides: List[str], output_format: str = "text") -> Any:
     loaded, problems = _load_document(path, key, overrides)
     if problems:
-        _print_problems(problems)
-        raise typer.Exit(1)
+        raise _invalid_input(path, problems, output_format)
     _print_warnings(loaded.warnings)
     return loaded
 
@@ -599,7 +607,7 @@ def _layer_where(loaded: Any) -> Any:
     return lambda layer, path: where_text(loaded.source, layer_path(loaded.config, layer, path))
 
 
-def _hf_side(path: Path, layer: Optional[int], all_layers: bool) -> tuple[Any, Any]:
+def _hf_side(path: Path, layer: Optional[int], all_layers: bool, output_format: str = "text") -> tuple[Any, Any]:
     """An HF config.json as our blocks: one (the --layer, default the first MoE layer) or every layer."""
     from fastmoe_cfg.config.yaml_reader import read_yaml
     from fastmoe_cfg.hf.mapping import convert as convert_hf
@@ -611,11 +619,9 @@ def _hf_side(path: Path, layer: Optional[int], all_layers: bool) -> tuple[Any, A
             return first.written_config(), lambda where_path: _hf_field(first, where_path)
         conversions = [first if index == first.layer else convert_hf(source, index) for index in range(first.layers)]
     except ConfigError as exc:
-        _print_problems(exc.problems)
-        raise typer.Exit(1) from None
+        raise _invalid_input(path, exc.problems, output_format) from None
     except OSError as exc:
-        _print_problems([Problem(f"cannot read the file: {exc.strerror or exc}", file=str(path))])
-        raise typer.Exit(1) from None
+        raise _invalid_input(path, [Problem(f"cannot read the file: {exc.strerror or exc}", file=str(path))], output_format) from None
     return [conversion.config for conversion in conversions], lambda index, where_path: _hf_field(conversions[index], where_path)
 
 
@@ -664,12 +670,12 @@ def diff(
 
     if layer is not None and not from_hf:
         raise typer.BadParameter("applies only with --from-hf (the HF decoder layer to compare)", param_hint="--layer")
-    a = _diff_side(file_a, key, [])
+    a = _diff_side(file_a, key, [], output_format)
     stack_a = a.config.type == "stack"
     if layer is not None and stack_a:
         raise typer.BadParameter(f"{file_a} is a stack, compared with every HF layer: remove --layer", param_hint="--layer")
     if from_hf:
-        b_config, b_where = _hf_side(file_b, layer, all_layers=stack_a)
+        b_config, b_where = _hf_side(file_b, layer, all_layers=stack_a, output_format=output_format)
         if stack_a:
             differences = diff_stacks(
                 a.config.blocks(), b_config, where_a=_layer_where(a), where_b=b_where,
@@ -678,7 +684,7 @@ def diff(
         else:
             differences = diff_configs(a.config, b_config, where_a=_where(a), where_b=b_where)
     else:
-        b = _diff_side(file_b, key, [])
+        b = _diff_side(file_b, key, [], output_format)
         stack_b = b.config.type == "stack"
         if stack_a or stack_b:
             blocks_a = a.config.blocks() if stack_a else [a.config]

@@ -401,3 +401,27 @@ def test_set_and_upgrade_with_a_key_into_a_stack_are_usage_errors(folder: Path) 
     assert (folder / "s.yaml").read_text() == text
     assert cli("set", "s.yaml", "mlp.experts=8").exit_code == 0
     assert (folder / "s.yaml").read_text() == "type: stack\nformat_version: 2\nlayers: 2\nmlp: {type: moe, experts: 8}\n"
+
+
+def test_diff_json_of_an_invalid_input_is_the_json_report(folder: Path) -> None:
+    """Fuzzed: `diff --format json` of an invalid input printed text problems and nothing on standard output."""
+    (folder / "bad.yaml").write_text("type: moe\nexperts: 0\n")
+    (folder / "other.json").write_text('{"a": 1}\n')
+    result = cli("diff", "a.yaml", "bad.yaml", "--format", "json")
+    assert result.exit_code == 1 and json.loads(result.stdout) == {
+        "format": 1,
+        "files": [
+            {
+                "file": "bad.yaml",
+                "valid": False,
+                "problems": [
+                    {
+                        "message": "must be >= 1, got 0", "path": "experts", "file": "bad.yaml", "line": 2, "column": 10,
+                        "suggestion": None, "override": None,
+                    }
+                ],
+            }
+        ],
+    }
+    hf = cli("diff", "a.yaml", "other.json", "--from-hf", "--format", "json")
+    assert hf.exit_code == 1 and json.loads(hf.stdout)["files"][0]["problems"][0]["path"] == "model_type"
