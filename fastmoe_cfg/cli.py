@@ -17,7 +17,7 @@ import typer
 from fastmoe_cfg import __version__
 from fastmoe_cfg.config.base import Tier
 from fastmoe_cfg.config.errors import ConfigError, Problem, did_you_mean
-from fastmoe_cfg.config.loader import load_bytes, load_file, parse_key
+from fastmoe_cfg.config.loader import parse_key
 from fastmoe_cfg.config.overrides import OverrideSyntaxError, parse_override
 from fastmoe_cfg.schemas import MLPBaseConfig
 
