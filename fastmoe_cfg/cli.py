@@ -5,6 +5,7 @@ reaches the user. Never imports torch. Problems go to standard error in text
 mode, for every command; `--format json` puts its report on standard output.
 """
 
+import copy
 import os
 import sys
 import textwrap
@@ -791,6 +792,7 @@ def upgrade(
         return
     new_text = upgrade_text(text, loaded.migration, FORMAT_VERSION, prefix=parse_key(key))
     _check_rewrite(file, new_text, key, loaded.config)
+    _refuse_edits_beyond(file, text, new_text, parse_key(key))
     if in_place:
         _write(file, new_text, param_hint="FILE")
     else:
@@ -841,7 +843,32 @@ def set_values(
         edits.append(Edit("set", (*prefix, *path), parse_yaml(raw).data))
     new_text = upgrade_text(text, loaded.migration, FORMAT_VERSION, prefix=prefix, extra=edits)
     _check_rewrite(file, new_text, key, loaded.config)
+    _refuse_edits_beyond(file, text, new_text, prefix)
     _write(file, new_text, param_hint="FILE")
+
+
+def _refuse_edits_beyond(file: Path, text: str, new_text: str, prefix: tuple) -> None:
+    """Nothing outside the `--key` block may change: a block reached through a YAML alias (`mlp: *defaults`) shares
+    its mapping with the anchor and every other alias of it, which the edit would change too (exit 1, not written)."""
+    from fastmoe_cfg.config.yaml_reader import parse_yaml
+
+    def without_block(data: Any) -> Any:
+        if not prefix:
+            return None
+        outside = copy.deepcopy(data)
+        node = outside
+        for part in prefix[:-1]:
+            node = node[part]
+        node[prefix[-1]] = None
+        return outside
+
+    if without_block(parse_yaml(text).data) != without_block(parse_yaml(new_text).data):
+        sys.stderr.write(
+            f"{file}: {'.'.join(map(str, prefix))} is a YAML alias of a mapping that other places of the file share "
+            "(&anchor / *alias): the edit would change them too; edit the anchor's mapping itself, or copy it "
+            "into the block first; not changed\n"
+        )
+        raise typer.Exit(1)
 
 
 def _refuse_key_in_a_stack(text: str, key: Optional[str], instead: str) -> None:

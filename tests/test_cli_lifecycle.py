@@ -369,6 +369,24 @@ def test_set_keeps_the_layout_of_lists_and_adds_new_keys_last(folder: Path) -> N
     assert (folder / "a.yaml").read_text() == A + "pre_norm:\n  type: rms_norm\n"
 
 
+def test_set_and_upgrade_refuse_a_block_that_is_a_yaml_alias(folder: Path) -> None:
+    """Fuzzed: `set --key model.mlp` where `mlp: *b` edited the anchor, so `other: *b` changed silently too."""
+    text = "defaults: &b\n  type: moe\n  format_version: 2\n  experts: 8\nmodel:\n  mlp: *b\n  other: *b\n"
+    (folder / "m.yaml").write_text(text)
+    message = (
+        "m.yaml: model.mlp is a YAML alias of a mapping that other places of the file share (&anchor / *alias): the edit "
+        "would change them too; edit the anchor's mapping itself, or copy it into the block first; not changed\n"
+    )
+    result = cli("set", "m.yaml", "--key", "model.mlp", "experts=16")
+    assert (result.exit_code, result.stderr) == (1, message) and (folder / "m.yaml").read_text() == text
+    (folder / "m.yaml").write_text(text.replace("  format_version: 2\n", ""))  # version 1: upgrade edits the block
+    result = cli("upgrade", "m.yaml", "--key", "model.mlp", "--in-place")
+    assert (result.exit_code, result.stderr.splitlines()[-1] + "\n") == (1, message)
+    (folder / "n.yaml").write_text("model:\n  mlp:\n    type: moe\n    experts: 8\n  other: {type: mlp}\n")
+    assert cli("set", "n.yaml", "--key", "model.mlp", "experts=16").exit_code == 0  # no alias: edited
+    assert "experts: 16" in (folder / "n.yaml").read_text()
+
+
 def test_upgrade_in_place_on_an_unwritable_file_is_a_usage_error_of_file(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An unwritable FILE (a read-only file; tests may run as root, so the write is made to fail) names FILE, not --output."""
     (folder / "old.yaml").write_text(OLD)
