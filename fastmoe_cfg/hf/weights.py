@@ -198,13 +198,13 @@ def hf_state_dict(
         raise ValueError(f"{what} has tensors a {conversion.family} MoE layer does not have: {', '.join(unknown)}")
     meta = config.build(conversion.hidden_size, device="meta")
     expected, parameters = meta.state_dict(), {name for name, _ in meta.named_parameters()}
-    ours = {  # the buffers HF does not have (aux_free's update step and load average) take their initial values
-        f"{prefix}{'.' if prefix else ''}{name}": value
-        for prefix, module in meta.named_modules()
-        if hasattr(module, "initial_buffers")
-        for name, value in module.initial_buffers(device="cpu").items()
-        if f"{prefix}{'.' if prefix else ''}{name}" in expected
-    }
+    ours = {}  # the buffers HF does not have (aux_free's update step and load average) take their initial values
+    for prefix, module in meta.named_modules():
+        if hasattr(module, "initial_buffers"):
+            for name, value in module.initial_buffers(device="cpu").items():
+                key = f"{prefix}.{name}" if prefix else name
+                if key in expected:  # persistent buffers only (pending_load is not saved)
+                    ours[key] = value
     for entry in tensors:
         name, tensor = entry.ours, entry.join([hf_state[hf_name] for hf_name in entry.hf])
         if tensor.shape != expected[name].shape:
