@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from fastmoe_cfg.config.base import Config
 
-__all__ = ["Locator", "config_error", "problems_from_validation_error"]
+__all__ = ["Locator", "config_error", "problem_from_error", "problems_from_validation_error"]
 
 
 class Locator(Protocol):
@@ -68,6 +68,11 @@ def problems_from_validation_error(exc: ValidationError, root: type[Config], loc
         if not locator.is_reported(path):
             problems.append(_problem(error, path, owner, klass, locator))
     return problems
+
+
+def problem_from_error(error: dict[str, Any], path: Path, locator: Locator) -> Problem:
+    """One pydantic error of a plain model (not a `Config`: no variants, tiers or rules) at `path`, in our words."""
+    return _problem(error, path, None, None, locator)
 
 
 def _walk(root: type[Config], loc: Sequence[Any]) -> tuple[Path, type[Config] | None, type[Config] | None]:

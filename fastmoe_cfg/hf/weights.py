@@ -1,8 +1,9 @@
 """Weights between Hugging Face MoE blocks and our layer; torch is imported inside the functions.
 
-Each family is a list of `Tensors`: the HF tensor(s) of a block's state dict and our parameter or
-buffer they become, with the two exact transforms between them (transposes, GPT-OSS's interleaved
-gate/up, the shared expert's separate gate and up projections). Import is `load_state_dict(strict)`
+Each family's module (`fastmoe_cfg.hf.families`) gives a list of `Tensors`: the HF tensor(s) of a block's
+state dict and our parameter or buffer they become, with the two exact transforms between them (transposes,
+GPT-OSS's interleaved gate/up, the shared expert's separate gate and up projections); the pieces that several
+families share are here. Import is `load_state_dict(strict)`
 of the converted tensors, so every parameter of our layer is filled; export is the inverse.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
-from fastmoe_cfg.hf.mapping import FAMILIES, MULTIMODAL, convert
+from fastmoe_cfg.hf.mapping import convert
 from fastmoe_cfg.schemas.hybrid import HybridMoEMLPConfig
 
 if TYPE_CHECKING:
@@ -29,27 +30,27 @@ class Tensors:
     split: Split = lambda tensor: [tensor]
 
 
-def _transposed(hf: str, ours: str) -> Tensors:
+def transposed(hf: str, ours: str) -> Tensors:
     """[E, a, b] stored as [E, b, a] (GPT-OSS)."""
     return Tensors((hf,), ours, lambda t: t[0].transpose(1, 2), lambda t: [t.transpose(1, 2)])
 
 
-def _gate_first(interleaved):
+def gate_first(interleaved):
     """GPT-OSS's last dimension [..., 2I] with gate = ::2 and up = 1::2 -> gate then up."""
     import torch
 
     return torch.cat([interleaved[..., ::2], interleaved[..., 1::2]], dim=-1)
 
 
-def _interleaved(gate_first):
-    """Inverse of `_gate_first`."""
+def interleaved(gate_first):
+    """Inverse of `gate_first`."""
     import torch
 
     gate, up = gate_first.chunk(2, dim=-1)
     return torch.stack([gate, up], dim=-1).flatten(-2)
 
 
-def _gated_mlp(hf_prefix: str, ours: str) -> list[Tensors]:
+def gated_mlp(hf_prefix: str, ours: str) -> list[Tensors]:
     """An HF gated MLP of nn.Linear (`gate_proj`, `up_proj`, `down_proj`) -> our dense MLP:
     layer_1.weight = cat(gate, up) [2·I, H]; layer_2.weight = down as is."""
     import torch
@@ -63,63 +64,9 @@ def _gated_mlp(hf_prefix: str, ours: str) -> list[Tensors]:
     ]
 
 
-def _fused_experts(prefix: str = "experts") -> list[Tensors]:
+def fused_experts(prefix: str = "experts") -> list[Tensors]:
     """HF fused experts: gate_up_proj [E, 2I, H] (gate rows first) and down_proj [E, H, I], our layout as is."""
     return [Tensors((f"{prefix}.gate_up_proj",), "experts.layer_1.weight"), Tensors((f"{prefix}.down_proj",), "experts.layer_2.weight")]
-
-
-def _family_tensors(family: str, config: Any) -> list[Tensors]:
-    if family in ("mixtral", "qwen3_moe", "olmoe"):
-        return [Tensors(("gate.weight",), "router.weight"), *_fused_experts()]
-    if family == "qwen2_moe":
-        return [
-            Tensors(("gate.weight",), "router.weight"),
-            *_fused_experts(),
-            *_gated_mlp("shared_expert", "shared"),
-            Tensors(("shared_expert_gate.weight",), "shared_expert_gate", lambda t: t[0][0], lambda t: [t[None]]),
-        ]
-    if family == "deepseek_v3":
-        tensors = [
-            Tensors(("gate.weight",), "router.weight"),
-            Tensors(("gate.e_score_correction_bias",), "router_correction_bias"),
-            *_fused_experts(),
-        ]
-        return tensors + (_gated_mlp("shared_experts", "shared") if config.shared_experts else [])
-    if family == "gpt_oss":
-        return [
-            Tensors(("router.weight",), "router.weight"),
-            Tensors(("router.bias",), "router.bias"),
-            Tensors(
-                ("experts.gate_up_proj",), "experts.layer_1.weight",
-                lambda t: _gate_first(t[0]).transpose(1, 2), lambda t: [_interleaved(t.transpose(1, 2))],
-            ),
-            Tensors(("experts.gate_up_proj_bias",), "experts.layer_1.bias", lambda t: _gate_first(t[0]), lambda t: [_interleaved(t)]),
-            _transposed("experts.down_proj", "experts.layer_2.weight"),
-            Tensors(("experts.down_proj_bias",), "experts.layer_2.bias"),
-        ]
-    if family == "gemma4_text":  # names inside Gemma4TextDecoderLayer; its other tensors are not the feed-forward's
-        if isinstance(config, HybridMoEMLPConfig):  # the whole feed-forward: dense.*, routed.*, post_norm
-            return [
-                *_gated_mlp("mlp", "dense"),
-                Tensors(("pre_feedforward_layernorm.weight",), "dense.pre_norm.weight"),
-                Tensors(("post_feedforward_layernorm_1.weight",), "dense.post_norm.weight"),
-                *(Tensors(entry.hf, f"routed.{entry.ours}", entry.join, entry.split) for entry in _gemma4_moe_branch()),
-                Tensors(("post_feedforward_layernorm.weight",), "post_norm.weight"),
-            ]
-        return _gemma4_moe_branch()
-    raise ValueError(f"no weight mapping for family {family!r}")
-
-
-def _gemma4_moe_branch() -> list[Tensors]:
-    """Gemma4TextDecoderLayer's MoE branch: Gemma4TextRouter, Gemma4TextExperts and the *_2 norms."""
-    return [
-        Tensors(("router.scale",), "router_scale"),
-        Tensors(("router.proj.weight",), "router.weight"),
-        Tensors(("router.per_expert_scale",), "router_per_expert_scale"),
-        *_fused_experts(),
-        Tensors(("pre_feedforward_layernorm_2.weight",), "pre_norm.weight"),
-        Tensors(("post_feedforward_layernorm_2.weight",), "post_norm.weight"),
-    ]
 
 
 def import_moe_block(
@@ -177,9 +124,18 @@ def hf_state_dict(
     """
     import torch
 
+    from fastmoe_cfg.hf.families import family_of
+    from fastmoe_cfg.hf.mapping import _ranges
+
     conversion = convert(hf_config, layer, moe_only=moe_only)
-    if not conversion.is_moe:
+    if not conversion.moe_layers:
         raise ValueError(f"{conversion.family}: the model has no MoE layer to import")
+    if not conversion.is_moe:
+        raise ValueError(
+            f"{conversion.family}: decoder layer {conversion.layer} has a dense MLP, not an MoE block; "
+            f"its MoE layers are {_ranges(conversion.moe_layers)} (pass one of them as layer=)"
+        )
+    family = family_of(conversion.family)
     config = conversion.config
     if implementation is not None:
         if isinstance(config, HybridMoEMLPConfig):
@@ -187,9 +143,9 @@ def hf_state_dict(
         else:
             config = type(config).from_dict({**conversion.data, "implementation": implementation})
     hybrid = isinstance(config, HybridMoEMLPConfig)
-    hf_state = _hf_state(hf_block, conversion.family, hybrid=hybrid)
+    hf_state = family.state(hf_block, hybrid=hybrid)
     what = "state dict" if isinstance(hf_block, dict) else type(hf_block).__name__
-    tensors = _family_tensors(conversion.family, config)
+    tensors = family.tensors(config)
     missing = [name for entry in tensors for name in entry.hf if name not in hf_state]
     if missing:
         raise ValueError(f"{what} is not a {conversion.family} MoE block: it has no {', '.join(missing)}")
@@ -217,36 +173,20 @@ def hf_state_dict(
         return config, conversion.hidden_size, {name: tensor.detach().clone() for name, tensor in ours.items()}
 
 
-GEMMA4_MOE_MODULES = ("router", "experts", "pre_feedforward_layernorm_2", "post_feedforward_layernorm_2")
-GEMMA4_DENSE_MODULES = ("mlp", "pre_feedforward_layernorm", "post_feedforward_layernorm_1", "post_feedforward_layernorm")
-
-
-def _hf_state(hf_block: Any, family: str, *, hybrid: bool = False) -> dict:
-    """The block's state dict (or the mapping itself, a checkpoint's tensors by the block's names); for Gemma-4,
-    the tensors of the decoder layer's feed-forward modules only (the MoE branch's alone unless `hybrid`)."""
-    modules = GEMMA4_MOE_MODULES + (GEMMA4_DENSE_MODULES if hybrid else ())
-    if isinstance(hf_block, dict):
-        if family != "gemma4_text":
-            return dict(hf_block)
-        return {key: value for key, value in hf_block.items() if key.split(".", 1)[0] in modules}
-    if family != "gemma4_text":
-        return hf_block.state_dict()
-    absent = [name for name in modules if not hasattr(hf_block, name)]
-    if absent:
-        raise ValueError(f"{type(hf_block).__name__} is not a Gemma-4 decoder layer with an MoE block: it has no {', '.join(absent)}")
-    return {f"{name}.{key}": value for name in modules for key, value in getattr(hf_block, name).state_dict().items()}
-
-
 TRAINING_STATE = ("bias_update_step", "router_load_ema")  # our aux_free training state, which HF blocks do not have
 
 
 def export_state_dict(layer: Any, family: str) -> dict:
     """Our layer's weights in the HF block's state-dict layout and names (for Gemma-4: the MoE tensors of
-    the decoder layer). `family` is the HF model_type: mixtral, qwen2_moe, qwen3_moe, olmoe, deepseek_v3,
-    gpt_oss or gemma4_text (gemma4 is accepted for it)."""
-    family = f"{family}_text" if family in MULTIMODAL else family
-    if family not in FAMILIES:
-        raise ValueError(f"unknown family {family!r}: one of {', '.join(sorted(FAMILIES))}")
+    the decoder layer). `family` is the HF model_type (`convert`'s `Conversion.family`; a multimodal wrapper's
+    model_type, gemma4, is accepted for its text model's)."""
+    from fastmoe_cfg.hf.families import families, wrappers
+
+    outer = wrappers()
+    family = f"{family}_text" if family in outer else family
+    known = families()
+    if family not in known:
+        raise ValueError(f"unknown family {family!r}: one of {', '.join(sorted(known))}")
     state = layer.state_dict()
     if any(hasattr(tensor, "device_mesh") for tensor in state.values()):
         raise ValueError(
@@ -254,7 +194,7 @@ def export_state_dict(layer: Any, family: str) -> dict:
             "get_model_state_dict(layer, options=StateDictOptions(full_state_dict=True)) (torch.distributed.checkpoint.state_dict), "
             "then export a layer built without ep_mesh that loads it"
         )
-    tensors = _family_tensors(family, layer.config)
+    tensors = known[family].tensors(layer.config)
     missing = [entry.ours for entry in tensors if entry.ours not in state]
     extra = sorted(name for name in set(state) - {entry.ours for entry in tensors} if name.rpartition(".")[2] not in TRAINING_STATE)
     if missing or extra:
