@@ -610,15 +610,16 @@ def _layer_where(loaded: Any) -> Any:
 
 def _hf_side(path: Path, layer: Optional[int], all_layers: bool, output_format: str = "text") -> tuple[Any, Any]:
     """An HF config.json as our blocks: one (the --layer, default the first MoE layer) or every layer."""
-    from fastmoe_cfg.config.yaml_reader import read_yaml
+    from fastmoe_cfg.config.yaml_reader import read_json
     from fastmoe_cfg.hf.mapping import convert as convert_hf
+    from fastmoe_cfg.hf.mapping import convert_all
 
     try:
-        source = read_yaml(path)
-        first = convert_hf(source, layer)
+        source = read_json(path)
         if not all_layers:  # a block file: compared with what convert writes, format_version included
+            first = convert_hf(source, layer)
             return first.written_config(), lambda where_path: _hf_field(first, where_path)
-        conversions = [first if index == first.layer else convert_hf(source, index) for index in range(first.layers)]
+        conversions = convert_all(source)
     except ConfigError as exc:
         raise _invalid_input(path, exc.problems, output_format) from None
     except OSError as exc:
@@ -954,10 +955,13 @@ def init(
 def convert(
     from_hf: Path = typer.Option(
         ..., "--from-hf", exists=True, dir_okay=False, readable=True, metavar="CONFIG_JSON",
-        help="A Hugging Face model's config.json (Mixtral, Qwen2-MoE, Qwen3-MoE, OLMoE, DeepSeek-V3, GPT-OSS, Gemma-4).",
+        help="A Hugging Face model's config.json (its model_type: one of the families in the Hugging Face guide's table).",
     ),
     layer: Optional[str] = typer.Option(
         None, "--layer", "-l", metavar="N", callback=_integer(0), help="Decoder layer to convert. Default: the first MoE layer."
+    ),
+    all_layers: bool = typer.Option(
+        False, "--all-layers", help="Convert every decoder layer's MLP into one stack config (type: stack), with whole-model totals."
     ),
     output: Optional[Path] = typer.Option(None, "--output", "-o", dir_okay=False, help="Write to this file instead of stdout."),
     force: bool = typer.Option(False, "--force", help="Overwrite --output if it exists."),
@@ -968,7 +972,9 @@ def convert(
     """Convert the MLP of one decoder layer of a Hugging Face model config into a commented YAML config.
 
     Each value's comment names the HF field it came from; the header gives the
-    model's hidden size and the layer's parameter counts. A dense layer (DeepSeek-V3's
+    model's hidden size and the layer's parameter counts. `--all-layers` writes every
+    layer's MLP as one stack (dense and MoE layers placed as the family places them),
+    with the whole model's MLP parameters and FLOPs per token in the header. A dense layer (DeepSeek-V3's
     first_k_dense_replace, Qwen's mlp_only_layers) becomes `type: mlp`; Gemma-4's feed-forward, a
     dense MLP and an MoE block summed, becomes `type: hybrid_moe` (`--moe-only`: its MoE branch). An HF setting
     that cannot be represented is an error naming it (exit 1). No torch needed.
@@ -978,17 +984,21 @@ def convert(
     \b
         fastmoe-cfg convert --from-hf config.json --layer 3 -o moe.yaml
         fastmoe-cfg explain moe.yaml --hidden-size 7168
+        fastmoe-cfg convert --from-hf config.json --all-layers -o model.yaml
     """
     import shlex
 
-    from fastmoe_cfg.config.yaml_reader import read_yaml
-    from fastmoe_cfg.hf.mapping import conversion_yaml
+    from fastmoe_cfg.config.yaml_reader import read_json
+    from fastmoe_cfg.hf.mapping import conversion_yaml, convert_all, stack_yaml
     from fastmoe_cfg.hf.mapping import convert as convert_hf
 
     if output is not None and output.exists() and not force:
         raise typer.BadParameter(f"{output} exists; pass --force to overwrite it", param_hint="--output")
+    if all_layers and layer is not None:
+        raise typer.BadParameter("--all-layers converts every layer: remove --layer", param_hint="--layer")
     try:
-        conversion = convert_hf(read_yaml(from_hf), layer, moe_only=moe_only)
+        source = read_json(from_hf)
+        conversions = convert_all(source, moe_only=moe_only) if all_layers else [convert_hf(source, layer, moe_only=moe_only)]
     except ConfigError as exc:
         _print_problems(exc.problems, sys.stderr)
         raise typer.Exit(1) from None
@@ -997,10 +1007,11 @@ def convert(
     except OSError as exc:
         _print_problems([Problem(f"cannot read the file: {exc.strerror or exc}", file=str(from_hf))], sys.stderr)
         raise typer.Exit(1) from None
-    command = shlex.join(
-        ["fastmoe-cfg", "convert", "--from-hf", str(from_hf), *(["--layer", str(layer)] if layer is not None else []), *(["--moe-only"] if moe_only else [])]
-    )
-    text = conversion_yaml(conversion, command)
+    command = shlex.join([
+        "fastmoe-cfg", "convert", "--from-hf", str(from_hf), *(["--layer", str(layer)] if layer is not None else []),
+        *(["--all-layers"] if all_layers else []), *(["--moe-only"] if moe_only else []),
+    ])
+    text = stack_yaml(conversions, command) if all_layers else conversion_yaml(conversions[0], command)
     if output is None:
         sys.stdout.write(text)
     else:

@@ -20,7 +20,7 @@ from typing import Any, Iterator
 from fastmoe_cfg.config.errors import Path, Problem, format_path, shorten
 from fastmoe_cfg.config.source import Located, Position, Source
 
-__all__ = ["MAX_BYTES", "parse_yaml", "parse_yaml_bytes", "read_yaml"]
+__all__ = ["MAX_BYTES", "parse_yaml", "parse_yaml_bytes", "read_json", "read_yaml"]
 
 MAX_DEPTH = 64
 MAX_NODES = 100_000
@@ -46,6 +46,35 @@ def read_yaml(path: str | FilePath, *, display_name: str | None = None) -> Sourc
             raise IsADirectoryError(errno.EISDIR, "not a regular file", str(path))
         raw = stream.read(MAX_BYTES + 1)
     return parse_yaml_bytes(raw, name)
+
+
+def read_json(path: str | FilePath, *, display_name: str | None = None) -> Source:
+    """Read a JSON file (a Hugging Face config.json) as Python's `json` reads it, with the positions of its values.
+
+    Text that `json` refuses (trailing commas, comments, single quotes, ...) is one problem, at the line and column
+    `json` reports; a YAML mapping with `type` or `format_version` and no `model_type` (one of our configs) is returned
+    as read, for the caller to name it.
+    Raises OSError as `read_yaml` does."""
+    import json
+
+    name = display_name or str(path)
+    with open(path, "rb") as stream:
+        if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
+            raise IsADirectoryError(errno.EISDIR, "not a regular file", str(path))
+        raw = stream.read(MAX_BYTES + 1)
+    source = parse_yaml_bytes(raw, name)  # JSON is YAML 1.2: the same reader gives every value's position
+    if source.data is None and source.problems and not raw.strip():
+        return source
+    try:
+        json.loads(raw)
+    except (UnicodeDecodeError, RecursionError) as exc:
+        return Source(None, name, problems=source.problems or (Problem(f"not valid JSON: {exc}", file=name, line=1, column=1),))
+    except json.JSONDecodeError as exc:
+        data = source.data
+        if isinstance(data, dict) and not source.problems and "model_type" not in data and ("type" in data or "format_version" in data):
+            return source  # one of our YAML configs: convert says so
+        return Source(None, name, problems=(Problem(f"not valid JSON: {exc.msg}", file=name, line=exc.lineno, column=exc.colno),))
+    return source
 
 
 def parse_yaml_bytes(raw: bytes, file: str | None) -> Source:

@@ -14,11 +14,12 @@ from fastmoe_cfg.config.errors import Path
 __all__ = ["Edit", "dump_yaml", "edit_yaml", "edit_yaml_ops"]
 
 
-def dump_yaml(data: Mapping[str, Any], *, header: str | None = None, comments: Mapping[str, str] | None = None) -> str:
+def dump_yaml(data: Mapping[str, Any], *, header: str | None = None, comments: Mapping[Any, str] | None = None) -> str:
     """Plain data -> YAML text (block style, keys in the given order).
 
     `header` becomes the comment lines above the document; `comments` an end-of-line comment on
-    top-level keys, aligned in one column (at most 40), one line per value however long.
+    top-level keys (a key of `comments` that is a tuple is the path of a nested key), aligned in one
+    column (at most 40), one line per value however long.
     """
     from ruamel.yaml import YAML
 
@@ -27,14 +28,29 @@ def dump_yaml(data: Mapping[str, Any], *, header: str | None = None, comments: M
     document = _to_commented(data)
     if comments:
         yaml.width = 4096
-        column = min(40, 2 + max(len(key) + 1 if isinstance(value, Mapping) else len(f"{key}: {value}") for key, value in data.items()))
+        column = min(40, 2 + max(_line_length(data, key if isinstance(key, tuple) else (key,)) for key in [*data, *comments]))
         for key, comment in comments.items():
-            document.yaml_add_eol_comment(comment, key, column=column)
+            if isinstance(key, tuple):
+                parent = document
+                for part in key[:-1]:
+                    parent = parent[part]
+                parent.yaml_add_eol_comment(comment, key[-1], column=column)
+            else:
+                document.yaml_add_eol_comment(comment, key, column=column)
     if header:
         document.yaml_set_start_comment(header)
     stream = io.StringIO()
     yaml.dump(document, stream)
     return stream.getvalue()
+
+
+def _line_length(data: Mapping[str, Any], path: tuple) -> int:
+    """The length of the line that writes `path` (`key:` for a mapping, `key: value` otherwise), indented."""
+    value: Any = data
+    for part in path:
+        value = value.get(part) if isinstance(value, Mapping) else None
+    key = path[-1]
+    return 2 * (len(path) - 1) + (len(str(key)) + 1 if isinstance(value, Mapping) else len(f"{key}: {value}"))
 
 
 def _to_commented(value: Any) -> Any:

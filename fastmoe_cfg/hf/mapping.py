@@ -158,11 +158,23 @@ def convert(hf_config: Any, layer: int | None = None, *, moe_only: bool = False)
 
     Raises ConfigError, naming each HF field that is missing, malformed or cannot be represented.
     """
+    return _read_model(hf_config, layer, moe_only).layer(layer)
+
+
+def convert_all(hf_config: Any, *, moe_only: bool = False) -> list[Conversion]:
+    """Every decoder layer's MLP, as `convert` gives each (layers with equal blocks share one config object)."""
+    model = _read_model(hf_config, None, moe_only)
+    return [model.layer(index) for index in range(model.fields.num_hidden_layers)]
+
+
+def _read_model(hf_config: Any, layer: int | None, moe_only: bool) -> _Model:
     from fastmoe_cfg.hf.families import families, wrappers
 
     if layer is not None and (type(layer) is not int or layer < 0):
         raise TypeError(f"layer: expected a decoder layer index >= 0 or None, got {layer!r}")
     source = as_source(hf_config)
+    if source.data is None and source.problems:  # not readable (invalid JSON, ...): said once
+        raise ConfigError(source.problems)
     if not isinstance(source.data, dict):
         raise ConfigError([*source.problems, Problem("expected a mapping (a model's config.json)", file=source.file, line=1, column=1)])
     model_type = source.data.get("model_type")
@@ -201,20 +213,40 @@ def convert(hf_config: Any, layer: int | None = None, *, moe_only: bool = False)
         raise ConfigError([*source.problems, located(source, "num_hidden_layers", message)])
     if moe_only and not family.moe_only:  # a setting with no effect is an error
         raise ValueError(f"moe_only applies to Gemma-4 only, whose feed-forward is a dense MLP and an MoE block; {model_type} has one MLP block")
-    out = Conversion(family=model_type, layer=layer, layers=fields.num_hidden_layers, hidden_size=fields.hidden_size, moe_only=moe_only)
-    out.dtype, out.quantization = fields.torch_dtype, fields.quantization_config
-    hf = Context(source, fields)
-    out.set_moe_layers(family.moe_layers(fields))
-    family.convert(out, fields, hf)
-    if hf.problems or source.problems:
-        raise ConfigError([*source.problems, *hf.problems])
-    read = family.fields.hf_names()
-    out.unused = tuple(sorted(str(key) for key in source.data if key not in read))
-    try:
-        out.config = MLPBaseConfig.from_dict(out.data)
-    except ConfigError as exc:  # a combination our rules reject: say which HF fields it came from, at the first
-        raise ConfigError(_from_hf(problem, out, source) for problem in exc.problems) from None
-    return out
+    return _Model(source, family, fields, model_type, family.moe_layers(fields), moe_only)
+
+
+@dataclass
+class _Model:
+    """A config.json whose family and fields were read: converts any of its decoder layers."""
+
+    source: Source
+    family: Any  # fastmoe_cfg.hf.families.Family
+    fields: HFFields
+    model_type: str
+    moe_layers: tuple[int, ...]
+    moe_only: bool
+    validated: dict[str, MLPBaseConfig] = field(default_factory=dict)  # repr(data) -> config: layers alike validate once
+
+    def layer(self, layer: int | None) -> Conversion:
+        fields, source = self.fields, self.source
+        out = Conversion(family=self.model_type, layer=layer, layers=fields.num_hidden_layers, hidden_size=fields.hidden_size, moe_only=self.moe_only)
+        out.dtype, out.quantization = fields.torch_dtype, fields.quantization_config
+        hf = Context(source, fields)
+        out.set_moe_layers(self.moe_layers)
+        self.family.convert(out, fields, hf)
+        if hf.problems or source.problems:
+            raise ConfigError([*source.problems, *hf.problems])
+        read = self.family.fields.hf_names()
+        out.unused = tuple(sorted(str(key) for key in source.data if key not in read))
+        key = repr(out.data)
+        if key not in self.validated:
+            try:
+                self.validated[key] = MLPBaseConfig.from_dict(out.data)
+            except ConfigError as exc:  # a combination our rules reject: say which HF fields it came from, at the first
+                raise ConfigError(_from_hf(problem, out, source) for problem in exc.problems) from None
+        out.config = self.validated[key]
+        return out
 
 
 def _from_hf(problem: Problem, out: Conversion, source: Source) -> Problem:
@@ -291,3 +323,105 @@ def conversion_yaml(conversion: Conversion, command: str) -> str:
         )
     comments = {"format_version": "the config format version, not from HF", **conversion.sources}
     return dump_yaml(conversion.written_data(), header="\n".join(header), comments=comments)
+
+
+# --- the whole model as a stack ---------------------------------------------------------------------------------
+
+
+def _placement(layers: int, moe: tuple[int, ...]) -> dict[str, Any]:
+    """The stack fields that place the MoE layers: first_dense and moe_every when they can, else the list."""
+    from fastmoe_cfg.schemas.stack import _moe_indices
+
+    steps = {later - earlier for earlier, later in zip(moe, moe[1:])}
+    for every in sorted({1, *steps}) if len(steps) <= 1 else ():
+        for first in sorted({0, moe[0] if moe else 0}):
+            if _moe_indices(layers, first, every, None) == moe:
+                return {key: value for key, value in (("first_dense", first), ("moe_every", every)) if value != {"first_dense": 0, "moe_every": 1}[key]}
+    return {"moe_layers": list(moe)}
+
+
+def _changes(base: dict[str, Any], data: dict[str, Any], config: Any) -> dict[str, Any]:
+    """What an override sets to turn block `base` into `data` (`config`: data's validated config): the keys that differ,
+    nested mappings compared key by key; a key that `data` lacks takes its value in `config`."""
+    from fastmoe_cfg.config.base import plain_data
+
+    if base.get("type") != data.get("type"):
+        return dict(data)
+    changes: dict[str, Any] = {}
+    for key in {**base, **data}:
+        if key not in data:
+            changes[key] = plain_data(getattr(config, key))
+        elif isinstance(data[key], dict) and isinstance(base.get(key), dict) and base[key].get("type") == data[key].get("type"):
+            inner = _changes(base[key], data[key], getattr(config, key, None))
+            if inner:
+                changes[key] = inner
+        elif base.get(key) != data[key]:
+            changes[key] = data[key]
+    return changes
+
+
+def stack_data(conversions: list[Conversion]) -> tuple[dict[str, Any], dict[Any, str]]:
+    """The model's MLPs as a stack: (YAML data, comments). The MoE block is the first MoE layer's, the dense block the
+    first dense layer's; the family's placement of MoE layers; an override for each set of layers whose block differs."""
+    first = conversions[0]
+    moe, layers = first.moe_layers, first.layers
+    moe_set = set(moe)
+    dense = [index for index in range(layers) if index not in moe_set]
+    mlp = conversions[moe[0] if moe else 0]
+    dense_mlp = conversions[dense[0]] if moe and dense else None
+    data: dict[str, Any] = {"type": "stack", "format_version": FORMAT_VERSION, "layers": layers}
+    if moe:
+        data.update(_placement(layers, moe))
+    comments: dict[Any, str] = {"format_version": "the config format version, not from HF", "layers": "num_hidden_layers"}
+    for key in ("first_dense", "moe_every", "moe_layers"):
+        if key in data:
+            comments[key] = f"the MoE layers, as transformers places them ({_ranges(moe)})"
+    if dense_mlp is not None:
+        data["dense_mlp"] = dense_mlp.data
+        comments["dense_mlp"] = f"the dense layers' MLP (layers {_ranges(tuple(dense))})"
+        comments.update({("dense_mlp", key): text for key, text in dense_mlp.sources.items() if key in dense_mlp.data})
+    data["mlp"] = mlp.data
+    comments["mlp"] = f"the MoE layers' block ({_ranges(moe)})" if moe else "every layer's MLP: the model has no MoE layer"
+    comments.update({("mlp", key): text for key, text in mlp.sources.items() if key in mlp.data})
+    groups: dict[str, tuple[dict[str, Any], list[int]]] = {}
+    for index, conversion in enumerate(conversions):
+        base = mlp if index in moe_set or dense_mlp is None else dense_mlp
+        if conversion.data != base.data:
+            changes = _changes(base.data, conversion.data, conversion.config)
+            groups.setdefault(repr(changes), (changes, []))[1].append(index)
+    if groups:
+        data["overrides"] = [{"layers": _ranges(tuple(indices)), "set": changes} for changes, indices in groups.values()]
+        comments["overrides"] = "layers whose block differs from the one above (the family's per-layer rules)"
+    return data, comments
+
+
+def stack_yaml(conversions: list[Conversion], command: str) -> str:
+    """The whole model's MLPs as a commented stack config (`convert --all-layers`), with whole-model totals."""
+    import textwrap
+
+    from fastmoe_cfg.config.yaml_writer import dump_yaml
+    from fastmoe_cfg.schemas.stack import StackConfig
+
+    first = conversions[0]
+    data, comments = stack_data(conversions)
+    stack = StackConfig.from_dict(data)
+    if stack.blocks() != tuple(conversion.config for conversion in conversions):  # a bug of stack_data, never the user's
+        raise RuntimeError("the stack written for --all-layers does not give every layer's converted block")
+    counts = stack.counts(first.hidden_size)
+    moe = first.moe_layers
+    header = [
+        f"Written by: {command}",
+        f"Hugging Face model_type {first.family}: the MLPs of all {first.layers} decoder layers "
+        f"(MoE layers: {'none' if not moe else f'all {len(moe)}' if len(moe) == first.layers else f'{len(moe)}: {_ranges(moe)}'}).",
+        f"The model's width is hidden_size {first.hidden_size}; it is not part of this config. Per layer:",
+        f"  fastmoe-cfg explain THIS_FILE --hidden-size {first.hidden_size}",
+        f"Parameters of the model's MLPs: {counts.total_parameters:,} in all, {counts.active_parameters:,} active per token;",
+        f"  {counts.flops_per_token:,} FLOPs per token (forward, matrix multiplications).",
+        *_dtype_line(first.dtype, first.quantization),
+        "Each comment names the HF field(s) a value came from.",
+    ]
+    if first.unused:
+        header += textwrap.wrap(
+            "HF fields outside the model's MLP blocks, not converted: " + ", ".join(first.unused) + ".", width=98, subsequent_indent="  "
+        )
+    return dump_yaml(data, header="\n".join(header), comments=comments)

@@ -274,3 +274,9 @@ def test_hf_state_dict_from_a_checkpoint_mapping_equals_the_import(name):
     extra = "router.extra" if name == "gemma4" else "extra"
     with pytest.raises(ValueError, match=f"has tensors a .* MoE layer does not have: {extra}"):
         hf_state_dict({**tensors, extra: torch.zeros(1)}, family.config, moe_only=family.moe_only)
+
+
+def test_importing_a_dense_layer_names_the_moe_layers():
+    family = deepseek_v3()  # first_k_dense_replace 1: layer 0 is dense, layer 1 MoE
+    with pytest.raises(ValueError, match=r"^deepseek_v3: decoder layer 0 has a dense MLP, not an MoE block; its MoE layers are 1 \(pass one of them as layer=\)$"):
+        import_moe_block(family.block, family.config, layer=0)
