@@ -182,9 +182,9 @@ def export_state_dict(layer: Any, family: str) -> dict:
     model_type, gemma4, is accepted for its text model's)."""
     from fastmoe_cfg.hf.families import families, wrappers
 
-    outer = wrappers()
-    family = f"{family}_text" if family in outer else family
     known = families()
+    if family in wrappers():  # the family that declares the wrapper (kimi_k25's text model is kimi_k2, not kimi_k25_text)
+        family = next(entry.name for entry in known.values() if family in (entry.wrappers or {}))
     if family not in known:
         raise ValueError(f"unknown family {family!r}: one of {', '.join(sorted(known))}")
     state = layer.state_dict()

@@ -1,7 +1,8 @@
 """DeepSeek-V3 (`DeepseekV3MoE`): sigmoid scores, group-limited top-k on scores + e_score_correction_bias
 (noaux_tc), renormalised and × routed_scaling_factor, n_shared_experts; dense MLPs before first_k_dense_replace.
 
-Kimi-K2 (`kimi_k2`, its config.json) is this architecture: transformers itself reads it as `deepseek_v3`.
+Kimi-K2 (`kimi_k2`, its config.json) is this architecture: transformers itself reads it as `deepseek_v3`; so is the
+text model of the multimodal Kimi-K2.5 (`kimi_k25`, under `text_config`, whose model_type is kimi_k2 or deepseek_v3).
 """
 
 from __future__ import annotations
@@ -101,4 +102,11 @@ FAMILY = Family(
     convert=convert,
     tensors=tensors,
     block="DeepseekV3MoE",
+    wrappers={"kimi_k25": "text_config"},
+    hf_modules=("deepseek_v3", "kimi_k25"),
+    note=(
+        "sigmoid scores, group-limited top-k (group score: sum of its top-2) on scores + e_score_correction_bias, renormalised "
+        "(norm_topk_prob) × routed_scaling_factor, n_shared_experts; dense MLPs before first_k_dense_replace; "
+        "kimi_k2 is this architecture, kimi_k25 its multimodal wrapper (text_config)"
+    ),
 )
