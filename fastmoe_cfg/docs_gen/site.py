@@ -54,6 +54,19 @@ def _asset(name: str) -> str:
     return resources.files("fastmoe_cfg.docs_gen").joinpath("assets", name).read_text(encoding="utf-8")
 
 
+HF_SUPPORT_TABLE = "<!-- fastmoe:hf-support-table -->"  # replaced by the table of fastmoe_cfg.hf.support
+
+
+def guide_source(name: str) -> str:
+    """A guide's Markdown before its commands run: the asset, with the tables generated from the code filled in."""
+    text = _asset(name)
+    if HF_SUPPORT_TABLE in text:
+        from fastmoe_cfg.hf.support import markdown_table
+
+        text = text.replace(HF_SUPPORT_TABLE, markdown_table())
+    return text
+
+
 def _require_mkdocs() -> None:
     try:
         import material  # noqa: F401
@@ -154,7 +167,7 @@ def build_steps(out: Path, scratch: Path, *, on_command: Callable[[str], None] =
 def _source_steps(stage: _Stage, on_command: Callable[[str], None]) -> list[Step]:
     def guides() -> None:
         for name in GUIDES:
-            text = render_guide(_asset(name), stage.root / "work", on_command=lambda command: on_command(command.text))
+            text = render_guide(guide_source(name), stage.root / "work", on_command=lambda command: on_command(command.text))
             stage.write(f"guide/{name}", text)
 
     return [

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import importlib
 import pkgutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
@@ -49,6 +49,7 @@ class Family:
     hf_modules: tuple[str, ...] = ()
     note: str = ""
     select_state: Callable[[Any, bool], dict] | None = None  # the block's tensors when not its whole state dict (Gemma-4)
+    module: str = ""  # the module of this package that defines it (set by the registry)
 
     @property
     def name(self) -> str:
@@ -69,7 +70,7 @@ def families() -> dict[str, Family]:
     for module in sorted(pkgutil.iter_modules(__path__), key=lambda info: info.name):
         if module.name.startswith("_"):
             continue
-        family = importlib.import_module(f"{__name__}.{module.name}").FAMILY
+        family = replace(importlib.import_module(f"{__name__}.{module.name}").FAMILY, module=module.name)
         for model_type in family.model_types:
             if model_type in found:
                 raise RuntimeError(f"model_type {model_type!r} is claimed by {found[model_type].name} and {family.name}")
