@@ -69,7 +69,7 @@ def test_kimi_k2_config_json_converts():
 def test_kimi_k25_config_json_converts_as_its_text_model():
     data = published("kimi_k25")
     conversion = convert(data)
-    assert conversion.family == "kimi_k2"
+    assert conversion.family == "kimi_k2" and conversion.quantization["quant_method"] == "compressed-tensors"  # in text_config
     assert conversion.config == convert(data["text_config"]).config == convert(published("kimi_k2")).config
     import json
 
