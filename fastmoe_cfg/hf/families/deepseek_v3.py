@@ -7,6 +7,8 @@ text model of the multimodal Kimi-K2.5 (`kimi_k25`, under `text_config`, whose m
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 from fastmoe_cfg.hf.families import Family
 from fastmoe_cfg.hf.fields import Activation, HFFields, Number, hf_field
 from fastmoe_cfg.hf.mapping import Context, Conversion, dense, gated_experts
@@ -36,6 +38,22 @@ def moe_layers(hf: DeepseekV3Fields) -> tuple[int, ...]:
     return tuple(range(hf.first_k_dense_replace, hf.num_hidden_layers))
 
 
+def listed_moe_layers(hf: Any) -> tuple[int, ...]:
+    """The layers whose `mlp_layer_types` entry is "sparse" (transformers' DeepSeek-V3.2, GLM-5, ...); without the
+    list, every layer from first_k_dense_replace on."""
+    if hf.mlp_layer_types is None:
+        return moe_layers(hf)
+    return tuple(index for index, kind in enumerate(hf.mlp_layer_types[: hf.num_hidden_layers]) if kind == "sparse")
+
+
+def check_layer_types(hf: Any, context: Context) -> None:
+    """mlp_layer_types has one entry per decoder layer, as transformers checks."""
+    if hf.mlp_layer_types is not None and len(hf.mlp_layer_types) != hf.num_hidden_layers:
+        context.problem(
+            "mlp_layer_types", f"has {len(hf.mlp_layer_types)} entries: expected one per decoder layer (num_hidden_layers {hf.num_hidden_layers})"
+        )
+
+
 def check(hf: DeepseekV3Fields, context: Context, scoring: str = "sigmoid", method: str = "noaux_tc", name: str = "DeepSeek-V3") -> None:
     """The settings transformers' DeepSeek-V3 block ignores but a config.json may carry: refused unless they agree."""
     context.unsupported_unless(
@@ -54,10 +72,12 @@ def dense_layer(out: Conversion, hf: DeepseekV3Fields, context: Context) -> None
     dense(out, hf.intermediate_size, "intermediate_size", hf.hidden_act, context.named("hidden_act"))
 
 
-def routed_experts(out: Conversion, hf: DeepseekV3Fields, context: Context, block: str = "DeepseekV3MoE") -> None:
+def routed_experts(
+    out: Conversion, hf: DeepseekV3Fields, context: Context, block: str = "DeepseekV3MoE", placement: str = "layer >= first_k_dense_replace"
+) -> None:
     """The experts: n_routed_experts + n_shared_experts (one MLP of width moe_intermediate_size × n_shared_experts)."""
     shared = hf.n_shared_experts
-    out.set("type", "moe", f"{block}: layer >= first_k_dense_replace")
+    out.set("type", "moe", f"{block}: {placement}")
     out.set("experts", hf.n_routed_experts + shared, "n_routed_experts + n_shared_experts")
     out.set("experts_per_token", hf.num_experts_per_tok, "num_experts_per_tok")
     if shared:
@@ -71,11 +91,21 @@ def groups(out: Conversion, hf: DeepseekV3Fields, context: Context) -> None:
         out.set("expert_groups_per_token", hf.topk_group, context.named("topk_group"))
 
 
-def convert(out: Conversion, hf: DeepseekV3Fields, context: Context) -> None:
-    check(hf, context)
-    if not out.is_moe:
-        return dense_layer(out, hf, context)
-    routed_experts(out, hf, context)
+def converter(block: str, name: str, placement: str = "layer >= first_k_dense_replace") -> Callable[[Conversion, Any, Context], None]:
+    """The `convert` of a family whose MoE block is DeepSeek-V3's (`block`, the model `name` for messages)."""
+
+    def convert(out: Conversion, hf: DeepseekV3Fields, context: Context) -> None:
+        check(hf, context, name=name)
+        if not out.is_moe:
+            return dense_layer(out, hf, context)
+        routed_experts(out, hf, context, block=block, placement=placement)
+        sigmoid_routing(out, hf, context)
+
+    return convert
+
+
+def sigmoid_routing(out: Conversion, hf: DeepseekV3Fields, context: Context) -> None:
+    """DeepseekV3TopkRouter: sigmoid, group-limited top-k of scores + e_score_correction_bias, renormalised, × scale."""
     out.set("routing", "aux_free", "noaux_tc: e_score_correction_bias serves the choice only")
     out.set("router_score_function", "sigmoid", "scoring_func sigmoid")
     out.set("normalize_expert_weights", hf.norm_topk_prob, context.named("norm_topk_prob"))
@@ -94,6 +124,8 @@ def tensors(config) -> list[Tensors]:
     table = [Tensors(("gate.weight",), "router.weight"), Tensors(("gate.e_score_correction_bias",), "router_correction_bias"), *fused_experts()]
     return table + (gated_mlp("shared_experts", "shared") if config.shared_experts else [])
 
+
+convert = converter("DeepseekV3MoE", "DeepSeek-V3")
 
 FAMILY = Family(
     model_types=("deepseek_v3", "kimi_k2"),
