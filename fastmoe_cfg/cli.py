@@ -1027,6 +1027,102 @@ def _write(output: Path, text: str, param_hint: str = "--output") -> None:
     sys.stderr.write(f"wrote {output}\n")
 
 
+BENCH_DTYPES = ["fp32", "bf16", "fp16"]  # the keys of fastmoe_cfg.bench.DTYPES (a test checks it)
+
+
+@app.command()
+def bench(
+    file: Path = _FILE,
+    hidden_size: Optional[str] = typer.Option(
+        None, "--hidden-size", metavar="H", callback=_integer(1),
+        help="Model hidden size. With --key, read from the enclosing mapping's hidden_size when it has one.",
+    ),
+    tokens: str = typer.Option("4096", "--tokens", "-n", metavar="N", callback=_integer(1), help="Tokens per pass."),
+    dtype: Optional[str] = typer.Option(
+        None, "--dtype", metavar="|".join(BENCH_DTYPES), callback=_choice(BENCH_DTYPES), help="Compute dtype. Default: bf16 on CUDA, fp32 on the CPU."
+    ),
+    device: Optional[str] = typer.Option(None, "--device", metavar="DEVICE", help="cpu, cuda or cuda:N. Default: cuda when available."),
+    compile_: bool = typer.Option(False, "--compile", help="torch.compile(fullgraph=True) every layer but looped (which runs eagerly)."),
+    repeats: str = typer.Option("10", "--repeats", "-r", metavar="N", callback=_integer(1), help="Timed rounds (medians reported)."),
+    warmup: str = typer.Option("2", "--warmup", metavar="N", callback=_integer(0), help="Untimed rounds before them."),
+    overrides: Optional[List[str]] = _SET,
+    key: Optional[str] = _KEY,
+    output_format: str = typer.Option(
+        "text", "--format", "-f", metavar="text|json", callback=_choice(FORMATS), help="text: a table and a load chart; json: the report on standard output."
+    ),
+) -> None:
+    """Time each implementation of an MLP block (looped, dropless with the torch and Triton kernels) against an
+    equal-FLOP dense MLP, in one run.
+
+    Prints, per implementation: forward and forward+backward time (medians of interleaved
+    rounds), achieved TFLOP/s in useful FLOPs (the counts explain prints; backward counted as 2x forward),
+    the ratio to the dense MLP and to the looped experts, peak memory (CUDA) or bytes saved for backward
+    (CPU), then each expert's load in one forward. Needs torch (exit 2 without it). A progress bar goes to
+    standard error.
+
+    Example:
+
+    \b
+        fastmoe-cfg bench examples/mixtral_8x7b.yaml --hidden-size 1024 --set intermediate_size=1024 --tokens 2048
+        fastmoe-cfg bench examples/model_file/model.yaml --key model.mlp --device cuda --compile --format json
+    """
+    from fastmoe_cfg.bench import BenchError, run
+
+    loaded, problems = _load_document(file, key, overrides or [])
+    if problems:
+        if output_format == "json":
+            sys.stdout.write(_report([(str(file), problems)]))
+        else:
+            _print_problems(problems)
+        raise typer.Exit(1)
+    if hidden_size is None and key:
+        hidden_size, _ = _enclosing_hidden_size(file, parse_key(key))
+    if hidden_size is None:
+        raise typer.BadParameter("is required (the model's hidden size; the config does not hold it)", param_hint="--hidden-size")
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    status = Console(stderr=True)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    progress = Progress(*columns, console=status, transient=True, disable=not status.is_terminal)
+    task = progress.add_task("bench", total=None)
+
+    def start(total: int) -> None:  # once the request is known to run: a usage error leaves standard error clean
+        progress.update(task, total=total)
+        progress.start()
+
+    try:
+        report = run(
+            loaded.config, hidden_size, tokens=tokens, dtype=dtype, device=device, compile=compile_, repeats=repeats, warmup=warmup,
+            on_start=start, on_step=lambda description: progress.update(task, advance=1, description=description),
+        )
+    except BenchError as exc:
+        sys.stderr.write(f"fastmoe-cfg bench: error: {exc}\n")
+        raise typer.Exit(2) from None
+    finally:
+        progress.stop()
+    if output_format == "json":
+        import json
+
+        sys.stdout.write(json.dumps({"file": str(file), "key": key, **report.to_json()}, indent=2) + "\n")
+        return
+    from fastmoe_cfg.bench import footnotes, heading, load_chart, table_columns, table_rows
+    from rich.table import Table
+
+    console = Console(width=max(Console().width, 120), highlight=False)
+    console.print(heading(report, str(file)), markup=False)
+    table = Table()
+    for index, column in enumerate(table_columns(report)):
+        table.add_column(column, justify="left" if index == 0 else "right")
+    for cells in table_rows(report):
+        table.add_row(*cells)
+    console.print(table)
+    if report.loads is not None:
+        console.print(f"Tokens per routed expert, one forward ({report.loads_from}; {sum(report.loads)} assignments):", markup=False)
+        console.print("\n".join(load_chart(report.loads)), markup=False)
+    console.print("\n".join(footnotes(report)), markup=False)
+
+
 def _print_version(value: bool) -> None:
     if value:
         sys.stdout.write(f"fastmoe-cfg {__version__}\n")
