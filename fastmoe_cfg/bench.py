@@ -199,7 +199,45 @@ def _median_range(values: list[float]) -> tuple[float, tuple[float, float]]:
     return 1000 * statistics.median(values), (1000 * min(values), 1000 * max(values))
 
 
-def run(
+@dataclass
+class Setup:
+    """The layers of one measurement, built (`prepare`) and not yet run (`measure`), by row name, dense first.
+
+    The MoE rows share one set of parameters (built once; the others on the meta device, then tied to it):
+    the same weights for every implementation, and the memory of one layer's weights.
+    """
+
+    config: Any
+    hidden_size: int
+    tokens: int
+    device: Any
+    dtype: str
+    torch_dtype: Any
+    layers: dict[str, Any]
+    configs: dict[str, Any]
+    compiled: dict[str, bool]
+    row_flops: dict[str, int]
+    baseline: str
+    flops_per_token: int
+    dense_flops_per_token: int
+    dense_intermediate_size: int
+    compile: bool
+    skipped: list[dict[str, str]]
+    notes: list[str]
+
+
+def tie(source: Any, target: Any) -> None:
+    """Make `target`'s parameters `source`'s (the same objects) and its buffers copies of `source`'s, by name."""
+    parameters, buffers = dict(source.named_parameters()), dict(source.named_buffers())
+    for name, _ in list(target.named_parameters()):
+        owner, _, leaf = name.rpartition(".")
+        target.get_submodule(owner)._parameters[leaf] = parameters[name]
+    for name, _ in list(target.named_buffers()):
+        owner, _, leaf = name.rpartition(".")
+        target.get_submodule(owner)._buffers[leaf] = buffers[name].clone()
+
+
+def prepare(
     config: Any,
     hidden_size: int,
     *,
@@ -207,18 +245,12 @@ def run(
     dtype: str | None = None,
     device: str | None = None,
     compile: bool = False,
-    repeats: int = 10,
-    warmup: int = 2,
-    looped_repeats: int | None = None,
     names: list[str] | None = None,
-    on_start: Callable[[int], None] | None = None,
-    on_step: Callable[[str], None] | None = None,
-) -> Report:
-    """Measure `config`'s implementations and the equal-FLOP dense MLP; see the module docstring for the method.
+) -> Setup:
+    """Build the dense MLP and `config`'s implementations (see `variants`; `names`: only these) for `measure`.
 
     `dtype`: fp32 | bf16 | fp16 (default bf16 on CUDA, fp32 on the CPU); `device`: default cuda when available.
-    `looped_repeats`: fewer timed rounds for the looped row (slow at large shapes); `names`: only these rows
-    (besides dense). `on_start(total_steps)` and `on_step(description)` drive a progress bar.
+    A variant that cannot be built here is skipped with its reason.
     """
     torch = import_torch()
     from fastmoe_cfg.schemas.counts import count_layer
@@ -235,30 +267,71 @@ def run(
     flops = count_layer(config, hidden_size).flops_per_token
     dense_flops = count_layer(dense, hidden_size).flops_per_token
     notes = []
-
     layers: dict[str, Any] = {}
-    row_flops: dict[str, int] = {}
     compiled: dict[str, bool] = {}
+    shared = None  # the first MoE layer built: the others take its parameters
     measured = [("dense", dense)] if config.type != "mlp" else []
     for name, variant in [*measured, *chosen]:
         torch.manual_seed(0)  # the same router and expert weights for every implementation
         try:
-            layer = variant.build(hidden_size, device=where, dtype=torch_dtype).train()
+            if shared is None or name == "dense":
+                layer = variant.build(hidden_size, device=where, dtype=torch_dtype)
+                shared = layer if name != "dense" else None
+            else:
+                layer = variant.build(hidden_size, device="meta", dtype=torch_dtype)
+                tie(shared, layer)
         except (ValueError, RuntimeError, ImportError, NotImplementedError) as exc:
             skipped.append({"name": name, "reason": f"{type(exc).__name__}: {exc}"})
             continue
         compiled[name] = compile and name != "looped"
-        layers[name] = torch.compile(layer, fullgraph=True) if compiled[name] else layer
-        row_flops[name] = dense_flops if name == "dense" else flops
+        layers[name] = torch.compile(layer.train(), fullgraph=True) if compiled[name] else layer.train()
     if compile and "looped" in layers:
         notes.append("looped runs eagerly under --compile: its per-expert loop breaks a full graph")
     baseline = "dense" if config.type != "mlp" else chosen[0][0]
     if baseline not in layers:
         raise BenchError(f"the {baseline} layer could not be built: {skipped[-1]['reason']}")
+    return Setup(
+        config=config, hidden_size=hidden_size, tokens=tokens, device=where, dtype=dtype, torch_dtype=torch_dtype, layers=layers,
+        configs=dict(chosen), compiled=compiled, row_flops={name: dense_flops if name == "dense" else flops for name in layers},
+        baseline=baseline, flops_per_token=flops, dense_flops_per_token=dense_flops, dense_intermediate_size=width,
+        compile=compile, skipped=skipped, notes=notes,
+    )
 
-    generator = torch.Generator(device="cpu").manual_seed(tokens)
-    x = torch.randn(tokens, hidden_size, generator=generator).to(where, torch_dtype).requires_grad_()
-    grad = torch.randn(tokens, hidden_size, generator=generator).to(where, torch_dtype)
+
+def inputs(setup: Setup) -> tuple[Any, Any]:
+    """The input x [T, H] (requires grad) and the output gradient of every pass: seeded by the token count."""
+    torch = import_torch()
+    generator = torch.Generator(device="cpu").manual_seed(setup.tokens)
+    x = torch.randn(setup.tokens, setup.hidden_size, generator=generator).to(setup.device, setup.torch_dtype).requires_grad_()
+    grad = torch.randn(setup.tokens, setup.hidden_size, generator=generator).to(setup.device, setup.torch_dtype)
+    return x, grad
+
+
+def run(config: Any, hidden_size: int, *, tokens: int = 4096, dtype: str | None = None, device: str | None = None,
+        compile: bool = False, names: list[str] | None = None, **options: Any) -> Report:
+    """`measure(prepare(...))`: the options of both."""
+    setup = prepare(config, hidden_size, tokens=tokens, dtype=dtype, device=device, compile=compile, names=names)
+    return measure(setup, **options)
+
+
+def measure(
+    setup: Setup,
+    *,
+    repeats: int = 10,
+    warmup: int = 2,
+    looped_repeats: int | None = None,
+    on_start: Callable[[int], None] | None = None,
+    on_step: Callable[[str], None] | None = None,
+) -> Report:
+    """Time the layers of `setup`; see the module docstring for the method.
+
+    `looped_repeats`: fewer timed rounds for the looped row (slow at large shapes).
+    `on_start(total_steps)` and `on_step(description)` drive a progress bar.
+    """
+    torch = import_torch()
+    layers, compiled, where, tokens = setup.layers, setup.compiled, setup.device, setup.tokens
+    notes = list(setup.notes)
+    x, grad = inputs(setup)
     cuda = where.type == "cuda"
 
     def sync() -> None:
@@ -341,10 +414,10 @@ def run(
     rows = []
     for name in order:
         forward_ms, total_ms, forward_range, total_range = medians[name]
-        dense_forward, dense_total = medians[baseline][:2]
+        dense_forward, dense_total = medians[setup.baseline][:2]
         looped = medians.get("looped")
-        forward_flops = tokens * row_flops[name]
-        variant = dict(chosen).get(name)
+        forward_flops = tokens * setup.row_flops[name]
+        variant = setup.configs.get(name)
         rows.append(
             Row(
                 name=name,
@@ -355,7 +428,7 @@ def run(
                 forward_ms_range=(round(forward_range[0], 4), round(forward_range[1], 4)),
                 forward_backward_ms_range=(round(total_range[0], 4), round(total_range[1], 4)),
                 samples=len(times[name]),
-                flops_per_token=row_flops[name],
+                flops_per_token=setup.row_flops[name],
                 forward_tflops=forward_flops / forward_ms / 1e9,
                 forward_backward_tflops=3 * forward_flops / total_ms / 1e9,
                 vs_dense=total_ms / dense_total,
@@ -367,25 +440,25 @@ def run(
             )
         )
     return Report(
-        type=config.type,
-        hidden_size=hidden_size,
+        type=setup.config.type,
+        hidden_size=setup.hidden_size,
         tokens=tokens,
-        dtype=dtype,
+        dtype=setup.dtype,
         device=str(where),
-        compiled=compile,
+        compiled=setup.compile,
         repeats=repeats,
         warmup=warmup,
         torch=torch.__version__,
         threads=torch.get_num_threads(),
-        flops_per_token=flops,
-        dense_intermediate_size=width,
-        dense_flops_per_token=dense_flops,
+        flops_per_token=setup.flops_per_token,
+        dense_intermediate_size=setup.dense_intermediate_size,
+        dense_flops_per_token=setup.dense_flops_per_token,
         memory="peak_allocated" if cuda else "saved_for_backward",
         rows=rows,
         loads=loads,
         loads_from=loads_from,
-        experts_per_token=getattr(config, "experts_per_token", None),
-        skipped=skipped,
+        experts_per_token=getattr(setup.config, "experts_per_token", None),
+        skipped=setup.skipped,
         notes=notes,
     )
 

@@ -186,3 +186,20 @@ def test_load_chart_of_many_experts_is_one_character_each() -> None:
 
 def test_bench_dtypes_are_the_library_s() -> None:
     assert BENCH_DTYPES == list(bench.DTYPES)
+
+
+def test_implementations_share_one_set_of_weights_and_compute_the_same() -> None:
+    from fastmoe_cfg.config.loader import load
+    from fastmoe_cfg.config.yaml_reader import read_yaml
+    from fastmoe_cfg.schemas.stack import root_class
+
+    config = load(root_class, read_yaml(Path(SMALL))).config
+    setup = bench.prepare(config, 16, tokens=32, device="cpu")
+    looped, dropless = setup.layers["looped"], setup.layers[kernel_rows()[0]]
+    assert all(
+        parameter is dict(dropless.named_parameters())[name] and not parameter.is_meta for name, parameter in looped.named_parameters()
+    )
+    assert not any(buffer.is_meta for buffer in dropless.buffers())
+    x, grad = bench.inputs(setup)
+    outputs = [layer(x) for layer in (looped, dropless)]
+    torch.testing.assert_close(outputs[1], outputs[0], rtol=1e-5, atol=1e-6)
