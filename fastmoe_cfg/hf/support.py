@@ -31,7 +31,64 @@ MOE_MODULES = (
 
 # module -> why it does not convert: the feature of its MoE block that the schema lacks (or why it is not a model
 # whose MLP this package describes).
-REFUSED: dict[str, str] = {}
+REFUSED: dict[str, str] = {
+    "ernie4_5_vl_moe": (
+        "Ernie4_5_VLMoeMoeBlock sends text and image tokens (by moe_mm_token_type_ids) to two separate expert sets, "
+        "text_moe and vision_moe, each with its own router: our layer has one router."
+    ),
+    "glm5_next": (
+        "Glm5NextTextMoE's experts and shared experts clamp the gate above and up to ±swiglu_limit before silu(gate)·up: "
+        "our activation_limit only clamps gpt_oss_glu, not silu."
+    ),
+    "hy_v4": (
+        "HYV4MoE's routed experts clamp the gate above and up to ±swiglu_limit before silu(gate)·up (its shared experts "
+        "do not): our activation_limit only clamps gpt_oss_glu, not silu."
+    ),
+    "hy_v4_vl": (
+        "HYV4VLMoE (HYV4MoE's block) clamps the routed experts' gate above and up to ±swiglu_limit before silu(gate)·up: "
+        "our activation_limit only clamps gpt_oss_glu, not silu."
+    ),
+    "inkling": (
+        "InklingMoE's router also scores the shared experts: their sigmoids, normalized with the k chosen ones and × a "
+        "learnable global_scale, weight them; ours give shared experts weight 1."
+    ),
+    "inkling2": (
+        "Inkling2SparseMoeBlock's experts use a softcapped SwiGLU, c·tanh(gate/c)·σ(gate)·c'·tanh(up/c') "
+        "(mlp_gate_softcap, mlp_up_softcap): an activation our layer lacks."
+    ),
+    "inkling2_loop": (
+        "Inkling2LoopSparseMoeBlock's experts use a softcapped SwiGLU, c·tanh(gate/c)·σ(gate)·c'·tanh(up/c') "
+        "(mlp_gate_softcap, mlp_up_softcap): an activation our layer lacks."
+    ),
+    "jetmoe": (
+        "JetMoeMoE adds one learnable bias [hidden] to the weighted sum of its experts, where our biases are per "
+        "expert; its attention is JetMoeMoA, a mixture of attention experts."
+    ),
+    "kolibri1": (
+        "Kolibri1SparseMoeBlock picks the top-k of the router logits + e_score_correction_bias and weights by the "
+        "sigmoid of the unbiased logits: our correction bias acts on the scores, or on the weights too."
+    ),
+    "muse_spark": (
+        "MuseSparkMoE runs its experts in a projected space (pre_expert_proj to moe_hidden_size, a centered RMSNorm, "
+        "post_expert_proj back) and RMS-normalizes each expert's output: ours map hidden to hidden."
+    ),
+    "nllb_moe": (
+        "NllbMoeSparseMLP trains with GShard top-2 capacity (a fixed expert_capacity, top-1 choices placed before any "
+        "top-2, weights renormalized after the drops) and per-expert token dropout: we lack these."
+    ),
+    "step3p7": (
+        "Step3p7SparseMoeBlock's experts compute min(silu(gate), limit)·clamp(up, ±limit), limit from swiglu_limits "
+        "(swiglu_limits_shared for the shared expert): our activation_limit only clamps gpt_oss_glu."
+    ),
+    "switch_transformers": (
+        "SwitchTransformersSparseMLP drops tokens beyond a fixed expert_capacity (a token count, 64 by default) counted "
+        "along each sequence, in inference too: our capacity is a factor over the batch's tokens."
+    ),
+    "zaya": (
+        "ZayaSparseMoeBlock's router is an MLP (down_proj, RMSNorm, two GELU layers) that also reads the previous "
+        "layer's router state, and can choose a null 'skip' expert: our router is one linear."
+    ),
+}
 
 
 @dataclass(frozen=True)
