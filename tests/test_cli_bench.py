@@ -203,3 +203,68 @@ def test_implementations_share_one_set_of_weights_and_compute_the_same() -> None
     x, grad = bench.inputs(setup)
     outputs = [layer(x) for layer in (looped, dropless)]
     torch.testing.assert_close(outputs[1], outputs[0], rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------ benchmarks/gpu.py
+def gpu_script():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("benchmarks_gpu", ROOT / "benchmarks" / "gpu.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gpu_script_without_a_gpu_says_so_and_writes_nothing(monkeypatch, tmp_path: Path, capsys) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert gpu_script().main(["--out", str(tmp_path)]) == 0
+    assert capsys.readouterr().err.startswith("no CUDA GPU here (torch.cuda.is_available() is False): nothing measured")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_gpu_script_dry_run_writes_the_report(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    script = gpu_script()
+    assert script.main(["--dry-run", "--repeats", "1", "--warmup", "0", "--shapes", "fine-grained", "--out", str(tmp_path)]) == 0
+    (report,) = tmp_path.glob("dry-run-*.md")
+    text = report.read_text()
+    assert text.startswith("# GPU benchmark, ") and "(dry run: tiny sizes on the CPU, not a measurement)" in text
+    assert "| fine-grained | dropless (torch) | 0.00e+00 | 0.00e+00 | 0.00e+00 (router.weight) | passed |" in text.splitlines()
+    section = text.split("## fine-grained (OLMoE): E=64, k=8, H=2048, I=1024, 96 tokens (dry run: intermediate_size=16, experts=16, H=64)")[1]
+    names = [line.split("|")[1].strip() for line in section.splitlines() if line.startswith("| ") and "implementation" not in line]
+    assert names == ["dense", "looped", kernel_rows()[0]]
+    data = json.loads(report.with_suffix(".json").read_text())
+    assert [shape["name"] for shape in data["shapes"]] == ["fine-grained"] and data["peak"]["tflops"] > 0
+
+
+def test_gpu_report_states_the_targets() -> None:
+    script = gpu_script()
+
+    def row(name: str, milliseconds: float, tflops: float) -> dict:
+        return {
+            "name": name, "forward_ms": milliseconds / 3, "forward_backward_ms": milliseconds, "forward_backward_tflops": tflops,
+            "vs_dense": 1.0, "vs_looped": None, "memory_bytes": 2**30, "samples": 20,
+        }
+
+    report = {
+        "memory": "peak_allocated", "loads": None, "skipped": [], "notes": [],
+        "rows": [row("dense", 10.0, 600.0), row("dropless (torch)", 12.0, 500.0), row("dropless (triton)", 11.0, 550.0)],
+    }
+    errors = {"output": 1e-3, "input": 2e-3, "router.weight": 4e-2, "experts.layer_1.weight": 3e-3}
+    run = {
+        "date": "2026-01-01", "dry_run": False, "command": "python benchmarks/gpu.py", "seconds": 200.0, "environment": {"GPU": "H200"},
+        "peak": {"tflops": 1000.0, "size": 8192, "by_size": {8192: 1000.0}},
+        "shapes": [
+            {"name": "mixtral", "title": "Mixtral", "tokens": 8192, "report": report,
+             "checks": [{"name": "dropless (triton)", "errors": errors, "missing": [], "passed": True}]},
+            {"name": "deepseek-v3", "title": "DeepSeek-V3", "tokens": 8192, "failed": "OutOfMemoryError: ...", "checks": []},
+        ],
+    }
+    lines = script.markdown(run).splitlines()
+    assert "| mixtral | dropless (triton) | 1.00e-03 | 2.00e-03 | 4.00e-02 (router.weight) | passed |" in lines
+    assert "| dropless (triton) | 3.67 | 11.00 | 550 | 55% | 1.00x | - | 0.92x | 1.0 GiB | 20 |" in lines
+    assert "Not measured: OutOfMemoryError: ..." in lines
+    assert lines[-2:] == [
+        "- mixtral: Triton 11.00 ms vs torch._grouped_mm 12.00 ms (0.92x): meets \"Triton faster than torch._grouped_mm\"",
+        "- mixtral: Triton at 55% of the measured dense bf16 peak: meets \">= 50%\"",
+    ]
