@@ -90,6 +90,9 @@ CHANGES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "correction_bias_target": (
         {"router_score_function": "sigmoid", "automatic_bias_update": True, "bias_update_rate": 0.5}, {"correction_bias_target": "logits"}
     ),
+    "expert_weights_norm_order": ({}, {"expert_weights_norm_order": 2.0}),
+    "expert_weights_epsilon": ({}, {"expert_weights_epsilon": 0.5}),
+    "sparsemixer_eps": ({}, {"sparsemixer_eps": 0.05}),
 }
 # Not settings of the layer: the variant's tag and the format's version.
 NOT_AUDITED = {"type", "format_version"}

@@ -369,6 +369,45 @@ class MoEMLPConfig(TwoLayerMLPConfig):
             ),
             doc="bias_update_schedule cosine_decay or linear_warmup needs bias_update_total_steps.",
         ),
+        Rule(
+            fields=("expert_weights_norm_order", "normalize_expert_weights", "sparsemixer_eps"),
+            check=lambda expert_weights_norm_order, normalize_expert_weights, sparsemixer_eps: (
+                expert_weights_norm_order == 1 or (normalize_expert_weights and sparsemixer_eps is None)
+            ),
+            message=lambda expert_weights_norm_order, normalize_expert_weights, sparsemixer_eps: (
+                "only applies with normalize_expert_weights: true"
+                + ("" if sparsemixer_eps is None else " and without sparsemixer_eps, whose weights are not renormalised")
+                + " (remove it, or set it to 1)"
+            ),
+            doc="expert_weights_norm_order other than 1 needs normalize_expert_weights: true and no sparsemixer_eps.",
+        ),
+        Rule(
+            fields=("expert_weights_epsilon", "normalize_expert_weights", "sparsemixer_eps"),
+            check=lambda expert_weights_epsilon, normalize_expert_weights, sparsemixer_eps: (
+                expert_weights_epsilon is None or (normalize_expert_weights and sparsemixer_eps is None)
+            ),
+            message=lambda expert_weights_epsilon, normalize_expert_weights, sparsemixer_eps: (
+                "only applies with normalize_expert_weights: true"
+                + ("" if sparsemixer_eps is None else " and without sparsemixer_eps, whose weights are not renormalised")
+                + " (remove it, or set it to null)"
+            ),
+            doc="expert_weights_epsilon needs normalize_expert_weights: true and no sparsemixer_eps.",
+        ),
+        ignored_by_balanced("expert_weights_norm_order", 1.0, "1"),
+        ignored_by_balanced("expert_weights_epsilon", None, "null"),
+        Rule(
+            fields=("sparsemixer_eps", "routing", "router_score_function", "expert_groups", "normalize_expert_weights"),
+            check=lambda sparsemixer_eps, routing, router_score_function, expert_groups, normalize_expert_weights: sparsemixer_eps is None or (
+                routing == RoutingType.aux_loss and router_score_function == RouterScoreFunction.softmax and expert_groups == 1
+                and bool(normalize_expert_weights)
+            ),
+            message=lambda sparsemixer_eps, routing, router_score_function, expert_groups, normalize_expert_weights: (
+                "SparseMixer weighs the top-k of softmax-scored logits one by one: it needs routing aux_loss, router_score_function "
+                f"softmax, expert_groups 1 and normalize_expert_weights true (got routing {routing}, router_score_function "
+                f"{router_score_function}, expert_groups {expert_groups}, normalize_expert_weights {format_value(normalize_expert_weights)})"
+            ),
+            doc="sparsemixer_eps needs routing aux_loss, router_score_function softmax, expert_groups 1 and normalize_expert_weights true.",
+        ),
     )
     __derived__ = (
         Derived(
@@ -559,6 +598,15 @@ class MoEMLPConfig(TwoLayerMLPConfig):
     )
     correction_bias_target: CorrectionBiasTarget | None = field(
         None, tier="architecture", desc="aux_free: where the correction bias acts: selection (the choice only, DeepSeek-V3) or logits (before the score function, so the weights change too: KempnerForge)."
+    )
+    expert_weights_norm_order: float = field(
+        1.0, tier="architecture", gt=0, desc="normalize_expert_weights divides the chosen experts' weights by their p-norm (Σ_k w_k^p)^(1/p) with this p: 1 is their sum (DBRX moe_normalize_expert_weights)."
+    )
+    expert_weights_epsilon: float | None = field(
+        None, tier="architecture", ge=0, desc="Added to the denominator of normalize_expert_weights (LFM2-MoE: 1e-6). None: 1e-20 for sigmoid scores (DeepSeek-V3), 0 for softmax scores."
+    )
+    sparsemixer_eps: float | None = field(
+        None, tier="architecture", ge=0, desc="SparseMixer's weights (GRIN, Phi-3.5-MoE; their eval-mode math, in training too): the experts are the top-k of the logits; the weight of the i-th is the softmax, at it, over the experts not chosen before it whose logit s_j is within a relative gap (s_i - s_j) / max(|s_j|, s_i) <= 2 · sparsemixer_eps of its logit s_i, the others masked. Replaces the renormalisation of normalize_expert_weights. None: off."
     )
 
     def applied_losses(self) -> frozenset[str]:

@@ -180,6 +180,11 @@ def test_rules_and_derived_defaults_are_declared_as_data() -> None:
         ("bias_update_ema_decay", "bias_update_rule"),
         ("bias_update_total_steps", "bias_update_schedule"),
         ("bias_update_schedule", "bias_update_total_steps", "routing"),
+        ("expert_weights_norm_order", "normalize_expert_weights", "sparsemixer_eps"),
+        ("expert_weights_epsilon", "normalize_expert_weights", "sparsemixer_eps"),
+        ("expert_weights_norm_order", "routing"),
+        ("expert_weights_epsilon", "routing"),
+        ("sparsemixer_eps", "routing", "router_score_function", "expert_groups", "normalize_expert_weights"),
     ]
     assert "experts_per_token + shared_experts <= experts" in rules[2].doc
     derived = MoEMLPConfig.derived_defaults()

@@ -74,6 +74,12 @@ SYSTEMS = [
     ("jitter_distribution", "feature", "JitterDistribution or null", "derived: uniform when jitter_eps > 0, else none."),
     ("jitter_target", "feature", "JitterTarget or null", "derived: router_logits when jitter_eps > 0 (Fast-LLM), else none."),
 ]  # fmt: skip
+# The weight options of the Hugging Face families of issue 16, as the page shows them.
+HF_FAMILIES = [
+    ("expert_weights_epsilon", "architecture", "float or null", "null"),
+    ("expert_weights_norm_order", "architecture", "float", "1.0"),
+    ("sparsemixer_eps", "architecture", "float or null", "null"),
+]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +92,9 @@ def test_seed_has_24_fields() -> None:
     assert len(FAMILY) == 17 == len({name for name, *_ in FAMILY} - {name for name, *_ in SEED})
 
 
-@pytest.mark.parametrize(("name", "tier", "type_", "default"), SEED + FAMILY + SYSTEMS, ids=[row[0] for row in SEED + FAMILY + SYSTEMS])
+@pytest.mark.parametrize(
+    ("name", "tier", "type_", "default"), SEED + FAMILY + SYSTEMS + HF_FAMILIES, ids=[row[0] for row in SEED + FAMILY + SYSTEMS + HF_FAMILIES]
+)
 def test_field_under_its_tier_with_type_and_default(moe_tables, name: str, tier: str, type_: str, default: str) -> None:
     rows = {plain(row[0]): row for row in moe_tables[tier]}
     assert name in rows, f"{name} not under the {tier} heading"
@@ -99,7 +107,7 @@ def test_tiers_in_fixed_order_fields_alphabetical(moe_tables) -> None:
         names = [plain(row[0]) for row in rows]
         assert names == sorted(names), tier
     listed = {plain(row[0]) for rows in moe_tables.values() for row in rows}
-    assert listed == {name for name, *_ in SEED + FAMILY + SYSTEMS} | {"type", "format_version"}
+    assert listed == {name for name, *_ in SEED + FAMILY + SYSTEMS + HF_FAMILIES} | {"type", "format_version"}
 
 
 def test_field_row_in_full(pages: dict[str, str]) -> None:
@@ -132,7 +140,10 @@ def test_enum_field_lists_values_with_meanings_and_links_its_page(pages: dict[st
         "jitter_eps other than 0 has no effect with routing: balanced, unless jitter_target is layer_input. "
         "bias_update_rule only applies with routing: aux_free. bias_update_schedule only applies with routing: aux_free. "
         "correction_bias_target only applies with routing: aux_free. "
-        "bias_update_schedule cosine_decay or linear_warmup needs bias_update_total_steps."
+        "bias_update_schedule cosine_decay or linear_warmup needs bias_update_total_steps. "
+        "expert_weights_norm_order other than 1 has no effect with routing: balanced. "
+        "expert_weights_epsilon other than null has no effect with routing: balanced. "
+        "sparsemixer_eps needs routing aux_loss, router_score_function softmax, expert_groups 1 and normalize_expert_weights true."
         "<br>**Values:**<br>`aux_loss`: Top-k of the scores, weights = the chosen scores (with the default softmax scores and "
         "normalize_expert_weights: softmax over the selected logits), balanced by the auxiliary load-balancing loss."
         "<br>`sinkhorn`: Balanced assignment by Sinkhorn iterations in training (until the mean change is below 1e-4; no "

@@ -83,6 +83,12 @@ SYSTEM_FIELDS = {
     "bias_update_total_steps": ("feature", None),
     "correction_bias_target": ("architecture", None),
 }
+# name: (tier, default) -- the weight options of the Hugging Face families of issue 16.
+HF_FAMILY_FIELDS = {
+    "expert_weights_norm_order": ("architecture", 1.0),
+    "expert_weights_epsilon": ("architecture", None),
+    "sparsemixer_eps": ("architecture", None),
+}
 # Derived defaults: their value in a default MoEMLPConfig() (not gated, aux_loss, k = 1, one group).
 DERIVED_IN_DEFAULT = {
     "activation": ActivationType.gelu,
@@ -91,7 +97,7 @@ DERIVED_IN_DEFAULT = {
     "expert_groups_per_token": 1,
     "auxiliary_loss_coefficient": 0.01,
 }
-ALL_FIELDS = {**SEED_FIELDS, **SELECTORS, **FAMILY_FIELDS, **SYSTEM_FIELDS}
+ALL_FIELDS = {**SEED_FIELDS, **SELECTORS, **FAMILY_FIELDS, **SYSTEM_FIELDS, **HF_FAMILY_FIELDS}
 
 
 def test_moe_has_exactly_the_seed_fields_and_the_family_fields() -> None:

@@ -275,6 +275,31 @@ RULES = {
         "moe.yaml:2:1: router_weight_on_input: would scale the input by 1: a normalized weight of one expert per token "
         "is always 1; set normalize_expert_weights: false (the default with router_score_function: sigmoid, as Llama-4)",
     ),
+    "expert_weights_norm_order without normalize_expert_weights": (
+        "type: moe\nexperts: 4\nnormalize_expert_weights: false\nexpert_weights_norm_order: 2\n",
+        "moe.yaml:4:1: expert_weights_norm_order: only applies with normalize_expert_weights: true (remove it, or set it to 1)",
+    ),
+    "expert_weights_epsilon with sparsemixer_eps": (
+        "type: moe\nexperts: 4\nsparsemixer_eps: 0.01\nexpert_weights_epsilon: 0.001\n",
+        "moe.yaml:4:1: expert_weights_epsilon: only applies with normalize_expert_weights: true and without sparsemixer_eps, "
+        "whose weights are not renormalised (remove it, or set it to null)",
+    ),
+    "expert_weights_norm_order with routing balanced": (
+        "type: moe\nexperts: 4\nrouting: balanced\nexpert_weights_norm_order: 2\n",
+        "moe.yaml:4:1: expert_weights_norm_order: expert_weights_norm_order 2.0 has no effect with routing: balanced, which "
+        "ignores the router's scores (remove it, or use another routing)",
+    ),
+    "expert_weights_epsilon with routing balanced": (
+        "type: moe\nexperts: 4\nrouting: balanced\nexpert_weights_epsilon: 0.001\n",
+        "moe.yaml:4:1: expert_weights_epsilon: expert_weights_epsilon 0.001 has no effect with routing: balanced, which "
+        "ignores the router's scores (remove it, or use another routing)",
+    ),
+    "sparsemixer_eps with sigmoid scores": (
+        "type: moe\nexperts: 4\nrouter_score_function: sigmoid\nsparsemixer_eps: 0.01\n",
+        "moe.yaml:4:1: sparsemixer_eps: SparseMixer weighs the top-k of softmax-scored logits one by one: it needs routing "
+        "aux_loss, router_score_function softmax, expert_groups 1 and normalize_expert_weights true (got routing aux_loss, "
+        "router_score_function sigmoid, expert_groups 1, normalize_expert_weights false)",
+    ),
 }
 
 # The ranges and enum values of the new fields.
@@ -368,7 +393,7 @@ def test_every_rule_of_moe_has_a_golden_error() -> None:
     family_rules = [rule for rule in MoEMLPConfig.rules() if rule.fields[0] != "experts_per_token"]
     blamed = {text.split(": ")[1] for _, text in RULES.values()}
     assert blamed == {rule.fields[0] for rule in family_rules}
-    assert len(RULES) >= len(family_rules) == 33
+    assert len(RULES) >= len(family_rules) == 38
 
 
 def test_all_problems_of_one_file_at_once_sorted_by_position() -> None:

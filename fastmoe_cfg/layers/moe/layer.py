@@ -77,7 +77,8 @@ class MoEMLP(nn.Module):
     6. experts [T, K]: aux_loss: top-k of the scores; aux_free: top-k of scores + router_correction_bias;
        both group-limited with expert_groups > 1; sinkhorn: the Sinkhorn choice in training;
        balanced: (t·k + j) mod E with weight 1/k
-    7. weights [T, K] = the chosen scores, / their sum when normalize_expert_weights;
+    7. weights [T, K] = the chosen scores, / (their expert_weights_norm_order-norm, 1: their sum, + expert_weights_epsilon)
+       when normalize_expert_weights (sparsemixer_eps: SparseMixer's weights instead);
        the applied losses are injected (load balancing: counts of the routed choice; sequence:
        counts of the top-k of the unbiased scores); × routed_scaling_factor × router_per_expert_scale[e]
     8. capacity_factor: assignments beyond an expert's capacity are dropped (drop_policy)
@@ -423,6 +424,7 @@ class MoEMLP(nn.Module):
         options = {
             "k": k, "function": config.router_score_function, "normalize": config.normalize_expert_weights,
             "groups": config.expert_groups, "groups_per_token": config.expert_groups_per_token,
+            "norm_order": config.expert_weights_norm_order, "epsilon": config.expert_weights_epsilon,
         }
         if config.routing == RoutingType.aux_free and not self._bias_on_logits:
             return aux_free_routing(logits_TE, scores_TE, self._correction_bias(correction_bias), **options)
@@ -432,7 +434,7 @@ class MoEMLP(nn.Module):
             tokens = logits_TE.shape[0]
             rank_T = torch.arange(tokens, device=logits_TE.device) if mask_T is None else token_ranks(mask_T)
             return balanced_routing(rank_T, k, self.routed_experts, noise=config.balanced_routing_noise, dtype=scores_TE.dtype)
-        return aux_loss_routing(logits_TE, scores_TE, **options)
+        return aux_loss_routing(logits_TE, scores_TE, **options, sparsemixer_eps=config.sparsemixer_eps)
 
     @property
     def _bias_on_logits(self) -> bool:

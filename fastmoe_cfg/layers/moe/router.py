@@ -9,6 +9,7 @@ tested alone; one function per routing type returns (weights_TK, experts_TK):
     sinkhorn: the Sinkhorn choice in training                  sinkhorn_routing
     balanced: (t·k + j) mod E, whatever the router says        balanced_routing
     weights = scores of the chosen experts, renormalised       expert_weights
+              (or SparseMixer's, one by one)                   sparsemixer_weights
     capacity: assignments beyond an expert's capacity drop     expert_capacity, apply_capacity
 
 A masked token (mask_T False) still has a row here (a static shape); the layer gives its
@@ -63,20 +64,55 @@ def select_experts(selection_TE: torch.Tensor, k: int, *, groups: int = 1, group
 
 
 def expert_weights(
-    logits_TE: torch.Tensor, scores_TE: torch.Tensor, experts_TK: torch.Tensor, *, function: RouterScoreFunction, normalize: bool
+    logits_TE: torch.Tensor,
+    scores_TE: torch.Tensor,
+    experts_TK: torch.Tensor,
+    *,
+    function: RouterScoreFunction,
+    normalize: bool,
+    norm_order: float = 1.0,
+    epsilon: float | None = None,
 ) -> torch.Tensor:
-    """The scores of the chosen experts, divided by their sum when `normalize` (float32 at least).
+    """The scores of the chosen experts, divided by their `norm_order`-norm (1: their sum) + `epsilon` when
+    `normalize` (float32 at least).
 
-    For softmax scores the renormalised top-k equals the softmax over the k chosen logits,
-    which is how it is computed (Mixtral's form, exact). Sigmoid scores divide by
-    sum + 1e-20 (DeepSeek-V3).
+    `epsilon` None: 1e-20 for sigmoid scores (DeepSeek-V3), 0 for softmax. For softmax scores, norm 1 and no
+    epsilon, the renormalised top-k equals the softmax over the k chosen logits, which is how it is computed
+    (Mixtral's form, exact).
     """
-    if normalize and function == RouterScoreFunction.softmax:
+    if normalize and function == RouterScoreFunction.softmax and norm_order == 1 and not epsilon:
         return upcast(logits_TE).gather(1, experts_TK).softmax(dim=-1)
     weights_TK = scores_TE.gather(1, experts_TK)
     if normalize:
-        weights_TK = weights_TK / (weights_TK.sum(dim=-1, keepdim=True) + NORMALIZATION_EPS)
+        if epsilon is None:
+            epsilon = NORMALIZATION_EPS if function == RouterScoreFunction.sigmoid else 0.0
+        if norm_order == 1:
+            denominator_TK = weights_TK.sum(dim=-1, keepdim=True)
+        else:
+            denominator_TK = torch.linalg.vector_norm(weights_TK, ord=norm_order, dim=-1, keepdim=True)
+        weights_TK = weights_TK / (denominator_TK + epsilon)
     return weights_TK
+
+
+def sparsemixer_weights(logits_TE: torch.Tensor, experts_TK: torch.Tensor, eps: float) -> torch.Tensor:
+    """SparseMixer's weights in eval mode (GRIN; HF's Phi-3.5-MoE `sparsemixer`), for any k; float32 at least.
+
+    `experts_TK` is the top-k of the logits in descending order. The weight of the i-th choice e_i is the
+    softmax, at e_i, of the logits of the experts still eligible: not chosen before it, and within a relative
+    gap (s_i - s_j) / max(|s_j|, s_i) <= 2·eps of its logit s_i (the others are -inf). The masks carry no
+    gradient; the softmax does.
+    """
+    logits_TE = upcast(logits_TE)
+    remaining_TE, weights = logits_TE, []
+    for position in range(experts_TK.shape[1]):
+        chosen_T1 = experts_TK[:, position : position + 1]
+        with torch.no_grad():
+            top_T1 = logits_TE.gather(1, chosen_T1)
+            far_TE = (top_T1 - logits_TE) / logits_TE.abs().clamp(min=top_T1) > 2 * eps
+        gates_TE = remaining_TE.masked_fill(far_TE, -math.inf).softmax(dim=-1)
+        weights.append(gates_TE.gather(1, chosen_T1))
+        remaining_TE = remaining_TE.scatter(1, chosen_T1, -math.inf)
+    return torch.cat(weights, dim=1)
 
 
 def sinkhorn(
@@ -123,13 +159,22 @@ def aux_loss_routing(
     normalize: bool,
     groups: int = 1,
     groups_per_token: int | None = None,
+    norm_order: float = 1.0,
+    epsilon: float | None = None,
+    sparsemixer_eps: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-k of the scores (group-limited with `groups` > 1), weighted by their scores."""
+    """Top-k of the scores (group-limited with `groups` > 1), weighted by their scores (or by SparseMixer's
+    weights with `sparsemixer_eps`)."""
     if groups > 1:
         experts_TK = select_experts(scores_TE, k, groups=groups, groups_per_token=groups_per_token)
     else:  # The scores are monotone in the logits: choose on the logits, which never tie by rounding.
         experts_TK = select_experts(logits_TE, k)
-    return expert_weights(logits_TE, scores_TE, experts_TK, function=function, normalize=normalize), experts_TK
+    if sparsemixer_eps is not None:
+        return sparsemixer_weights(logits_TE, experts_TK, sparsemixer_eps), experts_TK
+    weights_TK = expert_weights(
+        logits_TE, scores_TE, experts_TK, function=function, normalize=normalize, norm_order=norm_order, epsilon=epsilon
+    )
+    return weights_TK, experts_TK
 
 
 def aux_free_routing(
@@ -142,10 +187,15 @@ def aux_free_routing(
     normalize: bool,
     groups: int = 1,
     groups_per_token: int | None = None,
+    norm_order: float = 1.0,
+    epsilon: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """DeepSeek-V3: top-k of scores + correction bias (the bias chooses only), weighted by the unbiased scores."""
     experts_TK = select_experts(scores_TE + bias_E, k, groups=groups, groups_per_token=groups_per_token)
-    return expert_weights(logits_TE, scores_TE, experts_TK, function=function, normalize=normalize), experts_TK
+    weights_TK = expert_weights(
+        logits_TE, scores_TE, experts_TK, function=function, normalize=normalize, norm_order=norm_order, epsilon=epsilon
+    )
+    return weights_TK, experts_TK
 
 
 def sinkhorn_routing(
@@ -159,16 +209,17 @@ def sinkhorn_routing(
     normalize: bool,
     groups: int = 1,
     groups_per_token: int | None = None,
+    norm_order: float = 1.0,
+    epsilon: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Training: experts = top-k of sinkhorn(logits) over the real tokens (no gradient; Fast-LLM, Megatron-LM);
     inference: top-k of the scores. Weighted by the scores."""
+    normalization = {"function": function, "normalize": normalize, "norm_order": norm_order, "epsilon": epsilon}
     if not training:
-        return aux_loss_routing(
-            logits_TE, scores_TE, k=k, function=function, normalize=normalize, groups=groups, groups_per_token=groups_per_token
-        )
+        return aux_loss_routing(logits_TE, scores_TE, k=k, groups=groups, groups_per_token=groups_per_token, **normalization)
     with torch.no_grad():
         experts_TK = sinkhorn(logits_TE.detach(), mask_T).topk(k, dim=-1).indices
-    return expert_weights(logits_TE, scores_TE, experts_TK, function=function, normalize=normalize), experts_TK
+    return expert_weights(logits_TE, scores_TE, experts_TK, **normalization), experts_TK
 
 
 def balanced_routing(
