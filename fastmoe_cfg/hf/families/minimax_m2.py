@@ -49,6 +49,7 @@ def convert(out: Conversion, hf: MiniMaxM2Fields, context: Context) -> None:
     out.set("routing", "aux_free", "e_score_correction_bias (a buffer) serves the choice only")
     out.set("router_score_function", "sigmoid", "MiniMaxM2TopKRouter: sigmoid of the logits in float32")
     out.set("normalize_expert_weights", True, "MiniMaxM2TopKRouter renormalises the chosen scores")
+    out.set("expert_weights_epsilon", 0.0, "MiniMaxM2TopKRouter divides by the sum of the chosen scores, without an epsilon")
     out.set("router_dtype", "input", "HF runs the router linear in the router weight's dtype (the model's)")
     input_jitter(out, hf.router_jitter_noise)
 

@@ -57,7 +57,7 @@ def test_the_published_config_converts():
     assert conversion.moe_layers == tuple(range(62)) and conversion.quantization["quant_method"] == "fp8"
     expected = {
         "type": "moe", "experts": 256, "experts_per_token": 8, "intermediate_size": 1536, "routing": "aux_free",
-        "router_score_function": "sigmoid", "normalize_expert_weights": True,
+        "router_score_function": "sigmoid", "normalize_expert_weights": True, "expert_weights_epsilon": 0.0,
     }
     assert {key: conversion.data[key] for key in expected} == expected
     assert conversion.config.routed_scaling_factor == 1 and conversion.config.expert_groups == 1 and conversion.config.shared_experts == 0
