@@ -241,7 +241,7 @@ def test_readme_example_at_80_columns() -> None:
         "  router_dtype other than float32 has no effect with routing: balanced.\n"
         "Megatron-LM equivalent: moe_aux_loss_coeff 0.04 = auxiliary_loss_coefficient\n"
         "  0.02 × experts_per_token 2 (Megatron-LM divides the load-balancing loss by k).\n"
-        "2 expert-tier field(s) not shown: --all or --tier expert shows them.\n"
+        "3 expert-tier field(s) not shown: --all or --tier expert shows them.\n"
         "Per layer, hidden_size=4096:\n"
         "  total parameters:                1,409,318,912\n"
         "  active parameters per token:     352,354,304\n"

@@ -54,6 +54,8 @@ CHANGES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "jitter_eps": ({}, {"jitter_eps": 0.5}),
     "dropless_dynamic_shape": ({}, {"dropless_dynamic_shape": True}),
     "implementation": ({}, {"implementation": "looped"}),
+    # The torch kernels (auto picks them on the CPU; Triton on the CPU needs its interpreter: tests/layers/test_kernels.py).
+    "dropless_kernel": ({}, {"dropless_kernel": "torch"}),
     "router_score_function": ({}, {"router_score_function": "sigmoid"}),
     "normalize_expert_weights": ({"normalize_expert_weights": True}, {"normalize_expert_weights": False}),
     "routed_scaling_factor": ({}, {"routed_scaling_factor": 2.0}),

@@ -68,9 +68,23 @@ class RouterDtype(DescribedEnum):
 class MoEImplementation(DescribedEnum):
     """How the experts are executed. All implementations compute the same function."""
 
-    auto = "auto", "The torch dropless path (this version has no Triton kernels; auto will choose them once they exist)."
+    auto = "auto", (
+        "Same as dropless, whose kernels dropless_kernel chooses (by default: Triton on a CUDA device when triton is "
+        "installed, else torch)."
+    )
     dropless = "dropless", "Sort tokens by expert and run one grouped matrix multiplication per layer; no token is dropped."
     looped = "looped", "Loop over experts, gathering each expert's tokens (simple, slow with many experts)."
+
+
+class DroplessKernel(DescribedEnum):
+    """The kernels of the dropless experts (implementation dropless or auto). All compute the same function."""
+
+    auto = "auto", "The Triton kernels for float32/bfloat16/float16 inputs on a CUDA device when the triton package is installed, else the torch ones."
+    torch = "torch", "Grouped GEMMs in torch (torch._grouped_mm, or a padded batched matmul where it does not run); the gather and the activation are separate steps."
+    triton = "triton", (
+        "This package's Triton kernels: the gather fused into layer_1, the activation into its epilogue, grouped XᵀY for the "
+        "weight gradients (pip install 'fastmoe_cfg[triton]'). On a CPU tensor only under TRITON_INTERPRET=1 (slow: for tests)."
+    )
 
 
 class MLPRecomputeLevel(DescribedEnum):

@@ -8,6 +8,7 @@ from fastmoe_cfg.schemas.enums import (
     BiasUpdateRule,
     BiasUpdateSchedule,
     CorrectionBiasTarget,
+    DroplessKernel,
     DropPolicy,
     JitterDistribution,
     JitterTarget,
@@ -408,6 +409,17 @@ class MoEMLPConfig(TwoLayerMLPConfig):
             ),
             doc="sparsemixer_eps needs routing aux_loss, router_score_function softmax, expert_groups 1 and normalize_expert_weights true.",
         ),
+        Rule(
+            fields=("dropless_kernel", "implementation"),
+            check=lambda dropless_kernel, implementation: (
+                dropless_kernel == DroplessKernel.auto or implementation != MoEImplementation.looped
+            ),
+            message=lambda dropless_kernel, implementation: (
+                f"{dropless_kernel} has no effect with implementation: looped, which runs no dropless kernel (remove it, "
+                "or use implementation dropless or auto)"
+            ),
+            doc="dropless_kernel other than auto needs implementation dropless or auto (looped runs no dropless kernel).",
+        ),
     )
     __derived__ = (
         Derived(
@@ -527,6 +539,9 @@ class MoEMLPConfig(TwoLayerMLPConfig):
         False, tier="expert", desc="Dropless implementation: size buffers by the actual token counts instead of the worst case (less memory, a host sync)."
     )
     implementation: MoEImplementation = field(MoEImplementation.auto, tier="expert", desc="How the experts are executed.")
+    dropless_kernel: DroplessKernel = field(
+        DroplessKernel.auto, tier="expert", desc="The kernels of the dropless experts: auto (Triton for float32/bfloat16/float16 inputs on a CUDA device when triton is installed, else torch), torch, or triton (on a CPU tensor only under TRITON_INTERPRET=1, for tests; otherwise an error at the first forward). The same function within floating-point tolerance (float32 products in IEEE precision, never TF32); dropless_dynamic_shape applies to the torch kernels only (the Triton ones pad nothing). The layer logs its choice when it is built."
+    )
 
     # Routing of the other MoE families (DeepSeek-V3, Qwen, OLMoE, GPT-OSS, Gemma, Llama-4, MAX, NeMo).
     router_score_function: RouterScoreFunction | None = field(

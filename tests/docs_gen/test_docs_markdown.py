@@ -74,6 +74,8 @@ SYSTEMS = [
     ("jitter_distribution", "feature", "JitterDistribution or null", "derived: uniform when jitter_eps > 0, else none."),
     ("jitter_target", "feature", "JitterTarget or null", "derived: router_logits when jitter_eps > 0 (Fast-LLM), else none."),
 ]  # fmt: skip
+# The choice of the dropless kernels (issue 18).
+KERNELS = [("dropless_kernel", "expert", "DroplessKernel", "auto")]
 # The weight options of the Hugging Face families of issue 16, as the page shows them.
 HF_FAMILIES = [
     ("expert_weights_epsilon", "architecture", "float or null", "null"),
@@ -93,7 +95,8 @@ def test_seed_has_24_fields() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "tier", "type_", "default"), SEED + FAMILY + SYSTEMS + HF_FAMILIES, ids=[row[0] for row in SEED + FAMILY + SYSTEMS + HF_FAMILIES]
+    ("name", "tier", "type_", "default"), SEED + FAMILY + SYSTEMS + KERNELS + HF_FAMILIES,
+    ids=[row[0] for row in SEED + FAMILY + SYSTEMS + KERNELS + HF_FAMILIES],
 )
 def test_field_under_its_tier_with_type_and_default(moe_tables, name: str, tier: str, type_: str, default: str) -> None:
     rows = {plain(row[0]): row for row in moe_tables[tier]}
@@ -107,7 +110,7 @@ def test_tiers_in_fixed_order_fields_alphabetical(moe_tables) -> None:
         names = [plain(row[0]) for row in rows]
         assert names == sorted(names), tier
     listed = {plain(row[0]) for rows in moe_tables.values() for row in rows}
-    assert listed == {name for name, *_ in SEED + FAMILY + SYSTEMS + HF_FAMILIES} | {"type", "format_version"}
+    assert listed == {name for name, *_ in SEED + FAMILY + SYSTEMS + KERNELS + HF_FAMILIES} | {"type", "format_version"}
 
 
 def test_field_row_in_full(pages: dict[str, str]) -> None:
@@ -256,7 +259,10 @@ def test_tiers_page_explains_each_tier_in_order(pages: dict[str, str]) -> None:
     assert headings == ["core", "architecture", "feature", "performance", "expert", "deprecated"]
     assert "Changes speed or memory only, never results.\n" in tiers
     assert "two configs that differ only outside `architecture` load the same checkpoint" in tiers
-    assert "| [`MoEMLPConfig`](MoEMLPConfig.md) | [`dropless_dynamic_shape`](MoEMLPConfig.md#dropless_dynamic_shape), [`implementation`](MoEMLPConfig.md#implementation) |" in tiers
+    assert (
+        "| [`MoEMLPConfig`](MoEMLPConfig.md) | [`dropless_dynamic_shape`](MoEMLPConfig.md#dropless_dynamic_shape), "
+        "[`dropless_kernel`](MoEMLPConfig.md#dropless_kernel), [`implementation`](MoEMLPConfig.md#implementation) |"
+    ) in tiers
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ from fastmoe_cfg.schemas import (
     OptionalParameterConfig,
     RoutingType,
 )
-from fastmoe_cfg.schemas.enums import DropPolicy, RouterDtype, RouterScoreFunction
+from fastmoe_cfg.schemas.enums import DroplessKernel, DropPolicy, RouterDtype, RouterScoreFunction
 from fastmoe_cfg.schemas.initialization import InitializationConfig
 from fastmoe_cfg.schemas.normalization import NormalizationConfig
 
@@ -89,6 +89,8 @@ HF_FAMILY_FIELDS = {
     "expert_weights_epsilon": ("architecture", None),
     "sparsemixer_eps": ("architecture", None),
 }
+# name: (tier, default) -- the choice of the dropless kernels (issue 18).
+KERNEL_FIELDS = {"dropless_kernel": ("expert", DroplessKernel.auto)}
 # Derived defaults: their value in a default MoEMLPConfig() (not gated, aux_loss, k = 1, one group).
 DERIVED_IN_DEFAULT = {
     "activation": ActivationType.gelu,
@@ -97,7 +99,7 @@ DERIVED_IN_DEFAULT = {
     "expert_groups_per_token": 1,
     "auxiliary_loss_coefficient": 0.01,
 }
-ALL_FIELDS = {**SEED_FIELDS, **SELECTORS, **FAMILY_FIELDS, **SYSTEM_FIELDS, **HF_FAMILY_FIELDS}
+ALL_FIELDS = {**SEED_FIELDS, **SELECTORS, **FAMILY_FIELDS, **SYSTEM_FIELDS, **HF_FAMILY_FIELDS, **KERNEL_FIELDS}
 
 
 def test_moe_has_exactly_the_seed_fields_and_the_family_fields() -> None:
@@ -118,7 +120,7 @@ def test_dense_has_the_non_moe_fields() -> None:
     moe_only = {
         "experts", "experts_per_token", "shared_experts", "routing", "router", "router_normalization",
         "router_scale", "router_input_scale", "router_per_expert_scale", "auxiliary_loss_coefficient",
-        "z_loss_coefficient", "jitter_eps", "dropless_dynamic_shape", "implementation",
+        "z_loss_coefficient", "jitter_eps", "dropless_dynamic_shape", "implementation", "dropless_kernel",
     }
     # Of the family fields only activation_limit (of gpt_oss_glu), of the systems' only dropout, belong to the dense MLP too.
     dense_family = {"activation_limit", "dropout"}

@@ -300,6 +300,11 @@ RULES = {
         "aux_loss, router_score_function softmax, expert_groups 1 and normalize_expert_weights true (got routing aux_loss, "
         "router_score_function sigmoid, expert_groups 1, normalize_expert_weights false)",
     ),
+    "dropless_kernel with looped": (
+        "type: moe\nimplementation: looped\ndropless_kernel: triton\n",
+        "moe.yaml:3:1: dropless_kernel: triton has no effect with implementation: looped, which runs no dropless kernel (remove "
+        "it, or use implementation dropless or auto)",
+    ),
 }
 
 # The ranges and enum values of the new fields.
@@ -361,6 +366,10 @@ RANGES = {
         "type: moe\nnormalize_expert_weights: 1\n",
         "moe.yaml:2:27: normalize_expert_weights: expected true or false, got integer 1",
     ),
+    "unknown dropless_kernel": (
+        "type: moe\ndropless_kernel: cuda\n",
+        "moe.yaml:2:18: dropless_kernel: expected one of auto, torch, triton; got string 'cuda'",
+    ),
     "misspelt routing": (
         "type: moe\nrouting: auxfree\n",
         "moe.yaml:2:10: routing: expected one of aux_loss, sinkhorn, aux_free, balanced; got string 'auxfree' (did you mean aux_free?)",
@@ -393,7 +402,7 @@ def test_every_rule_of_moe_has_a_golden_error() -> None:
     family_rules = [rule for rule in MoEMLPConfig.rules() if rule.fields[0] != "experts_per_token"]
     blamed = {text.split(": ")[1] for _, text in RULES.values()}
     assert blamed == {rule.fields[0] for rule in family_rules}
-    assert len(RULES) >= len(family_rules) == 38
+    assert len(RULES) >= len(family_rules) == 39
 
 
 def test_all_problems_of_one_file_at_once_sorted_by_position() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from fractions import Fraction
 from typing import NamedTuple
 
@@ -15,6 +16,7 @@ from fastmoe_cfg.layers.lr import scale_of
 from fastmoe_cfg.layers.mlp import MLP
 from fastmoe_cfg.layers.noise import dropout, jitter_noise, token_ranks
 from fastmoe_cfg.layers.moe.experts import GroupedExperts, LoopedExperts
+from fastmoe_cfg.layers.moe.kernels import TORCH_KERNELS, select_kernels
 from fastmoe_cfg.layers.moe.losses import LOSSES, inject_loss, router_losses, routing_statistics, totals
 from fastmoe_cfg.layers.moe.parallel import LOCAL, ExpertParallel
 from fastmoe_cfg.layers.moe.permute import PermutePlan, permute, unpermute
@@ -44,6 +46,8 @@ from fastmoe_cfg.schemas.enums import (
 )
 from fastmoe_cfg.schemas.mlp import MoEMLPConfig
 from fastmoe_cfg.schemas.parameter import ParameterConfig
+
+logger = logging.getLogger(__name__)
 
 
 class Routing(NamedTuple):
@@ -153,9 +157,14 @@ class MoEMLP(nn.Module):
         self._add_vector("router_per_expert_scale", **factory)
         self.pre_norm = build_normalization(config.pre_norm, hidden_size, **factory)
         bias_1, bias_2 = config.has_bias(config.layer_1), config.has_bias(config.layer_2)
-        experts_class = LoopedExperts if self.implementation == MoEImplementation.looped else GroupedExperts
+        looped = self.implementation == MoEImplementation.looped
+        kernels = TORCH_KERNELS if looped else select_kernels(config.dropless_kernel)
+        logger.info(
+            "MoE layer (%d routed experts, hidden %d, intermediate %d): %s", experts, hidden_size, intermediate,
+            "looped experts (implementation: looped)" if looped else f"dropless experts with {kernels.reason}",
+        )
         sharding = {"experts": experts, "expert_mesh": ep_mesh}
-        self.experts = experts_class(
+        self.experts = (LoopedExperts if looped else GroupedExperts)(
             Linear(config.layer_1, hidden_size, intermediate * (2 if config.gated else 1), bias=bias_1, default_std=hidden_size**-0.5, **sharding, **factory),
             Linear(config.layer_2, intermediate, hidden_size, bias=bias_2, default_std=intermediate**-0.5, **sharding, **factory),
             activation=config.activation,
@@ -163,6 +172,7 @@ class MoEMLP(nn.Module):
             limit=config.activation_limit,
             weight_on_input=config.router_weight_on_input,
             dynamic_shape=config.dropless_dynamic_shape,
+            kernels=kernels,
         )
         self.shared = None
         if config.shared_experts:
@@ -242,7 +252,7 @@ class MoEMLP(nn.Module):
 
     @property
     def implementation(self) -> MoEImplementation:
-        """The implementation `forward` runs: `auto` resolves to `dropless` (the Triton path comes with its kernels)."""
+        """The implementation `forward` runs: `auto` resolves to `dropless` (whose kernels `dropless_kernel` chooses)."""
         implementation = self.config.implementation
         return MoEImplementation.dropless if implementation == MoEImplementation.auto else implementation
 
@@ -323,10 +333,11 @@ class MoEMLP(nn.Module):
     def expert_inputs(
         self, x_TH: torch.Tensor, plan: PermutePlan
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        """pre_norm (once, on [T, H]), then the first layer of the routed experts [N, I or 2I] and of the shared
-        experts [T, I_s or 2I_s], and the shared-expert gate sigmoid(pre_norm(x) · shared_expert_gate) [T, 1]."""
+        """pre_norm (once, on [T, H]), then the first layer of the routed experts [N, I or 2I] (with the Triton kernels
+        its activation too: [N, I]) and of the shared experts [T, I_s or 2I_s], and the shared-expert gate
+        sigmoid(pre_norm(x) · shared_expert_gate) [T, 1]."""
         normed_TH = x_TH if self.pre_norm is None else self.pre_norm(x_TH)
-        return self.experts.first(plan.gather(normed_TH), plan), *self._shared_inputs(normed_TH)
+        return self.experts.first(normed_TH, plan, gathered=False), *self._shared_inputs(normed_TH)
 
     def _shared_inputs(self, normed_TH: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         shared_TI = None if self.shared is None else self.shared.inputs(normed_TH)
