@@ -186,7 +186,7 @@ def _read_model(hf_config: Any, layer: int | None, moe_only: bool) -> _Model:
         key = "type" if "type" in source.data else "format_version"
         raise ConfigError([*source.problems, source.problem((key,), "value", message=message)])
     outer = wrappers()
-    if isinstance(model_type, str) and model_type in outer:
+    while isinstance(model_type, str) and model_type in outer:  # Qwen3-Omni: thinker_config, then its text_config
         text_key = outer[model_type]
         if not isinstance(source.data.get(text_key), dict):
             problem = source.problem((text_key,) if text_key in source.data else (), "value", message=f"expected a mapping: the text model's config of a {model_type} model")
