@@ -29,7 +29,7 @@ import triton.language as tl
 
 from fastmoe_cfg.layers.activations import hidden_activation
 from fastmoe_cfg.layers.moe.kernels.activation import activate, compute_type
-from fastmoe_cfg.layers.moe.kernels.tuning import autotune_configs, block_experts, dot_precision, on_device
+from fastmoe_cfg.layers.moe.kernels.tuning import add, autotune_configs, block_experts, dot_precision, on_device
 from fastmoe_cfg.schemas.enums import ActivationType
 
 GPU_CONFIGS = [
@@ -52,12 +52,12 @@ def row_block(block, ends_ptr, experts, BLOCK_M: tl.constexpr, BLOCK_E: tl.const
     ends = tl.load(ends_ptr + e, mask=valid, other=0).to(tl.int64)
     starts = tl.load(ends_ptr + e - 1, mask=valid & (e > 0), other=0).to(tl.int64)
     blocks = (ends - starts + BLOCK_M - 1) // BLOCK_M
-    block_ends = tl.associative_scan(blocks, 0, tl.standard._sum_combine)
-    expert = tl.reduce(tl.where(valid & (block_ends <= block), 1, 0), 0, tl.standard._sum_combine)
+    block_ends = tl.associative_scan(blocks, 0, add)
+    expert = tl.reduce(tl.where(valid & (block_ends <= block), 1, 0), 0, add)
     this = e == expert
-    first_block = tl.reduce(tl.where(this, block_ends - blocks, 0), 0, tl.standard._sum_combine)
-    start = tl.reduce(tl.where(this, starts, 0), 0, tl.standard._sum_combine) + (block - first_block) * BLOCK_M
-    end = tl.reduce(tl.where(this, ends, 0), 0, tl.standard._sum_combine)
+    first_block = tl.reduce(tl.where(this, block_ends - blocks, 0), 0, add)
+    start = tl.reduce(tl.where(this, starts, 0), 0, add) + (block - first_block) * BLOCK_M
+    end = tl.reduce(tl.where(this, ends, 0), 0, add)
     return expert, start, end
 
 

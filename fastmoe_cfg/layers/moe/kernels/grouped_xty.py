@@ -17,7 +17,7 @@ import triton
 import triton.language as tl
 
 from fastmoe_cfg.layers.moe.kernels.activation import compute_type
-from fastmoe_cfg.layers.moe.kernels.tuning import autotune_configs, dot_precision, on_device
+from fastmoe_cfg.layers.moe.kernels.tuning import add, autotune_configs, dot_precision, on_device
 
 GPU_CONFIGS = [
     triton.Config({"BLOCK_O": 128, "BLOCK_I": 128, "BLOCK_R": 32}, num_warps=8, num_stages=3),
@@ -56,7 +56,7 @@ def _grouped_xty_kernel(
         x = tl.load(x_ptr + source[:, None] * stride_xm + ins[None, :] * stride_xi, mask=row_mask[:, None] & in_mask[None, :], other=0)
         acc = tl.dot(tl.trans(grad), x, acc, input_precision=PRECISION, out_dtype=COMPUTE)
         if BIAS:
-            bias_acc += tl.reduce(grad.to(COMPUTE), 0, tl.standard._sum_combine)  # tl.sum (see tuning)
+            bias_acc += tl.reduce(grad.to(COMPUTE), 0, add)  # tl.sum (see tuning)
     grad_weight = grad_weight_ptr + expert.to(tl.int64) * stride_we + outs[:, None] * stride_wo + ins[None, :] * stride_wi
     tl.store(grad_weight, acc.to(grad_weight_ptr.dtype.element_ty), mask=out_mask[:, None] & in_mask[None, :])
     if BIAS:  # noqa: SIM102 (a compile-time condition, then a runtime one)

@@ -19,9 +19,15 @@ INTERPRETED: bool = triton.knobs.runtime.interpret
 # The kernels avoid the functions of triton.language that are themselves `@triton.jit` (tl.sum, tl.cumsum, tl.zeros,
 # tl.sigmoid...): they are decorated when triton is imported, which may be before TRITON_INTERPRET is set
 # (torch._dynamo imports triton), and the interpreter cannot call them then. They write
-# `tl.reduce(x, axis, tl.standard._sum_combine)` for tl.sum (and tl.associative_scan for tl.cumsum): the interpreter
-# recognises that combine function (a numpy sum; it is never called) and the compiler compiles it as tl.sum.
+# `tl.reduce(x, axis, add)` for tl.sum (and tl.associative_scan for tl.cumsum), with `add` decorated here, after
+# TRITON_INTERPRET is read (triton.language's own combine function is private API).
 # (Calls of this package's own jit functions cost the interpreter about a millisecond each, so the kernels make few.)
+
+
+@triton.jit
+def add(a, b):
+    """The combine function of tl.reduce and tl.associative_scan for sums."""
+    return a + b
 
 
 def autotune_configs(gpu: list[triton.Config], interpreted: triton.Config) -> list[triton.Config]:
@@ -57,4 +63,4 @@ def block_experts(experts: int) -> int:
     return triton.next_power_of_2(max(experts, 1))
 
 
-__all__ = ["INTERPRETED", "autotune_configs", "block_experts", "check_device", "dot_precision", "on_device"]
+__all__ = ["INTERPRETED", "add", "autotune_configs", "block_experts", "check_device", "dot_precision", "on_device"]
