@@ -29,10 +29,11 @@ class Qwen35MoeFields(HFFields):
     decoder_sparse_step: int | None = None
 
 
-def fixed_qwen_settings(context: Context, name: str) -> None:
-    """Qwen's norm_topk_prob / mlp_only_layers / decoder_sparse_step, which the `name` block ignores: refused
-    unless they agree with it (renormalised top-k, an MoE block in every layer)."""
-    context.unsupported_unless("norm_topk_prob", lambda value: value is True, f"transformers' {name} always renormalises the top-k weights")
+def fixed_qwen_settings(context: Context, name: str, *, normalized: bool = True) -> None:
+    """Qwen's norm_topk_prob (unless `normalized` is false: the model reads it) / mlp_only_layers / decoder_sparse_step,
+    which the `name` model ignores: refused unless they agree with it (renormalised top-k, an MoE block in every layer)."""
+    if normalized:
+        context.unsupported_unless("norm_topk_prob", lambda value: value is True, f"transformers' {name} always renormalises the top-k weights")
     context.unsupported_unless("mlp_only_layers", lambda value: value == [], f"transformers' {name} model has an MoE block in every decoder layer")
     context.unsupported_unless("decoder_sparse_step", lambda value: value == 1, f"transformers' {name} model has an MoE block in every decoder layer")
 
