@@ -185,15 +185,16 @@ def _read_model(hf_config: Any, layer: int | None, moe_only: bool) -> _Model:
         )
         key = "type" if "type" in source.data else "format_version"
         raise ConfigError([*source.problems, source.problem((key,), "value", message=message)])
-    outer = wrappers()
-    while isinstance(model_type, str) and model_type in outer:  # Qwen3-Omni: thinker_config, then its text_config
+    outer, known = wrappers(), families()
+    # Qwen3-Omni: thinker_config, then its text_config; a wrapper that is also a family's model_type (dots3_note) holds
+    # its text model at the top level when it has no text_config (or a null one)
+    while isinstance(model_type, str) and model_type in outer and (source.data.get(outer[model_type]) is not None or model_type not in known):
         text_key = outer[model_type]
         if not isinstance(source.data.get(text_key), dict):
             problem = source.problem((text_key,) if text_key in source.data else (), "value", message=f"expected a mapping: the text model's config of a {model_type} model")
             raise ConfigError([*source.problems, Problem(problem.message, text_key, problem.file, problem.line, problem.column)])
         source = source.select((text_key,))
         model_type = source.data.get("model_type", f"{model_type}_text")
-    known = families()
     if not isinstance(model_type, str) or model_type not in known:
         names = sorted(known)
         if model_type is None:
