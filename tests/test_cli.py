@@ -227,7 +227,7 @@ def test_readme_example_at_80_columns() -> None:
     result = cli("explain", "examples/mixtral_8x7b.yaml", "--hidden-size", "4096", COLUMNS="80")
     lines = result.stdout.splitlines()
     assert max(len(line) for line in lines) <= 80
-    assert len(lines) == 228  # 166 before issue 19's nine fields, the Megatron-LM equivalent and format_version; 214 before issue 16's three
+    assert len(lines) == 233  # 166 before issue 19's nine fields, the Megatron-LM equivalent and format_version; 214 before issue 16's four
     assert result.stdout.endswith(
         "\n"
         "Rules on the fields set here:\n"
@@ -319,6 +319,7 @@ bias_update_rate: 0.01
 automatic_bias_update: true
 expert_groups: 4
 expert_groups_per_token: 2
+expert_group_score: max
 shared_expert_intermediate_size: 64
 shared_expert_gate: {enabled: true}
 router_bias: {enabled: true}
@@ -343,6 +344,7 @@ FAMILY_ROWS = {
         "automatic_bias_update": (True, "set"),
         "expert_groups": (4, "set"),
         "expert_groups_per_token": (2, "set"),
+        "expert_group_score": ("max", "set"),
         "shared_expert_intermediate_size": (64, "set"),
         "shared_expert_gate.enabled": (True, "set"),
         "router_bias.enabled": (True, "set"),
@@ -368,6 +370,7 @@ FAMILY_ROWS = {
         "automatic_bias_update": (False, "derived"),
         "expert_groups": (2, "set"),
         "expert_groups_per_token": (2, "derived"),
+        "expert_group_score": ("top2_sum", "derived"),
         "shared_expert_intermediate_size": (None, "default"),
         "shared_expert_gate.enabled": (None, "default"),
         "router_bias.enabled": (None, "default"),

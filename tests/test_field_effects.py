@@ -62,6 +62,7 @@ CHANGES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "routing": ({}, {"routing": "sinkhorn"}),  # from aux_loss; sinkhorn itself changes to aux_loss below
     "expert_groups": ({"expert_groups_per_token": 1}, {"expert_groups": 2}),
     "expert_groups_per_token": ({"expert_groups": 2}, {"expert_groups_per_token": 1}),
+    "expert_group_score": ({"expert_groups": 2, "expert_groups_per_token": 1}, {"expert_group_score": "max"}),
     "shared_expert_intermediate_size": ({"experts": 5, "shared_experts": 1}, {"shared_expert_intermediate_size": 16}),
     "shared_expert_gate": ({"experts": 5, "shared_experts": 1}, {"shared_expert_gate": {"enabled": True}}),
     "router_weight_on_input": (

@@ -50,6 +50,13 @@ class RouterScoreFunction(DescribedEnum):
     sigmoid = "sigmoid", "sigmoid of each logit, independently (DeepSeek-V3, Llama-4)."
 
 
+class ExpertGroupScore(DescribedEnum):
+    """How group-limited routing (expert_groups > 1) scores a group, from its experts' selection scores."""
+
+    top2_sum = "top2_sum", "The sum of its two best selection scores (DeepSeek-V3's noaux_tc)."
+    max = "max", "Its best selection score (DeepSeek-V2's group_limited_greedy)."
+
+
 class DropPolicy(DescribedEnum):
     """Which assignments an expert over capacity drops."""
 

@@ -10,6 +10,7 @@ from fastmoe_cfg.schemas.enums import (
     CorrectionBiasTarget,
     DroplessKernel,
     DropPolicy,
+    ExpertGroupScore,
     JitterDistribution,
     JitterTarget,
     MLPRecomputeLevel,
@@ -220,13 +221,15 @@ class MoEMLPConfig(TwoLayerMLPConfig):
             doc="expert_groups divides the experts - shared_experts routed experts.",
         ),
         Rule(
-            fields=("expert_groups", "experts", "shared_experts"),
-            check=lambda expert_groups, experts, shared_experts: expert_groups == 1 or (experts - shared_experts) >= 2 * expert_groups,
-            message=lambda expert_groups, experts, shared_experts: (
+            fields=("expert_groups", "experts", "shared_experts", "expert_group_score"),
+            check=lambda expert_groups, experts, shared_experts, expert_group_score: (
+                expert_groups == 1 or expert_group_score == ExpertGroupScore.max or (experts - shared_experts) >= 2 * expert_groups
+            ),
+            message=lambda expert_groups, experts, shared_experts, expert_group_score: (
                 f"needs at least 2 routed experts per group, as a group's score is the sum of its top 2 "
                 f"({experts - shared_experts} routed experts, {expert_groups} groups)"
             ),
-            doc="With expert_groups > 1, each group holds at least 2 routed experts (a group's score sums its top 2).",
+            doc="With expert_groups > 1 and expert_group_score top2_sum, each group holds at least 2 routed experts (a group's score sums its top 2).",
         ),
         Rule(
             fields=("expert_groups", "routing"),
@@ -242,6 +245,7 @@ class MoEMLPConfig(TwoLayerMLPConfig):
             ),
             doc="expert_groups_per_token <= expert_groups.",
         ),
+        only_with("expert_group_score", ("expert_groups",), lambda expert_groups: expert_groups > 1, "with expert_groups > 1"),
         Rule(
             fields=("expert_groups_per_token", "expert_groups", "experts", "shared_experts", "experts_per_token"),
             check=lambda expert_groups_per_token, expert_groups, experts, shared_experts, experts_per_token: (
@@ -446,6 +450,14 @@ class MoEMLPConfig(TwoLayerMLPConfig):
             doc="expert_groups: every group is eligible.",
         ),
         Derived(
+            field="expert_group_score",
+            depends_on=("expert_groups",),
+            compute=lambda expert_groups: (
+                ExpertGroupScore.top2_sum if type(expert_groups) is int and 1 < expert_groups < 2**63 else None
+            ),
+            doc="top2_sum with expert_groups > 1 (DeepSeek-V3), else none.",
+        ),
+        Derived(
             field="auxiliary_loss_coefficient",
             depends_on=("routing",),
             compute=lambda routing: AUXILIARY_LOSS_COEFFICIENT if routing == RoutingType.aux_loss else 0.0,
@@ -554,10 +566,13 @@ class MoEMLPConfig(TwoLayerMLPConfig):
         1.0, tier="architecture", gt=0, desc="Constant multiplying the routed experts' weights after normalization (DeepSeek-V3: 2.5); shared experts keep weight 1."
     )
     expert_groups: int = field(
-        1, tier="architecture", ge=1, desc="Group-limited routing (DeepSeek-V3 n_group): the routed experts form this many consecutive groups; a group's score is the sum of its top 2 selection scores. 1: off."
+        1, tier="architecture", ge=1, desc="Group-limited routing (DeepSeek-V3 n_group): the routed experts form this many consecutive groups; a group's score (expert_group_score) is by default the sum of its top 2 selection scores. 1: off."
     )
     expert_groups_per_token: int | None = field(
         None, tier="architecture", ge=1, desc="Groups kept per token (DeepSeek-V3 topk_group): top-k picks among the experts of the best groups only."
+    )
+    expert_group_score: ExpertGroupScore | None = field(
+        None, tier="architecture", desc="With expert_groups > 1, a group's score, from its experts' selection scores: top2_sum, the sum of its best two (DeepSeek-V3), or max, its best one (DeepSeek-V2's group_limited_greedy)."
     )
     shared_expert_intermediate_size: int | None = field(
         None, tier="architecture", ge=1, desc="Width of the one dense MLP that holds the shared experts (Qwen2-MoE shared_expert_intermediate_size). None: shared_experts · intermediate_size."

@@ -150,9 +150,10 @@ def test_rules_and_derived_defaults_are_declared_as_data() -> None:
         ("activation_limit", "activation"),
         ("experts_per_token", "shared_experts", "experts"),
         ("expert_groups", "experts", "shared_experts"),
-        ("expert_groups", "experts", "shared_experts"),
+        ("expert_groups", "experts", "shared_experts", "expert_group_score"),
         ("expert_groups", "routing"),
         ("expert_groups_per_token", "expert_groups"),
+        ("expert_group_score", "expert_groups"),
         ("expert_groups_per_token", "expert_groups", "experts", "shared_experts", "experts_per_token"),
         ("auxiliary_loss_coefficient", "routing"),
         ("bias_update_rate", "routing"),
@@ -185,6 +186,7 @@ def test_rules_and_derived_defaults_are_declared_as_data() -> None:
         ("expert_weights_norm_order", "routing"),
         ("expert_weights_epsilon", "routing"),
         ("sparsemixer_eps", "routing", "router_score_function", "expert_groups", "normalize_expert_weights"),
+        ("dropless_kernel", "implementation"),
     ]
     assert "experts_per_token + shared_experts <= experts" in rules[2].doc
     derived = MoEMLPConfig.derived_defaults()
@@ -203,6 +205,7 @@ def test_rules_and_derived_defaults_are_declared_as_data() -> None:
             "false for sinkhorn routing (Fast-LLM) and for one sigmoid-scored expert per token (Llama-4: the weight is the sigmoid), else true.",
         ),
         ("expert_groups_per_token", ("expert_groups",), "expert_groups: every group is eligible."),
+        ("expert_group_score", ("expert_groups",), "top2_sum with expert_groups > 1 (DeepSeek-V3), else none."),
         (
             "auxiliary_loss_coefficient",
             ("routing",),

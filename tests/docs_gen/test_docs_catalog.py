@@ -23,8 +23,8 @@ def test_builtin_catalog() -> None:
     catalog = build_catalog(default_roots())
     assert [klass.__name__ for klass in catalog.classes] == BUILTIN_CLASSES
     assert [kind.__name__ for kind in catalog.enums] == [
-        "ActivationType", "MLPRecomputeLevel", "RoutingType", "MoEImplementation", "RouterScoreFunction", "DropPolicy",
-        "RouterDtype", "JitterTarget", "JitterDistribution", "BiasUpdateRule", "BiasUpdateSchedule", "CorrectionBiasTarget",
+        "ActivationType", "MLPRecomputeLevel", "RoutingType", "MoEImplementation", "DroplessKernel", "RouterScoreFunction", "ExpertGroupScore",
+        "DropPolicy", "RouterDtype", "JitterTarget", "JitterDistribution", "BiasUpdateRule", "BiasUpdateSchedule", "CorrectionBiasTarget",
         "NormalizationImplementation",
     ]
 

@@ -46,6 +46,7 @@ FAMILY = [
     ("drop_policy", "architecture", "DropPolicy or null", "derived: probability when capacity_factor is set, else none."),
     ("expert_groups", "architecture", "int", "1"),
     ("expert_groups_per_token", "architecture", "int or null", "derived: expert_groups: every group is eligible."),
+    ("expert_group_score", "architecture", "ExpertGroupScore or null", "derived: top2_sum with expert_groups > 1 (DeepSeek-V3), else none."),
     ("normalize_expert_weights", "architecture", "bool or null", "derived: false for sinkhorn routing (Fast-LLM) and for one sigmoid-scored expert per token (Llama-4: the weight is the sigmoid), else true."),
     ("routed_scaling_factor", "architecture", "float", "1.0"),
     ("router_bias", "architecture", "OptionalParameterConfig", "{}"),
@@ -91,7 +92,7 @@ def moe_tables(pages: dict[str, str]) -> dict[str, list[list[str]]]:
 
 def test_seed_has_24_fields() -> None:
     assert len(SEED) == 24 == len({name for name, *_ in SEED})
-    assert len(FAMILY) == 17 == len({name for name, *_ in FAMILY} - {name for name, *_ in SEED})
+    assert len(FAMILY) == 18 == len({name for name, *_ in FAMILY} - {name for name, *_ in SEED})
 
 
 @pytest.mark.parametrize(

@@ -59,6 +59,7 @@ FAMILY_FIELDS = {
     "routed_scaling_factor": ("architecture", 1.0),
     "expert_groups": ("architecture", 1),
     "expert_groups_per_token": ("architecture", None),
+    "expert_group_score": ("architecture", None),
     "shared_expert_intermediate_size": ("architecture", None),
     "shared_expert_gate": ("architecture", OptionalParameterConfig()),
     "router_weight_on_input": ("architecture", False),
@@ -103,7 +104,7 @@ ALL_FIELDS = {**SEED_FIELDS, **SELECTORS, **FAMILY_FIELDS, **SYSTEM_FIELDS, **HF
 
 
 def test_moe_has_exactly_the_seed_fields_and_the_family_fields() -> None:
-    assert len(SEED_FIELDS) == 24 and len(FAMILY_FIELDS) == 17 and len(SYSTEM_FIELDS) == 9
+    assert len(SEED_FIELDS) == 24 and len(FAMILY_FIELDS) == 18 and len(SYSTEM_FIELDS) == 9
     assert set(MoEMLPConfig.model_fields) == set(ALL_FIELDS)
 
 

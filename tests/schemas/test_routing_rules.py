@@ -201,6 +201,14 @@ RULES = {
         """,
         "moe.yaml:4:1: expert_groups_per_token: must satisfy expert_groups_per_token <= expert_groups (3 > 2)",
     ),
+    "expert_group_score without groups": (
+        """\
+        type: moe
+        experts: 8
+        expert_group_score: max
+        """,
+        "moe.yaml:3:1: expert_group_score: only applies with expert_groups > 1 (remove it, or set it to null)",
+    ),
     "kept groups hold fewer than k experts": (
         """\
         type: moe
@@ -402,7 +410,7 @@ def test_every_rule_of_moe_has_a_golden_error() -> None:
     family_rules = [rule for rule in MoEMLPConfig.rules() if rule.fields[0] != "experts_per_token"]
     blamed = {text.split(": ")[1] for _, text in RULES.values()}
     assert blamed == {rule.fields[0] for rule in family_rules}
-    assert len(RULES) >= len(family_rules) == 39
+    assert len(RULES) >= len(family_rules) == 40
 
 
 def test_all_problems_of_one_file_at_once_sorted_by_position() -> None:
@@ -465,6 +473,7 @@ DERIVED = {
         "type: moe\nexperts: 4\nexperts_per_token: 2\nrouter_score_function: sigmoid\n", "normalize_expert_weights", True
     ),
     "groups per token": ("type: moe\nexperts: 16\nexpert_groups: 4\n", "expert_groups_per_token", 4),
+    "group score": ("type: moe\nexperts: 16\nexpert_groups: 4\n", "expert_group_score", "top2_sum"),
     "bias_update_rate aux_free": ("type: moe\nrouting: aux_free\n", "bias_update_rate", 0.001),
     "bias_update_rate aux_loss": ("type: moe\n", "bias_update_rate", None),
     "automatic_bias_update aux_free": ("type: moe\nrouting: aux_free\n", "automatic_bias_update", False),

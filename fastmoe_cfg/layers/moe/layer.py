@@ -434,7 +434,7 @@ class MoEMLP(nn.Module):
         config, k = self.config, self.experts_per_token
         options = {
             "k": k, "function": config.router_score_function, "normalize": config.normalize_expert_weights,
-            "groups": config.expert_groups, "groups_per_token": config.expert_groups_per_token,
+            "groups": config.expert_groups, "groups_per_token": config.expert_groups_per_token, "group_score": config.expert_group_score,
             "norm_order": config.expert_weights_norm_order, "epsilon": config.expert_weights_epsilon,
         }
         if config.routing == RoutingType.aux_free and not self._bias_on_logits:

@@ -20,7 +20,7 @@ import math
 
 import torch
 
-from fastmoe_cfg.schemas.enums import DropPolicy, RouterScoreFunction
+from fastmoe_cfg.schemas.enums import DropPolicy, ExpertGroupScore, RouterScoreFunction
 
 SINKHORN_TOLERANCE = 1e-4
 SINKHORN_MAX_ITERATIONS = 1000
@@ -45,18 +45,29 @@ def normalized_scores(scores_TE: torch.Tensor, function: RouterScoreFunction) ->
     return scores_TE / (scores_TE.sum(dim=-1, keepdim=True) + NORMALIZATION_EPS)
 
 
-def select_experts(selection_TE: torch.Tensor, k: int, *, groups: int = 1, groups_per_token: int | None = None) -> torch.Tensor:
+def select_experts(
+    selection_TE: torch.Tensor,
+    k: int,
+    *,
+    groups: int = 1,
+    groups_per_token: int | None = None,
+    group_score: ExpertGroupScore | None = None,
+) -> torch.Tensor:
     """Top-k of the selection scores [T, E] -> experts [T, K] (no gradient).
 
     Group-limited (`groups` > 1, DeepSeek-V3): the E experts form `groups` consecutive groups;
-    a group's score is the sum of its two best selection scores; only the experts of the
-    `groups_per_token` best groups stay eligible (the others are -inf, never chosen).
+    a group's score is the sum of its two best selection scores (`group_score` top2_sum, the
+    default) or its best one (max, DeepSeek-V2); only the experts of the `groups_per_token`
+    best groups stay eligible (the others are -inf, never chosen).
     """
     selection_TE = selection_TE.detach()
     if groups > 1:
         tokens, experts = selection_TE.shape
         grouped_TGX = selection_TE.view(tokens, groups, experts // groups)
-        group_score_TG = grouped_TGX.topk(2, dim=-1).values.sum(dim=-1)
+        if group_score == ExpertGroupScore.max:
+            group_score_TG = grouped_TGX.amax(dim=-1)
+        else:
+            group_score_TG = grouped_TGX.topk(2, dim=-1).values.sum(dim=-1)
         kept_TG = torch.zeros_like(group_score_TG, dtype=torch.bool)
         kept_TG.scatter_(1, group_score_TG.topk(groups_per_token or groups, dim=-1).indices, True)
         selection_TE = grouped_TGX.masked_fill(~kept_TG.unsqueeze(-1), -math.inf).view(tokens, experts)
@@ -159,6 +170,7 @@ def aux_loss_routing(
     normalize: bool,
     groups: int = 1,
     groups_per_token: int | None = None,
+    group_score: ExpertGroupScore | None = None,
     norm_order: float = 1.0,
     epsilon: float | None = None,
     sparsemixer_eps: float | None = None,
@@ -166,7 +178,7 @@ def aux_loss_routing(
     """Top-k of the scores (group-limited with `groups` > 1), weighted by their scores (or by SparseMixer's
     weights with `sparsemixer_eps`)."""
     if groups > 1:
-        experts_TK = select_experts(scores_TE, k, groups=groups, groups_per_token=groups_per_token)
+        experts_TK = select_experts(scores_TE, k, groups=groups, groups_per_token=groups_per_token, group_score=group_score)
     else:  # The scores are monotone in the logits: choose on the logits, which never tie by rounding.
         experts_TK = select_experts(logits_TE, k)
     if sparsemixer_eps is not None:
@@ -187,11 +199,12 @@ def aux_free_routing(
     normalize: bool,
     groups: int = 1,
     groups_per_token: int | None = None,
+    group_score: ExpertGroupScore | None = None,
     norm_order: float = 1.0,
     epsilon: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """DeepSeek-V3: top-k of scores + correction bias (the bias chooses only), weighted by the unbiased scores."""
-    experts_TK = select_experts(scores_TE + bias_E, k, groups=groups, groups_per_token=groups_per_token)
+    experts_TK = select_experts(scores_TE + bias_E, k, groups=groups, groups_per_token=groups_per_token, group_score=group_score)
     weights_TK = expert_weights(
         logits_TE, scores_TE, experts_TK, function=function, normalize=normalize, norm_order=norm_order, epsilon=epsilon
     )
@@ -209,6 +222,7 @@ def sinkhorn_routing(
     normalize: bool,
     groups: int = 1,
     groups_per_token: int | None = None,
+    group_score: ExpertGroupScore | None = None,
     norm_order: float = 1.0,
     epsilon: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -216,7 +230,8 @@ def sinkhorn_routing(
     inference: top-k of the scores. Weighted by the scores."""
     normalization = {"function": function, "normalize": normalize, "norm_order": norm_order, "epsilon": epsilon}
     if not training:
-        return aux_loss_routing(logits_TE, scores_TE, k=k, groups=groups, groups_per_token=groups_per_token, **normalization)
+        grouping = {"groups": groups, "groups_per_token": groups_per_token, "group_score": group_score}
+        return aux_loss_routing(logits_TE, scores_TE, k=k, **grouping, **normalization)
     with torch.no_grad():
         experts_TK = sinkhorn(logits_TE.detach(), mask_T).topk(k, dim=-1).indices
     return expert_weights(logits_TE, scores_TE, experts_TK, **normalization), experts_TK
