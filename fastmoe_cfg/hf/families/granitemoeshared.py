@@ -4,6 +4,7 @@ of the logits, softmax over the k chosen) plus, when shared_intermediate_size > 
 
 The shared MLP belongs to the decoder layer, not to the MoE block: the HF block imported is the decoder layer
 (or a mapping of its tensors, `block_sparse_moe.*` and `shared_mlp.*`); its other tensors are not the MLP's.
+Granite-MoE-SWA (`granitemoe_swa`: sliding-window attention with sinks, outside the MLP) has the same feed-forward.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def tensors(config) -> list[Tensors]:
 MODULES = ("block_sparse_moe", "shared_mlp")
 
 
-def select_state(hf_block: Any, hybrid: bool) -> dict:
+def select_state(hf_block: Any, hybrid: bool = False) -> dict:
     """The decoder layer's feed-forward tensors (`block_sparse_moe.*`, `shared_mlp.*`), from the layer or a mapping."""
     if isinstance(hf_block, dict):
         return {key: value for key, value in hf_block.items() if key.split(".", 1)[0] in MODULES}
@@ -63,13 +64,13 @@ def select_state(hf_block: Any, hybrid: bool) -> dict:
 
 
 FAMILY = Family(
-    model_types=("granitemoeshared",),
+    model_types=("granitemoeshared", "granitemoe_swa"),
     fields=GraniteMoeSharedFields,
     moe_layers=every_layer,
     convert=convert,
     tensors=tensors,
     block="GraniteMoeSharedDecoderLayer",
-    hf_modules=("granitemoeshared",),
+    hf_modules=("granitemoeshared", "granitemoe_swa"),
     select_state=select_state,
     note="Granite-MoE's block plus the decoder layer's shared_mlp (shared_intermediate_size, gated) as one shared expert; the HF block imported is the decoder layer",
 )

@@ -52,6 +52,21 @@ def test_export_is_the_hf_state_dict(family):
     check_export(family)
 
 
+@pytest.mark.parametrize("tokens", TOKENS)
+def test_granitemoe_swa_has_the_same_feed_forward(tokens):
+    """Granite-MoE-SWA (sliding-window attention with sinks): the same block_sparse_moe and shared_mlp."""
+    from transformers.models.granitemoe_swa.modeling_granitemoe_swa import GraniteMoeSWADecoderLayer
+
+    config = eager(transformers.GraniteMoeSWAConfig(
+        hidden_size=HIDDEN, intermediate_size=8, num_local_experts=8, num_experts_per_tok=2, shared_intermediate_size=12,
+        num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
+    ))
+    swa = Family("granitemoe_swa", config, filled(GraniteMoeSWADecoderLayer(config, 0)), 2, feed_forward, route, state)
+    check_block(swa, "dropless", tokens)
+    if tokens == 1:
+        check_export(swa)
+
+
 def test_without_a_shared_mlp_the_block_is_granite_moe(family):
     """shared_intermediate_size 0 (transformers' default): no shared_mlp; the decoder layer's MoE block alone."""
     from transformers.models.granitemoeshared.modeling_granitemoeshared import GraniteMoeSharedDecoderLayer
