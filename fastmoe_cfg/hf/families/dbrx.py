@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from fastmoe_cfg.hf.families import Family
 from fastmoe_cfg.config.errors import did_you_mean
+from fastmoe_cfg.hf.families import Family
 from fastmoe_cfg.hf.fields import MAX_LAYERS, Activation, HFFields, Number, hf_field, located
 from fastmoe_cfg.hf.mapping import POOLED_AUX_LOSS, Context, Conversion, every_layer
 from fastmoe_cfg.hf.weights import Tensors

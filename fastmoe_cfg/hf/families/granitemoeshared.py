@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastmoe_cfg.hf.families import Family
-from fastmoe_cfg.hf.families.granitemoe import GraniteMoeFields, router_and_experts, routed
+from fastmoe_cfg.hf.families.granitemoe import GraniteMoeFields, routed, router_and_experts
 from fastmoe_cfg.hf.fields import hf_field
 from fastmoe_cfg.hf.mapping import Context, Conversion, every_layer
 from fastmoe_cfg.hf.weights import Tensors

@@ -12,7 +12,19 @@ from fastmoe_cfg.config.errors import ConfigError
 from fastmoe_cfg.hf import convert
 from fastmoe_cfg.schemas.counts import count_layer
 from tests.conftest import ROOT
-from tests.hf.parity import HIDDEN, IMPLEMENTATIONS, TOKENS, Family, block_output, check_block, check_export, eager, filled, transformers, whole_state
+from tests.hf.parity import (
+    HIDDEN,
+    IMPLEMENTATIONS,
+    TOKENS,
+    Family,
+    block_output,
+    check_block,
+    check_export,
+    eager,
+    filled,
+    transformers,
+    whole_state,
+)
 
 PUBLISHED = json.loads((ROOT / "tests" / "data" / "hf_families" / "ernie4_5_moe.json").read_text())
 

@@ -10,7 +10,20 @@ import torch
 from fastmoe_cfg.hf import convert
 from fastmoe_cfg.schemas.counts import count_layer
 from tests.conftest import ROOT
-from tests.hf.parity import HIDDEN, IMPLEMENTATIONS, TOKENS, Family, block_output, check_block, check_export, eager, filled, gate_route, transformers, whole_state
+from tests.hf.parity import (
+    HIDDEN,
+    IMPLEMENTATIONS,
+    TOKENS,
+    Family,
+    block_output,
+    check_block,
+    check_export,
+    eager,
+    filled,
+    gate_route,
+    transformers,
+    whole_state,
+)
 
 PUBLISHED = json.loads((ROOT / "tests" / "data" / "hf_families" / "granitemoe.json").read_text())
 

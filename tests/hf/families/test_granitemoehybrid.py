@@ -12,7 +12,17 @@ from fastmoe_cfg.hf import convert
 from fastmoe_cfg.schemas.counts import count_layer
 from tests.conftest import ROOT
 from tests.hf.families.test_granitemoeshared import feed_forward, route, state
-from tests.hf.parity import HIDDEN, IMPLEMENTATIONS, TOKENS, Family, check_block, check_export, eager, filled, transformers
+from tests.hf.parity import (
+    HIDDEN,
+    IMPLEMENTATIONS,
+    TOKENS,
+    Family,
+    check_block,
+    check_export,
+    eager,
+    filled,
+    transformers,
+)
 
 PUBLISHED = json.loads((ROOT / "tests" / "data" / "hf_families" / "granitemoehybrid.json").read_text())
 

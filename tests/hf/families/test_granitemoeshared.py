@@ -11,7 +11,17 @@ import torch
 from fastmoe_cfg.hf import convert, import_moe_block
 from fastmoe_cfg.schemas.counts import count_layer
 from tests.conftest import ROOT
-from tests.hf.parity import HIDDEN, IMPLEMENTATIONS, TOKENS, Family, check_block, check_export, eager, filled, transformers
+from tests.hf.parity import (
+    HIDDEN,
+    IMPLEMENTATIONS,
+    TOKENS,
+    Family,
+    check_block,
+    check_export,
+    eager,
+    filled,
+    transformers,
+)
 
 PUBLISHED = json.loads((ROOT / "tests" / "data" / "hf_families" / "granitemoeshared.json").read_text())
 MODULES = ("block_sparse_moe", "shared_mlp")

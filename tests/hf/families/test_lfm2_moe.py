@@ -11,7 +11,19 @@ import torch
 from fastmoe_cfg.hf import convert
 from fastmoe_cfg.schemas.counts import count_layer
 from tests.conftest import ROOT
-from tests.hf.parity import HIDDEN, IMPLEMENTATIONS, TOKENS, Family, block_output, check_block, check_export, eager, filled, transformers, whole_state
+from tests.hf.parity import (
+    HIDDEN,
+    IMPLEMENTATIONS,
+    TOKENS,
+    Family,
+    block_output,
+    check_block,
+    check_export,
+    eager,
+    filled,
+    transformers,
+    whole_state,
+)
 
 PUBLISHED = json.loads((ROOT / "tests" / "data" / "hf_families" / "lfm2_moe.json").read_text())
 
