@@ -66,7 +66,7 @@ class HFFields(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="ignore", frozen=True, allow_inf_nan=False, validate_default=True)
 
-    model_type: str
+    model_type: str | None = None  # the registry reads it (a multimodal wrapper's text_config may lack it: the wrapper names it)
     hidden_size: int = Field(ge=1)
     num_hidden_layers: int = Field(ge=1, le=MAX_LAYERS)
     torch_dtype: str | None = hf_field(None, names=("torch_dtype", "dtype"))
@@ -106,7 +106,7 @@ def _expected(cls: type[HFFields], name: str) -> str:
     return "a value"
 
 
-def read_fields(cls: type[HFFields], source: Source) -> tuple[HFFields | None, list[Problem]]:
+def read_fields(cls: type[HFFields], source: Source, model_type: str) -> tuple[HFFields | None, list[Problem]]:
     """The family's fields of `source.data` (null values count as absent), or None and the located problems.
 
     Two names of one field that disagree are a problem; so is a misspelt field (a key of the file that is
@@ -130,7 +130,7 @@ def read_fields(cls: type[HFFields], source: Source) -> tuple[HFFields | None, l
         if suggestion is not None and suggestion not in misspelt.values():
             misspelt[key] = suggestion
             kind = "a required field" if suggestion in required else "a field"
-            message = f"unknown field: {kind} of this {data.get('model_type')} config is {suggestion}, which is absent"
+            message = f"unknown field: {kind} of this {model_type} config is {suggestion}, which is absent"
             problems.append(source.problem((key,), "key", message=message, suggestion=suggestion))
     try:
         fields = cls.model_validate(data)

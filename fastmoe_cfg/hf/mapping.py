@@ -206,7 +206,7 @@ def _read_model(hf_config: Any, layer: int | None, moe_only: bool) -> _Model:
         problem = located(source, "model_type", message, did_you_mean(model_type, names))
         raise ConfigError([*source.problems, problem])
     family = known[model_type]
-    fields, problems = read_fields(family.fields, source)
+    fields, problems = read_fields(family.fields, source, model_type)
     if fields is None:
         raise ConfigError([*source.problems, *problems])
     if layer is not None and not 0 <= layer < fields.num_hidden_layers:
