@@ -137,7 +137,7 @@ def read_fields(cls: type[HFFields], source: Source, model_type: str) -> tuple[H
     except ValidationError as exc:
         for error in exc.errors(include_url=False):
             name = error["loc"][0] if error["loc"] else None
-            if error["type"] == "missing" and isinstance(name, str) and name in cls.model_fields:
+            if error["type"] == "missing" and len(error["loc"]) == 1 and isinstance(name, str) and name in cls.model_fields:
                 if name in misspelt.values():
                     continue  # reported at the misspelt key
                 problems.append(_missing(source, name, f"missing: expected {_expected(cls, name)}"))
