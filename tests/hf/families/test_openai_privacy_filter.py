@@ -10,7 +10,7 @@ from fastmoe_cfg.config.errors import ConfigError
 from fastmoe_cfg.hf import convert
 from fastmoe_cfg.schemas.counts import count_layer
 from tests.hf.families.deepseek_like import published
-from tests.hf.parity import HIDDEN, IMPLEMENTATIONS, TOKENS, Family, block_output, check_block, check_export, filled, transformers, whole_state
+from tests.hf.parity import HIDDEN, IMPLEMENTATIONS, TOKENS, Family, block_output, check_block, check_export, eager, filled, transformers, whole_state
 
 from transformers.models.openai_privacy_filter.modeling_openai_privacy_filter import OpenAIPrivacyFilterMLP  # noqa: E402
 
@@ -23,10 +23,10 @@ def route(block, x_TH):
 @pytest.fixture(scope="module")
 def family() -> Family:
     """8 experts, top-3 (÷ 3 and × 3 are not exact in floating point), limit 7 (its default)."""
-    config = transformers.OpenAIPrivacyFilterConfig(
+    config = eager(transformers.OpenAIPrivacyFilterConfig(
         hidden_size=HIDDEN, intermediate_size=8, num_local_experts=8, num_experts_per_tok=3, num_hidden_layers=2,
         num_attention_heads=2, num_key_value_heads=1, head_dim=8,
-    )
+    ))
     return Family("openai_privacy_filter", config, filled(OpenAIPrivacyFilterMLP(config), std=1.0), 3, block_output, route, whole_state)
 
 
