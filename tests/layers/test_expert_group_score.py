@@ -9,9 +9,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from fastmoe_cfg.layers.moe.router import select_experts  # noqa: E402
-from fastmoe_cfg.schemas import MoEMLPConfig  # noqa: E402
-from fastmoe_cfg.schemas.enums import ExpertGroupScore  # noqa: E402
+from fastmoe_cfg.layers.moe.router import select_experts
+from fastmoe_cfg.schemas import MoEMLPConfig
+from fastmoe_cfg.schemas.enums import ExpertGroupScore
 
 HIDDEN, TOKENS = 8, 24
 
@@ -42,16 +42,16 @@ def test_select_experts_scores_groups_by_max_or_top2_sum():
 
 CASES = {
     # DeepSeek-V2 group_limited_greedy: softmax scores, group max, not renormalised, × 16.
-    "softmax max": dict(routing="aux_loss", router_score_function="softmax", expert_group_score="max",
-                        normalize_expert_weights=False, routed_scaling_factor=16.0),
+    "softmax max": {"routing": "aux_loss", "router_score_function": "softmax", "expert_group_score": "max",
+                        "normalize_expert_weights": False, "routed_scaling_factor": 16.0},
     # One expert per group: a max-scored group needs no second expert.
-    "softmax max, one expert per group": dict(routing="aux_loss", router_score_function="softmax", expert_group_score="max",
-                                              normalize_expert_weights=True, expert_groups=16, expert_groups_per_token=5),
-    "softmax top2_sum": dict(routing="aux_loss", router_score_function="softmax", expert_group_score="top2_sum",
-                             normalize_expert_weights=True),
+    "softmax max, one expert per group": {"routing": "aux_loss", "router_score_function": "softmax", "expert_group_score": "max",
+                                              "normalize_expert_weights": True, "expert_groups": 16, "expert_groups_per_token": 5},
+    "softmax top2_sum": {"routing": "aux_loss", "router_score_function": "softmax", "expert_group_score": "top2_sum",
+                             "normalize_expert_weights": True},
     # aux_free: the groups are scored on the biased selection scores, the weights are the unbiased ones.
-    "sigmoid aux_free max": dict(routing="aux_free", router_score_function="sigmoid", expert_group_score="max",
-                                 normalize_expert_weights=True, routed_scaling_factor=2.5),
+    "sigmoid aux_free max": {"routing": "aux_free", "router_score_function": "sigmoid", "expert_group_score": "max",
+                                 "normalize_expert_weights": True, "routed_scaling_factor": 2.5},
 }
 
 

@@ -7,7 +7,8 @@ text model of the multimodal Kimi-K2.5 (`kimi_k25`, under `text_config`, whose m
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from fastmoe_cfg.hf.families import Family
 from fastmoe_cfg.hf.fields import Activation, HFFields, Number, hf_field

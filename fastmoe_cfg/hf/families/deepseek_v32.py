@@ -8,7 +8,13 @@ from __future__ import annotations
 from typing import Literal
 
 from fastmoe_cfg.hf.families import Family
-from fastmoe_cfg.hf.families.deepseek_v3 import DeepseekV3Fields, check_layer_types, converter, listed_moe_layers, tensors
+from fastmoe_cfg.hf.families.deepseek_v3 import (
+    DeepseekV3Fields,
+    check_layer_types,
+    converter,
+    listed_moe_layers,
+    tensors,
+)
 from fastmoe_cfg.hf.fields import hf_field
 from fastmoe_cfg.hf.mapping import Context, Conversion
 

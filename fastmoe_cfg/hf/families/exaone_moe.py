@@ -8,7 +8,14 @@ from __future__ import annotations
 from typing import Literal
 
 from fastmoe_cfg.hf.families import Family
-from fastmoe_cfg.hf.families.deepseek_v3 import check, check_layer_types, dense_layer, listed_moe_layers, sigmoid_routing, tensors
+from fastmoe_cfg.hf.families.deepseek_v3 import (
+    check,
+    check_layer_types,
+    dense_layer,
+    listed_moe_layers,
+    sigmoid_routing,
+    tensors,
+)
 from fastmoe_cfg.hf.fields import Activation, HFFields, Number, hf_field
 from fastmoe_cfg.hf.mapping import Context, Conversion, gated_experts
 

@@ -4,6 +4,7 @@ tests/data/hf_families/, and the parameter count of a block built on the meta de
 
 from __future__ import annotations
 
+import importlib
 import json
 
 import torch
@@ -12,6 +13,13 @@ from fastmoe_cfg.hf import convert
 from fastmoe_cfg.schemas.counts import count_layer
 from tests.conftest import ROOT
 from tests.hf.parity import HIDDEN, Family, block_output, eager, filled, whole_state
+
+
+def modeling(module: str, *names: str) -> tuple:
+    """Classes of transformers' `models/<module>/modeling_<module>.py` (transformers is imported by tests.hf.parity,
+    which skips the tests without it)."""
+    found = importlib.import_module(f"transformers.models.{module}.modeling_{module}")
+    return tuple(getattr(found, name) for name in names)
 
 
 def published(name: str) -> dict:
@@ -58,4 +66,4 @@ def assert_counts(data: dict, layer: int, block_class, config) -> None:
     assert count_layer(conversion.config, conversion.hidden_size).total_parameters == meta_parameters(block_class, config)
 
 
-__all__ = ["HIDDEN", "as_config_json", "assert_counts", "published", "small_block", "sigmoid_route", "softmax_route"]
+__all__ = ["HIDDEN", "as_config_json", "assert_counts", "modeling", "published", "sigmoid_route", "small_block", "softmax_route"]

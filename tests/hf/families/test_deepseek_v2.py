@@ -7,13 +7,13 @@ import pytest
 
 from fastmoe_cfg.config.errors import ConfigError
 from fastmoe_cfg.hf import convert
-from tests.hf.families.deepseek_like import HIDDEN, assert_counts, published, small_block, softmax_route
+from tests.hf.families.deepseek_like import HIDDEN, assert_counts, modeling, published, small_block, softmax_route
 from tests.hf.parity import IMPLEMENTATIONS, TOKENS, check_block, check_export, transformers
 
-from transformers.models.deepseek_v2.modeling_deepseek_v2 import DeepseekV2MLP, DeepseekV2Moe  # noqa: E402
+DeepseekV2MLP, DeepseekV2Moe = modeling("deepseek_v2", "DeepseekV2MLP", "DeepseekV2Moe")
 
-SMALL = dict(hidden_size=HIDDEN, moe_intermediate_size=8, intermediate_size=24, n_routed_experts=16, n_shared_experts=2,
-             routed_scaling_factor=1.5, first_k_dense_replace=1, num_hidden_layers=2, num_attention_heads=2)
+SMALL = {"hidden_size": HIDDEN, "moe_intermediate_size": 8, "intermediate_size": 24, "n_routed_experts": 16, "n_shared_experts": 2,
+             "routed_scaling_factor": 1.5, "first_k_dense_replace": 1, "num_hidden_layers": 2, "num_attention_heads": 2}
 
 
 @pytest.fixture(scope="module")

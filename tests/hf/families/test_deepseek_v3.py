@@ -6,16 +6,16 @@ from __future__ import annotations
 import pytest
 
 from fastmoe_cfg.hf import convert, export_state_dict, import_moe_block
-from tests.hf.families.deepseek_like import HIDDEN, as_config_json, assert_counts, published, small_block
+from tests.hf.families.deepseek_like import HIDDEN, as_config_json, assert_counts, modeling, published, small_block
 from tests.hf.parity import IMPLEMENTATIONS, TOKENS, check_block, check_export, transformers
 
-from transformers.models.deepseek_v3.modeling_deepseek_v3 import DeepseekV3MLP, DeepseekV3MoE  # noqa: E402
+DeepseekV3MLP, DeepseekV3MoE = modeling("deepseek_v3", "DeepseekV3MLP", "DeepseekV3MoE")
 
-KIMI_SMALL = dict(
-    hidden_size=HIDDEN, moe_intermediate_size=8, intermediate_size=24, n_routed_experts=16, n_shared_experts=1,
-    num_experts_per_tok=4, n_group=1, topk_group=1, routed_scaling_factor=2.827, norm_topk_prob=True,
-    first_k_dense_replace=1, num_hidden_layers=2,
-)
+KIMI_SMALL = {
+    "hidden_size": HIDDEN, "moe_intermediate_size": 8, "intermediate_size": 24, "n_routed_experts": 16, "n_shared_experts": 1,
+    "num_experts_per_tok": 4, "n_group": 1, "topk_group": 1, "routed_scaling_factor": 2.827, "norm_topk_prob": True,
+    "first_k_dense_replace": 1, "num_hidden_layers": 2,
+}
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,10 @@ import pytest
 
 from fastmoe_cfg.config.errors import ConfigError
 from fastmoe_cfg.hf import convert
-from tests.hf.families.deepseek_like import HIDDEN, assert_counts, published, small_block
+from tests.hf.families.deepseek_like import HIDDEN, assert_counts, modeling, published, small_block
 from tests.hf.parity import IMPLEMENTATIONS, TOKENS, check_block, check_export, transformers
 
-from transformers.models.dots1.modeling_dots1 import Dots1MLP, Dots1MoE  # noqa: E402
+Dots1MLP, Dots1MoE = modeling("dots1", "Dots1MLP", "Dots1MoE")
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,10 @@ import pytest
 
 from fastmoe_cfg.config.errors import ConfigError
 from fastmoe_cfg.hf import convert
-from tests.hf.families.deepseek_like import HIDDEN, assert_counts, published, small_block
+from tests.hf.families.deepseek_like import HIDDEN, assert_counts, modeling, published, small_block
 from tests.hf.parity import IMPLEMENTATIONS, TOKENS, check_block, check_export, transformers
 
-from transformers.models.exaone_moe.modeling_exaone_moe import ExaoneMoeMLP, ExaoneMoeSparseMoEBlock  # noqa: E402
+ExaoneMoeMLP, ExaoneMoeSparseMoEBlock = modeling("exaone_moe", "ExaoneMoeMLP", "ExaoneMoeSparseMoEBlock")
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,10 @@ import pytest
 
 from fastmoe_cfg.config.errors import ConfigError
 from fastmoe_cfg.hf import convert
-from tests.hf.families.deepseek_like import HIDDEN, assert_counts, published, small_block
+from tests.hf.families.deepseek_like import HIDDEN, assert_counts, modeling, published, small_block
 from tests.hf.parity import IMPLEMENTATIONS, TOKENS, check_block, check_export, transformers
 
-from transformers.models.glm4_moe.modeling_glm4_moe import Glm4MoeMLP, Glm4MoeMoE  # noqa: E402
+Glm4MoeMLP, Glm4MoeMoE = modeling("glm4_moe", "Glm4MoeMLP", "Glm4MoeMoE")
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,10 @@ import pytest
 
 from fastmoe_cfg.config.errors import ConfigError
 from fastmoe_cfg.hf import convert
-from tests.hf.families.deepseek_like import HIDDEN, assert_counts, published, small_block
+from tests.hf.families.deepseek_like import HIDDEN, assert_counts, modeling, published, small_block
 from tests.hf.parity import IMPLEMENTATIONS, TOKENS, check_block, check_export, transformers
 
-from transformers.models.glm4_moe_lite.modeling_glm4_moe_lite import Glm4MoeLiteMLP, Glm4MoeLiteMoE  # noqa: E402
+Glm4MoeLiteMLP, Glm4MoeLiteMoE = modeling("glm4_moe_lite", "Glm4MoeLiteMLP", "Glm4MoeLiteMoE")
 
 
 @pytest.fixture(scope="module")

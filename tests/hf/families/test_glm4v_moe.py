@@ -6,10 +6,10 @@ import pytest
 
 from fastmoe_cfg.config.errors import ConfigError
 from fastmoe_cfg.hf import convert
-from tests.hf.families.deepseek_like import HIDDEN, assert_counts, published, small_block
+from tests.hf.families.deepseek_like import HIDDEN, assert_counts, modeling, published, small_block
 from tests.hf.parity import IMPLEMENTATIONS, TOKENS, check_block, check_export, transformers
 
-from transformers.models.glm4v_moe.modeling_glm4v_moe import Glm4vMoeTextMLP, Glm4vMoeTextMoE  # noqa: E402
+Glm4vMoeTextMLP, Glm4vMoeTextMoE = modeling("glm4v_moe", "Glm4vMoeTextMLP", "Glm4vMoeTextMoE")
 
 
 @pytest.fixture(scope="module")

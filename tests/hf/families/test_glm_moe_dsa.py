@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from fastmoe_cfg.hf import convert
-from tests.hf.families.deepseek_like import HIDDEN, assert_counts, published, small_block
+from tests.hf.families.deepseek_like import HIDDEN, assert_counts, modeling, published, small_block
 from tests.hf.parity import IMPLEMENTATIONS, TOKENS, check_block, check_export, transformers
 
-from transformers.models.glm_moe_dsa.modeling_glm_moe_dsa import GlmMoeDsaMLP, GlmMoeDsaMoE  # noqa: E402
+GlmMoeDsaMLP, GlmMoeDsaMoE = modeling("glm_moe_dsa", "GlmMoeDsaMLP", "GlmMoeDsaMoE")
 
 
 @pytest.fixture(scope="module")
