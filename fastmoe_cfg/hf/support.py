@@ -32,6 +32,10 @@ MOE_MODULES = (
 # module -> why it does not convert: the feature of its MoE block that the schema lacks (or why it is not a model
 # whose MLP this package describes).
 REFUSED: dict[str, str] = {
+    "deepseek_v4": (
+        "DeepseekV4SparseMoeBlock scores with scoring_func sqrtsoftplus (sqrt(softplus(logits))), routes its first hash_moe "
+        "layers by a token-id table, and clamps its SwiGLU: none of the three is ours."
+    ),
     "ernie4_5_vl_moe": (
         "Ernie4_5_VLMoeMoeBlock sends text and image tokens (by moe_mm_token_type_ids) to two separate expert sets, "
         "text_moe and vision_moe, each with its own router: our layer has one router."
@@ -67,6 +71,10 @@ REFUSED: dict[str, str] = {
     "kolibri1": (
         "Kolibri1SparseMoeBlock picks the top-k of the router logits + e_score_correction_bias and weights by the "
         "sigmoid of the unbiased logits: our correction bias acts on the scores, or on the weights too."
+    ),
+    "longcat_flash": (
+        "LongcatFlashExperts adds zero_expert_num identity (zero-computation) experts that the router chooses and weighs; "
+        "our experts are all MLPs."
     ),
     "muse_spark": (
         "MuseSparkMoE runs its experts in a projected space (pre_expert_proj to moe_hidden_size, a centered RMSNorm, "
