@@ -186,6 +186,7 @@ def _read_model(hf_config: Any, layer: int | None, moe_only: bool) -> _Model:
         key = "type" if "type" in source.data else "format_version"
         raise ConfigError([*source.problems, source.problem((key,), "value", message=message)])
     outer, known = wrappers(), families()
+    quantization = None
     # Qwen3-Omni: thinker_config, then its text_config; a wrapper that is also a family's model_type (dots3_note) holds
     # its text model at the top level when it has no text_config (or a null one)
     while isinstance(model_type, str) and model_type in outer and (source.data.get(outer[model_type]) is not None or model_type not in known):
@@ -193,8 +194,10 @@ def _read_model(hf_config: Any, layer: int | None, moe_only: bool) -> _Model:
         if not isinstance(source.data.get(text_key), dict):
             problem = source.problem((text_key,) if text_key in source.data else (), "value", message=f"expected a mapping: the text model's config of a {model_type} model")
             raise ConfigError([*source.problems, Problem(problem.message, text_key, problem.file, problem.line, problem.column)])
+        quantization = source.data.get("quantization_config", quantization)  # the checkpoint's, at any level
+        declaring = next(family.name for family in known.values() if model_type in (family.wrappers or {}))
         source = source.select((text_key,))
-        model_type = source.data.get("model_type", f"{model_type}_text")
+        model_type = source.data.get("model_type", declaring)  # a text_config without one: the family that declares the wrapper
     if not isinstance(model_type, str) or model_type not in known:
         names = sorted(known)
         if model_type is None:
@@ -214,6 +217,8 @@ def _read_model(hf_config: Any, layer: int | None, moe_only: bool) -> _Model:
         raise ConfigError([*source.problems, located(source, "num_hidden_layers", message)])
     if moe_only and not family.moe_only:  # a setting with no effect is an error
         raise ValueError(f"moe_only applies to Gemma-4 only, whose feed-forward is a dense MLP and an MoE block; {model_type} has one MLP block")
+    if fields.quantization_config is None and isinstance(quantization, dict):  # a wrapper's, for its text model's weights
+        fields = fields.model_copy(update={"quantization_config": quantization})
     return _Model(source, family, fields, model_type, family.moe_layers(fields), moe_only)
 
 

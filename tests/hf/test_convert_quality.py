@@ -127,3 +127,15 @@ def test_all_layers_totals_are_the_sum_over_transformers_blocks():
     counts = load_text(StackConfig, text).counts(7168)
     assert f"Parameters of the model's MLPs: {counts.total_parameters:,} in all, {counts.active_parameters:,} active per token;" in text
     assert counts.total_parameters == hf_total
+
+
+def test_a_wrapper_text_config_without_model_type_and_a_wrapper_level_quantization():
+    """Kimi-K2.5's text_config without its model_type is read by the family that declares the wrapper (DeepSeek-V3's,
+    not a made-up kimi_k25_text); a quantization_config at the wrapper's level describes the text model's weights."""
+    data = json.loads((ROOT / "tests" / "data" / "hf_families" / "kimi_k25.json").read_text())
+    text = data["text_config"]
+    text.pop("model_type")
+    data["quantization_config"] = text.pop("quantization_config", None) or {"quant_method": "fp8"}
+    conversion = convert(data)
+    assert conversion.family == "deepseek_v3" and conversion.quantization == data["quantization_config"]
+    assert "# The checkpoint's weights are quantized" in conversion_yaml(conversion, "test")
