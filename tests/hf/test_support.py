@@ -44,3 +44,9 @@ def test_the_guide_shows_the_table():
     assert table in guide_source("hugging-face.md")
     assert "| `mixtral` | yes | `mixtral` | `tests/hf/families/test_mixtral.py`" in table
     assert f"{sum(row.supported for row in rows())} of the {len(MOE_MODULES)} modules convert." in table
+
+
+def test_every_published_config_says_where_it_comes_from():
+    folder = ROOT / "tests" / "data" / "hf_families"
+    sources = (folder / "SOURCES.md").read_text()
+    assert [path.name for path in sorted(folder.glob("*.json")) if f"- {path.name}:" not in sources] == []
