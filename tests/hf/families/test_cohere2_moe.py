@@ -26,8 +26,8 @@ from tests.hf.parity import (
 Cohere2MoeSparseMoeBlock, Cohere2MoeMLP = modeling("cohere2_moe", "Cohere2MoeSparseMoeBlock", "Cohere2MoeMLP")
 
 VARIANTS = {
-    "softmax": dict(expert_selection_fn="softmax", num_shared_experts=2, shared_expert_combination_strategy="sum"),
-    "sigmoid": dict(expert_selection_fn="sigmoid", norm_topk_prob=True),
+    "softmax": {"expert_selection_fn": "softmax", "num_shared_experts": 2, "shared_expert_combination_strategy": "sum"},
+    "sigmoid": {"expert_selection_fn": "sigmoid", "norm_topk_prob": True},
 }
 
 
