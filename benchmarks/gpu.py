@@ -149,7 +149,6 @@ def dense_peak(torch, device, dtype, sizes) -> dict[str, object]:
         b = torch.randn(size, size, device=device, dtype=dtype)
         milliseconds = elapsed_ms(torch, device, lambda: torch.mm(a, b), 20)
         results[size] = 2 * size**3 / milliseconds / 1e9
-        del a, b
     best = max(results, key=results.get)
     return {"tflops": results[best], "size": best, "by_size": results}
 
