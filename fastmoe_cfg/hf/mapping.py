@@ -378,7 +378,7 @@ def stack_data(conversions: list[Conversion]) -> tuple[dict[str, Any], dict[Any,
     data: dict[str, Any] = {"type": "stack", "format_version": FORMAT_VERSION, "layers": layers}
     if moe:
         data.update(_placement(layers, moe))
-    comments: dict[Any, str] = {"format_version": "the config format version, not from HF", "layers": "num_hidden_layers"}
+    comments: dict[Any, str] = {"format_version": "the config format version, not from HF", "layers": "the decoder layers with an MLP block (num_hidden_layers for most families)"}
     for key in ("first_dense", "moe_every", "moe_layers"):
         if key in data:
             comments[key] = f"the MoE layers, as transformers places them ({_ranges(moe)})"
