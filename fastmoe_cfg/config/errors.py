@@ -75,9 +75,14 @@ class ConfigWarning(UserWarning):
     `file:line:col: path: warning: message`.
     """
 
-    def __init__(self, problem: Problem):
-        self.problem = problem
-        super().__init__(render_warning(problem))
+    def __init__(self, problem: Problem | str):
+        # A warning rebuilt from its text (copied, unpickled: pytest-xdist sends warnings between processes) is a
+        # problem with that message and no location.
+        self.problem = problem if isinstance(problem, Problem) else Problem(str(problem))
+        super().__init__(render_warning(problem) if isinstance(problem, Problem) else str(problem))
+
+    def __reduce__(self):
+        return (type(self), (self.problem,))
 
 
 def render_warning(problem: Problem) -> str:

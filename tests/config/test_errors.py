@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fastmoe_cfg.config.errors import ConfigError
+from fastmoe_cfg.config.errors import ConfigError, Problem
 from fastmoe_cfg.schemas import MoEMLPConfig, NormalizationConfig
 from tests.conftest import errors_of
 
@@ -447,3 +447,16 @@ HINTS = {
 @pytest.mark.parametrize("text, expected", list(HINTS.values()), ids=list(HINTS))
 def test_hints(text: str, expected: str) -> None:
     assert errors_of(text) == expected
+
+
+def test_a_config_warning_survives_pickling_and_a_text_only_copy():
+    """pytest-xdist sends warnings between processes: a ConfigWarning keeps its problem through pickle, and one
+    rebuilt from its text alone is a problem with that message."""
+    import pickle
+
+    from fastmoe_cfg.config.errors import ConfigWarning
+
+    warning = ConfigWarning(Problem("changed meaning", "router_dtype", "moe.yaml", 3, 1))
+    copy = pickle.loads(pickle.dumps(warning))
+    assert copy.problem == warning.problem and str(copy) == str(warning) == "moe.yaml:3:1: router_dtype: warning: changed meaning"
+    assert ConfigWarning("text").problem == Problem("text")
