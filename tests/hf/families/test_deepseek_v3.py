@@ -1,5 +1,5 @@
-"""Kimi-K2 (`kimi_k2`, read as DeepSeek-V3: parity against `DeepseekV3MoE`) and Kimi-K2.5 (`kimi_k25`, its text
-model under `text_config`). DeepSeek-V3 itself: tests/hf/test_import.py."""
+"""DeepSeek-V3 (`DeepseekV3MoE`; its small block's builder: tests/hf/test_import.py), Kimi-K2 (`kimi_k2`, read as
+DeepSeek-V3: parity against `DeepseekV3MoE`) and Kimi-K2.5 (`kimi_k25`, its text model under `text_config`)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,20 @@ KIMI_SMALL = {
     "num_experts_per_tok": 4, "n_group": 1, "topk_group": 1, "routed_scaling_factor": 2.827, "norm_topk_prob": True,
     "first_k_dense_replace": 1, "num_hidden_layers": 2,
 }
+
+
+@pytest.mark.parametrize("tokens", TOKENS)
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_deepseek_v3_block_equals_hugging_face(implementation, tokens):
+    from tests.hf.test_import import deepseek_v3
+
+    check_block(deepseek_v3(), implementation, tokens)
+
+
+def test_deepseek_v3_export_is_the_hf_state_dict():
+    from tests.hf.test_import import deepseek_v3
+
+    check_export(deepseek_v3())
 
 
 @pytest.fixture(scope="module")
