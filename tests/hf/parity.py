@@ -12,6 +12,8 @@ A family's test (tests/hf/families/test_<family>.py) builds a `Family` and calls
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass
 from typing import Callable
 
@@ -95,11 +97,18 @@ def check_block(family: Family, implementation: str, tokens: int) -> None:
     ours = layer(x_ours)
     theirs = family.forward(family.block, x_hf)
     assert isinstance(ours, torch.Tensor) and ours.shape == x.shape
-    assert relative_error(ours, theirs) <= 1e-5
+    output_error = relative_error(ours, theirs)
+    assert output_error <= 1e-5
     grad = torch.randn_like(ours)
     (ours * grad).sum().backward()
     (theirs * grad).sum().backward()
-    assert relative_error(x_ours.grad, x_hf.grad) <= 1e-4
+    gradient_error = relative_error(x_ours.grad, x_hf.grad)
+    assert gradient_error <= 1e-4
+    report = os.environ.get("FASTMOE_PARITY_REPORT")  # a file: one JSON line per comparison, for the family table
+    if report:
+        with open(report, "a", encoding="utf-8") as stream:
+            stream.write(json.dumps({"family": family.name, "implementation": implementation, "tokens": tokens,
+                                     "output": output_error, "gradient": gradient_error}) + "\n")
 
     with torch.no_grad():
         experts_TK = layer.route(x.reshape(-1, HIDDEN)).experts_TK
