@@ -308,3 +308,31 @@ def test_convert_writes_a_file_that_validates(tmp_path: Path) -> None:
     assert runner.invoke(app, ["convert", "--from-hf", str(HF_CONFIGS / "deepseek_v3.json"), "-o", str(out)]).exit_code == 2
     assert runner.invoke(app, ["convert", "--from-hf", str(HF_CONFIGS / "deepseek_v3.json"), "-o", str(out), "--force"]).exit_code == 0
     assert isinstance(load_config(out), MoEMLPConfig)
+
+
+@pytest.mark.parametrize(
+    "name, module, block_class",
+    [
+        ("mixtral_8x7b", "mixtral", "MixtralSparseMoeBlock"),
+        ("qwen2_57b_a14b", "qwen2_moe", "Qwen2MoeSparseMoeBlock"),
+        ("qwen3_30b_a3b", "qwen3_moe", "Qwen3MoeSparseMoeBlock"),
+        ("olmoe_1b_7b", "olmoe", "OlmoeSparseMoeBlock"),
+        ("deepseek_v3", "deepseek_v3", "DeepseekV3MoE"),
+        ("gpt_oss_20b", "gpt_oss", "GptOssMLP"),
+    ],
+)
+def test_each_published_moe_layer_counts_as_transformers_block(name: str, module: str, block_class: str) -> None:
+    """Our per-layer total at the published size equals the parameters of transformers' block built on the meta device
+    (Gemma-4's feed-forward: tests/layers/test_hybrid.py)."""
+    import importlib
+
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from fastmoe_cfg.schemas.counts import count_layer
+
+    data = hf_config(name)
+    config = transformers.AutoConfig.for_model(**data)
+    with torch.device("meta"):
+        block = getattr(importlib.import_module(f"transformers.models.{module}.modeling_{module}"), block_class)(config)
+    ours, hidden = config_from_hf(data)
+    assert count_layer(ours, hidden).total_parameters == sum(parameter.numel() for parameter in block.parameters())
