@@ -21,3 +21,14 @@ def errors_of(text: str, *, file: str = "moe.yaml", key: str | None = None, over
 
 def load(text: str, **kwargs):
     return load_text(MLPBaseConfig, textwrap.dedent(text), file="moe.yaml", **kwargs)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module of tiny-tensor tests: a second thread mostly waits (and on a busy 2-core machine
+    for long). Use with `pytestmark = pytest.mark.usefixtures("one_thread")`."""
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -23,13 +23,7 @@ TINY = ["--hidden-size", "16", "--tokens", "32", "--repeats", "1", "--warmup", "
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny matrices: a second thread mostly waits, and on a busy machine for long.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def bench_cli(*args: str):

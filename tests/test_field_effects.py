@@ -103,13 +103,7 @@ NOT_AUDITED = {"type", "format_version"}
 SAME_RESULTS = {name for name in MoEMLPConfig.model_fields if MoEMLPConfig.field_tier(name) in (Tier.performance, Tier.expert)}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny tensors: one thread is ten times faster than several competing for 2 cores.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def test_every_field_is_audited() -> None:

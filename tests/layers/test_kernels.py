@@ -45,13 +45,7 @@ HIDDEN = 16
 LIMIT = 0.7  # gpt_oss_glu's clamp, low enough for some values of N(0, 1) inputs to be clamped
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny tensors: one thread is faster than two competing for 2 cores.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def assert_close(actual, expected, what):

@@ -1,4 +1,4 @@
-"""The family parity tests run on tiny matrices: one torch thread (as tests/test_field_effects.py), since on a busy
+"""The family parity tests run on tiny matrices: one torch thread (tests/conftest.py's `one_thread`), since on a busy
 2-core machine a second thread mostly waits (DeepSeek-V2's tests: 18 s with two threads under load, 2 s with one)."""
 
 from __future__ import annotations
@@ -7,9 +7,5 @@ import pytest
 
 
 @pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    torch = pytest.importorskip("torch")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread_per_module(one_thread):
     yield
-    torch.set_num_threads(threads)
